@@ -75,20 +75,22 @@ fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
 
 /// Schema details where the derived schema is stricter than Velero's.
 fn walk(schema: &mut JSONSchemaProps) {
+    // Fields that deserialize to a Rust default get a derived `default`; Velero's CRDs have none,
+    // and the API server would write those values into every stored object.
+    schema.default = None;
     // An `Option<enum>` derives `null` as an enum member; Velero's enums list only real values.
     if let Some(values) = schema.enum_.as_mut() {
         values.retain(|v| !v.0.is_null());
     }
     // Object references (SecretKeySelector) treat `name` as optional, as Kubernetes itself does.
-    if let (Some(props), Some(required)) = (schema.properties.as_ref(), schema.required.as_mut()) {
-        if props.contains_key("key") && props.contains_key("name") {
-            required.retain(|r| r != "name");
-        }
+    if let (Some(props), Some(required)) = (schema.properties.as_ref(), schema.required.as_mut())
+        && props.contains_key("key")
+        && props.contains_key("name")
+    {
+        required.retain(|r| r != "name");
     }
-    if let Some(required) = &schema.required {
-        if required.is_empty() {
-            schema.required = None;
-        }
+    if schema.required.as_ref().is_some_and(Vec::is_empty) {
+        schema.required = None;
     }
     for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
         walk(child);

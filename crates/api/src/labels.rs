@@ -80,5 +80,12 @@ mod tests {
         // sha256("a" x 64) starts with ffe054...
         assert_eq!(&got[57..], "ffe054");
         assert_ne!(valid_label_value(&"a".repeat(65)), got);
+        // A data-upload operation ID (du-<backup uid>.<pvc uid>) is the common long case.
+        assert_eq!(
+            valid_label_value(
+                "du-0c2b0ec8-6b33-4c34-b1cf-a5aa9d6d94e1.3ab0d9a7-c2a2-4a2c-9aa3-1f6ab3d5c0b9"
+            ),
+            "du-0c2b0ec8-6b33-4c34-b1cf-a5aa9d6d94e1.3ab0d9a7-c2a2-4a2f3bc66"
+        );
     }
 }

@@ -5,6 +5,10 @@
 //! value: a Backup serialized here reads the same in Velero, and a manifest written for Velero reads
 //! the same here.
 
+// kube-derive's `printcolumn(name = .., type_ = ..)` repeats keys across columns, which this lint
+// mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod crd;
 mod duration;
 pub mod labels;

@@ -1,0 +1,4 @@
+pub mod completion;
+pub mod install;
+pub mod uninstall;
+pub mod version;

@@ -1,0 +1,80 @@
+//! `velero`: Velero's command line, rebuilt in Rust.
+
+mod client;
+mod commands;
+mod flags;
+mod output;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::client::GlobalArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "velero",
+    about = "Back up and restore Kubernetes cluster resources.",
+    long_about = "Velero is a tool for managing disaster recovery, specifically for Kubernetes\ncluster resources. It provides a simple, configurable, and operationally robust\nway to back up your application state and associated data.\n\nThis is velero-rs, a compatible reimplementation in Rust.",
+    disable_version_flag = true
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the velero version and associated image
+    Version(commands::version::VersionArgs),
+    /// Generate completion script
+    Completion(commands::completion::CompletionArgs),
+    /// Install Velero
+    Install(Box<commands::install::InstallArgs>),
+    /// Uninstall Velero
+    Uninstall(commands::uninstall::UninstallArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VELERO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("An error occurred: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Version(args) => commands::version::run(&cli.global, args).await,
+            Command::Completion(args) => commands::completion::run(args, &mut Cli::command()),
+            Command::Install(args) => commands::install::run(&cli.global, *args).await,
+            Command::Uninstall(args) => commands::uninstall::run(&cli.global, args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Velero's CLI reports every failure this way; keep the chain so the cause is visible.
+            eprintln!("An error occurred: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

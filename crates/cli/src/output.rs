@@ -1,0 +1,34 @@
+//! `-o json|yaml` printing, shared by every command that prints objects.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+pub fn print(value: &Value, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, value).context("writing JSON")?;
+            writeln!(out)?;
+        }
+        Format::Yaml => {
+            let text = serde_saphyr::to_string(value).context("writing YAML")?;
+            out.write_all(text.as_bytes())?;
+            if !text.ends_with('\n') {
+                writeln!(out)?;
+            }
+        }
+        Format::Table => {
+            anyhow::bail!("table output is not available for this command; use -o yaml or -o json")
+        }
+    }
+    Ok(())
+}

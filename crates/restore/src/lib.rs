@@ -1,0 +1,5 @@
+//! The restore engine (issue 4): reads a backup tarball as a stream and recreates its items in
+//! dependency order, with Velero's selection, transformation and existing-resource rules.
+//!
+//! It depends on `velero-api`, `velero-archive` and `velero-storage`, and is driven by
+//! `velero-controllers`. Nothing is implemented here yet.
