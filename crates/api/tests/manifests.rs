@@ -1,40 +1,14 @@
 //! Manifests written for Velero read here unchanged, and what we write back says the same thing.
 
-use std::path::PathBuf;
-
 use serde_json::{Value, json};
 use velero_api::manifest::VeleroObject;
 use velero_api::{Duration, v1};
+use velero_test_harness::manifests::{prune_nulls, sample_manifests};
 
 fn manifests() -> Vec<(String, Value)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/manifests");
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("manifest dir") {
-        let path = entry.expect("dir entry").path();
-        let text = std::fs::read_to_string(&path).expect("readable manifest");
-        let value: Value = serde_saphyr::from_str(&text).expect("valid YAML");
-        out.push((
-            path.file_name().unwrap().to_string_lossy().into_owned(),
-            value,
-        ));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    let out = sample_manifests().expect("sample manifests");
     assert!(out.len() >= 13, "one manifest per kind at least");
     out
-}
-
-/// Nulls mean "unset" in Velero's Go types: drop them before comparing.
-fn prune_nulls(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), prune_nulls(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(prune_nulls).collect()),
-        other => other.clone(),
-    }
 }
 
 /// Field-by-field equality, where two durations are equal if Go would parse them to the same value

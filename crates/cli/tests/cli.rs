@@ -315,3 +315,79 @@ async fn install_applies_in_one_step_and_is_idempotent() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `--wait` returns once the server Deployment is available. The harness has no kubelet, so the
+/// test plays its part: it marks the server pod Running and Ready, as a node would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_wait_returns_when_the_deployment_is_ready() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams, Patch, PatchParams};
+
+    let cp = ControlPlane::start().await?;
+    let client = cp.client().await?;
+    let kubeconfig = cp.kubeconfig_path().to_str().unwrap().to_string();
+    let mut install = velero()
+        .args([
+            "install",
+            "--provider",
+            "aws",
+            "--bucket",
+            "velero",
+            "--no-secret",
+            "--use-volume-snapshots=false",
+            "--wait",
+            "--wait-timeout=90s",
+            "--kubeconfig",
+            &kubeconfig,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+
+    let pods: Api<Pod> = Api::namespaced(client, "velero");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let pod = loop {
+        assert!(
+            install.try_wait()?.is_none(),
+            "install returned before its pod was ready"
+        );
+        let listed = pods
+            .list(&ListParams::default().labels("deploy=velero"))
+            .await;
+        if let Some(pod) = listed.ok().and_then(|l| l.items.into_iter().next()) {
+            break pod;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no velero pod was created"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    let name = pod.metadata.name.clone().unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(
+        install.try_wait()?.is_none(),
+        "install must wait while the pod is Pending"
+    );
+
+    let now = "2026-01-01T00:00:00Z";
+    let status = serde_json::json!({ "status": {
+        "phase": "Running",
+        "conditions": [
+            { "type": "Ready", "status": "True", "lastTransitionTime": now },
+            { "type": "ContainersReady", "status": "True", "lastTransitionTime": now },
+        ],
+    }});
+    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
+
+    let out = tokio::task::spawn_blocking(move || install.wait_with_output()).await??;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("Waiting for Velero deployment to be ready."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Velero is installed!"), "{stdout}");
+    Ok(())
+}

@@ -1,7 +1,6 @@
 //! Install against a real kube-apiserver: the CRDs are accepted and established, Velero manifests
 //! round-trip through them, applying twice changes nothing, and uninstall removes everything.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -14,34 +13,7 @@ use serde_json::{Value, json};
 use velero_api::manifest::VeleroObject;
 use velero_install::{Change, InstallOptions};
 use velero_test_harness::ControlPlane;
-
-fn sample_manifests() -> Vec<(String, Value)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../api/tests/manifests");
-    let mut out: Vec<(String, Value)> = std::fs::read_dir(&dir)
-        .expect("sample manifests")
-        .map(|e| {
-            let path = e.expect("entry").path();
-            let text = std::fs::read_to_string(&path).expect("readable");
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, serde_saphyr::from_str(&text).expect("YAML"))
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
-fn prune_nulls(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), prune_nulls(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(prune_nulls).collect()),
-        other => other.clone(),
-    }
-}
+use velero_test_harness::manifests::{prune_nulls, sample_manifests};
 
 async fn dynamic_api(client: &kube::Client, object: &Value) -> Api<DynamicObject> {
     let (group, version) = object["apiVersion"]
@@ -104,7 +76,7 @@ async fn crds_are_established_and_velero_manifests_round_trip() -> anyhow::Resul
         )
         .await?;
 
-    for (file, manifest) in sample_manifests() {
+    for (file, manifest) in sample_manifests()? {
         let api = dynamic_api(&client, &manifest).await;
         let object: DynamicObject = serde_json::from_value(manifest.clone())?;
         api.create(&PostParams::default(), &object)

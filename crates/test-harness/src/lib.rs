@@ -20,6 +20,7 @@
 //! ```
 
 mod control_plane;
+pub mod manifests;
 mod process;
 mod s3;
 
