@@ -4,7 +4,12 @@
 //! This crate owns the entry names, so the writer (backup engine) and the reader (restore engine)
 //! cannot disagree about them.
 
+mod reader;
+mod writer;
+
+pub use reader::{ArchiveError, read_all};
 pub use velero_api::BACKUP_FORMAT_VERSION as FORMAT_VERSION;
+pub use writer::TarballWriter;
 
 /// Entry holding the format version; Velero writes it first.
 pub const VERSION_ENTRY: &str = "metadata/version";

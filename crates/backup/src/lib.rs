@@ -1,5 +1,10 @@
-//! The backup engine (issue 3): discovery with preferred versions, Velero's filters, additional
-//! items, and the streamed tarball written to a backup storage location.
+//! The backup engine: discovery with preferred versions, Velero's filters, additional items, and
+//! the streamed tarball written to a backup storage location.
 //!
 //! It depends on `velero-api`, `velero-archive` and `velero-storage`, and is driven by
-//! `velero-controllers`. Nothing is implemented here yet.
+//! `velero-controllers`.
+
+pub mod api;
+pub mod discovery;
+pub mod engine;
+pub mod log;

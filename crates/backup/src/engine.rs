@@ -1,0 +1,703 @@
+//! Runs one backup: lists every selected type concurrently, page by page, and streams each item
+//! into the tarball as soon as it arrives, so memory stays bounded by a few pages however large the
+//! cluster is.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::io::AsyncWrite;
+use tokio::sync::mpsc;
+use velero_archive::{ItemPath, TarballWriter};
+
+use crate::api::ApiReader;
+use crate::discovery::{DiscoveredResource, Discovery};
+use crate::log::{BackupLog, BackupResults, Context};
+
+/// What the backup selects; built from the Backup's spec by [`crate::selection`].
+pub trait Selection: Send + Sync {
+    /// Whether items of this type are listed at all.
+    fn include_type(&self, resource: &DiscoveredResource) -> bool;
+    /// Namespaces to list namespaced types in; `None` means all namespaces in one list call.
+    fn namespace_scopes(&self) -> Vec<Option<String>>;
+    /// Whether a namespaced item in `namespace` belongs to the backup.
+    fn include_namespace(&self, namespace: &str) -> bool;
+    /// Label selectors to list with, as query strings; one list per entry (OR-selectors).
+    /// `[None]` lists without a selector.
+    fn label_selectors(&self) -> Vec<Option<String>>;
+    /// Whether an additional item of this type must be left out.
+    fn exclude_additional(&self, resource: &DiscoveredResource) -> bool;
+    /// Whether the Namespace object itself is backed up (Velero's namespace tracker).
+    fn keep_namespace(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        has_items: bool,
+    ) -> bool;
+    /// `--ordered-resources` names (`ns/name` or `name`) for this type, if any.
+    fn item_order(&self, resource: &DiscoveredResource) -> Option<Vec<String>>;
+    /// Whether CRDs are named in the filters; if not, the CRD of every backed-up custom resource
+    /// type is added.
+    fn crds_named_in_filters(&self) -> bool;
+    /// Included namespace names that must exist (literal entries of the include list).
+    fn required_namespaces(&self) -> Vec<String>;
+}
+
+pub struct BackupParams {
+    /// Namespace and name of the Backup object (for the log).
+    pub backup_namespace: String,
+    pub backup_name: String,
+    /// How many list streams run at once.
+    pub concurrency: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub total_items: u64,
+    pub items_backed_up: u64,
+}
+
+pub struct BackupOutcome {
+    pub items_backed_up: u64,
+    /// `"<apiVersion>/<Kind>"` → sorted `ns/name` or `name` (`<backup>-resource-list.json.gz`).
+    pub resource_list: BTreeMap<String, Vec<String>>,
+    pub log_gz: Vec<u8>,
+    pub results: BackupResults,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("writing the backup tarball: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("listing namespaces: {0}")]
+    Namespaces(#[source] kube::Error),
+}
+
+/// One object on its way into the tarball.
+struct Item {
+    group_resource: String,
+    version: String,
+    namespace: Option<String>,
+    name: String,
+    type_key: String,
+    json: Vec<u8>,
+}
+
+type Key = (String, String, String);
+
+struct Shared<'a> {
+    reader: &'a ApiReader,
+    discovery: &'a Discovery,
+    selection: &'a dyn Selection,
+    seen: Mutex<HashSet<Key>>,
+    namespaces_with_items: Mutex<BTreeSet<String>>,
+    log: Mutex<BackupLog>,
+    // Taken when collection ends, which closes the channel and lets the writer finish.
+    tx: Mutex<Option<mpsc::Sender<Item>>>,
+    listed: std::sync::atomic::AtomicU64,
+    // ClusterRoleBindings, listed once on the first ServiceAccount.
+    bindings: tokio::sync::OnceCell<Vec<Value>>,
+}
+
+fn meta<'v>(item: &'v Value, field: &str) -> Option<&'v str> {
+    item.get("metadata")?.get(field)?.as_str()
+}
+
+fn labels(item: &Value) -> BTreeMap<String, String> {
+    item.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Shared<'_> {
+    fn log_info(&self, msg: &str, ctx: Context<'_>) {
+        if let Ok(mut log) = self.log.lock() {
+            log.info(msg, ctx);
+        }
+    }
+    fn log_warn(&self, msg: &str, ctx: Context<'_>) {
+        if let Ok(mut log) = self.log.lock() {
+            log.warn(msg, ctx);
+        }
+    }
+    fn log_error(&self, msg: &str, err: &str, ctx: Context<'_>) {
+        if let Ok(mut log) = self.log.lock() {
+            log.error(msg, err, ctx);
+        }
+    }
+
+    /// Backs up one object (and what it brings along). `additional` items skip the label selector
+    /// but not the namespace filter or the exclude label, as in Velero.
+    async fn back_up(
+        &self,
+        resource: &DiscoveredResource,
+        mut item: Value,
+    ) -> Result<(), BackupError> {
+        let Some(name) = meta(&item, "name").map(str::to_string) else {
+            return Ok(());
+        };
+        let namespace = if resource.namespaced {
+            meta(&item, "namespace").map(str::to_string)
+        } else {
+            None
+        };
+        let gr = resource.group_resource();
+        let ctx = Context {
+            namespace: namespace.as_deref(),
+            resource: Some(&gr),
+            name: Some(&name),
+        };
+        if labels(&item)
+            .get(velero_api::labels::EXCLUDE_FROM_BACKUP)
+            .map(String::as_str)
+            == Some("true")
+        {
+            self.log_info(
+                "Skipping item because it has the velero.io/exclude-from-backup=true label",
+                ctx,
+            );
+            return Ok(());
+        }
+        if let Some(ns) = &namespace {
+            if !self.selection.include_namespace(ns) {
+                return Ok(());
+            }
+        }
+        if item
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|v| !v.is_null())
+        {
+            self.log_info("Skipping item because it's being deleted.", ctx);
+            return Ok(());
+        }
+        let key = (
+            gr.clone(),
+            namespace.clone().unwrap_or_default(),
+            name.clone(),
+        );
+        {
+            let Ok(mut seen) = self.seen.lock() else {
+                return Ok(());
+            };
+            if !seen.insert(key) {
+                return Ok(());
+            }
+        }
+        if let Some(ns) = &namespace {
+            if let Ok(mut with_items) = self.namespaces_with_items.lock() {
+                if !with_items.contains(ns) {
+                    with_items.insert(ns.clone());
+                }
+            }
+        }
+        // List responses leave out each item's apiVersion and kind; Velero's files carry them.
+        if let Some(obj) = item.as_object_mut() {
+            obj.insert("apiVersion".into(), Value::String(resource.api_version()));
+            obj.insert("kind".into(), Value::String(resource.kind.clone()));
+        }
+        let additional = self.additional_items(resource, &item).await;
+        let json = serde_json::to_vec(&item).unwrap_or_default();
+        let type_key = format!("{}/{}", resource.api_version(), resource.kind);
+        self.log_info("Backing up item", ctx);
+        let Some(tx) = self.tx.lock().ok().and_then(|t| t.clone()) else {
+            return Ok(());
+        };
+        let sent = tx
+            .send(Item {
+                group_resource: gr,
+                version: resource.version.clone(),
+                namespace,
+                name,
+                type_key,
+                json,
+            })
+            .await;
+        if sent.is_err() {
+            // The writer stopped; its error is reported when it is joined.
+            return Ok(());
+        }
+        for (dr, ns, name) in additional {
+            Box::pin(self.back_up_additional(&dr, ns.as_deref(), &name)).await?;
+        }
+        Ok(())
+    }
+
+    async fn back_up_additional(
+        &self,
+        resource: &DiscoveredResource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(), BackupError> {
+        let gr = resource.group_resource();
+        if self.selection.exclude_additional(resource) {
+            return Ok(());
+        }
+        if let Some(ns) = namespace {
+            if !self.selection.include_namespace(ns) {
+                return Ok(());
+            }
+        }
+        let key = (
+            gr.clone(),
+            namespace.unwrap_or_default().to_string(),
+            name.to_string(),
+        );
+        if self.seen.lock().map(|s| s.contains(&key)).unwrap_or(true) {
+            return Ok(());
+        }
+        let ctx = Context {
+            namespace,
+            resource: Some(&gr),
+            name: Some(name),
+        };
+        match self
+            .reader
+            .get_opt(&resource.object_path(namespace, name))
+            .await
+        {
+            Ok(Some(item)) => self.back_up(resource, item).await,
+            Ok(None) => {
+                self.log_warn(
+                    "Additional item was not found in Kubernetes API, can't back it up",
+                    ctx,
+                );
+                Ok(())
+            }
+            Err(e) => {
+                self.log_error("Error getting additional item", &e.to_string(), ctx);
+                Ok(())
+            }
+        }
+    }
+
+    /// Velero's built-in item actions: a pod brings its claims and PriorityClass, a claim its
+    /// volume, a ServiceAccount the ClusterRoleBindings naming it and their ClusterRoles.
+    async fn additional_items(
+        &self,
+        resource: &DiscoveredResource,
+        item: &Value,
+    ) -> Vec<(DiscoveredResource, Option<String>, String)> {
+        let mut out = Vec::new();
+        let namespace = meta(item, "namespace").map(str::to_string);
+        let mut push = |gr: &str, ns: Option<String>, name: &str| {
+            if let Some(dr) = self.discovery.by_group_resource(gr) {
+                if !name.is_empty() {
+                    out.push((dr.clone(), ns, name.to_string()));
+                }
+            }
+        };
+        match (resource.group.as_str(), resource.resource.as_str()) {
+            ("", "pods") => {
+                for volume in item
+                    .pointer("/spec/volumes")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(claim) = volume
+                        .pointer("/persistentVolumeClaim/claimName")
+                        .and_then(Value::as_str)
+                    {
+                        push("persistentvolumeclaims", namespace.clone(), claim);
+                    }
+                }
+                if let Some(class) = item
+                    .pointer("/spec/priorityClassName")
+                    .and_then(Value::as_str)
+                {
+                    push("priorityclasses.scheduling.k8s.io", None, class);
+                }
+            }
+            ("", "persistentvolumeclaims") => {
+                if let Some(volume) = item.pointer("/spec/volumeName").and_then(Value::as_str) {
+                    push("persistentvolumes", None, volume);
+                }
+            }
+            ("", "serviceaccounts") => {
+                let name = meta(item, "name").unwrap_or_default().to_string();
+                for binding in self.cluster_role_bindings().await {
+                    let names_sa = binding
+                        .get("subjects")
+                        .and_then(Value::as_array)
+                        .is_some_and(|subjects| {
+                            subjects.iter().any(|s| {
+                                s.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
+                                    && s.get("name").and_then(Value::as_str) == Some(name.as_str())
+                                    && s.get("namespace").and_then(Value::as_str)
+                                        == namespace.as_deref()
+                            })
+                        });
+                    if names_sa {
+                        push(
+                            "clusterrolebindings.rbac.authorization.k8s.io",
+                            None,
+                            meta(binding, "name").unwrap_or_default(),
+                        );
+                        if binding.pointer("/roleRef/kind").and_then(Value::as_str)
+                            == Some("ClusterRole")
+                        {
+                            let role = binding
+                                .pointer("/roleRef/name")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default();
+                            push("clusterroles.rbac.authorization.k8s.io", None, role);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    async fn cluster_role_bindings(&self) -> &Vec<Value> {
+        self.bindings
+            .get_or_init(|| async {
+                let Some(dr) = self
+                    .discovery
+                    .by_group_resource("clusterrolebindings.rbac.authorization.k8s.io")
+                else {
+                    return Vec::new();
+                };
+                match self.reader.list_all(&dr.list_path(None)).await {
+                    Ok(all) => all,
+                    Err(e) => {
+                        self.log_error(
+                            "Error listing ClusterRoleBindings for ServiceAccounts",
+                            &e.to_string(),
+                            Context::default(),
+                        );
+                        Vec::new()
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Lists one type in one scope with one selector and backs every item up.
+    async fn list_and_back_up(
+        &self,
+        resource: &DiscoveredResource,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<(), BackupError> {
+        let gr = resource.group_resource();
+        let order = self.selection.item_order(resource);
+        let mut buffered: Vec<Value> = Vec::new();
+        let path = resource.list_path(namespace);
+        let mut pager = self.reader.pages(&path, selector);
+        loop {
+            let page = match pager.next_page().await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(e) => {
+                    let ctx = Context {
+                        namespace,
+                        resource: Some(&gr),
+                        name: None,
+                    };
+                    self.log_error("Error listing items", &e.to_string(), ctx);
+                    return Ok(());
+                }
+            };
+            self.listed
+                .fetch_add(page.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            if order.is_some() {
+                buffered.extend(page);
+                continue;
+            }
+            for item in page {
+                self.back_up(resource, item).await?;
+            }
+        }
+        if let Some(order) = order {
+            for item in order_items(buffered, &order, resource.namespaced) {
+                self.back_up(resource, item).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `--ordered-resources`: the named items first, in the given order, then the rest as listed.
+fn order_items(items: Vec<Value>, order: &[String], namespaced: bool) -> Vec<Value> {
+    let key = |item: &Value| {
+        let name = meta(item, "name").unwrap_or_default();
+        if namespaced {
+            format!("{}/{name}", meta(item, "namespace").unwrap_or_default())
+        } else {
+            name.to_string()
+        }
+    };
+    let mut rest: Vec<Option<Value>> = items.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(rest.len());
+    for wanted in order {
+        if let Some(slot) = rest
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(|i| key(i) == *wanted))
+        {
+            out.extend(slot.take());
+        }
+    }
+    out.extend(rest.into_iter().flatten());
+    out
+}
+
+/// Writes items into the tarball as they come; returns the resource list.
+async fn write_items<W: AsyncWrite + Unpin>(
+    mut writer: TarballWriter<W>,
+    mut rx: mpsc::Receiver<Item>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> std::io::Result<(TarballWriter<W>, BTreeMap<String, BTreeSet<String>>, u64)> {
+    let mut resource_list: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut count = 0u64;
+    while let Some(item) = rx.recv().await {
+        let path = ItemPath {
+            group_resource: &item.group_resource,
+            namespace: item.namespace.as_deref(),
+            name: &item.name,
+        };
+        // Every type is listed at its preferred version, so both copies are written.
+        for entry in path.entries(&item.version, true) {
+            writer.append(&entry, &item.json).await?;
+        }
+        let listed = match &item.namespace {
+            Some(ns) => format!("{ns}/{}", item.name),
+            None => item.name.clone(),
+        };
+        resource_list
+            .entry(item.type_key)
+            .or_default()
+            .insert(listed);
+        count += 1;
+        progress(count);
+    }
+    Ok((writer, resource_list, count))
+}
+
+/// Runs the backup, streaming the tarball into `sink`; returns the outcome and the sink (its
+/// upload completed by [`TarballWriter::finish`]).
+pub async fn run<W: AsyncWrite + Unpin + Send>(
+    reader: &ApiReader,
+    discovery: &Discovery,
+    selection: &dyn Selection,
+    params: &BackupParams,
+    sink: W,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<(BackupOutcome, W), BackupError> {
+    let writer = TarballWriter::new(sink).await.map_err(BackupError::Write)?;
+    let (tx, rx) = mpsc::channel::<Item>(256);
+    let mut log = BackupLog::new(&params.backup_namespace, &params.backup_name);
+    for (group, error) in &discovery.failed_groups {
+        log.warn(
+            &format!("Error discovering resources of {group}: {error}"),
+            Context::default(),
+        );
+    }
+    let shared = Arc::new(Shared {
+        reader,
+        discovery,
+        selection,
+        seen: Mutex::new(HashSet::new()),
+        namespaces_with_items: Mutex::new(BTreeSet::new()),
+        log: Mutex::new(log),
+        tx: Mutex::new(Some(tx)),
+        listed: std::sync::atomic::AtomicU64::new(0),
+        bindings: tokio::sync::OnceCell::new(),
+    });
+
+    let report = |done: u64| {
+        let total = shared
+            .listed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(done);
+        progress(Progress {
+            total_items: total,
+            items_backed_up: done,
+        });
+    };
+    let writing = write_items(writer, rx, &report);
+
+    let collecting = {
+        let shared = shared.clone();
+        async move {
+            let types: Vec<&DiscoveredResource> = discovery
+                .resources
+                .iter()
+                .filter(|r| !(r.group.is_empty() && r.resource == "namespaces"))
+                .filter(|r| selection.include_type(r))
+                .collect();
+            let scopes = selection.namespace_scopes();
+            let selectors = selection.label_selectors();
+            let mut jobs = Vec::new();
+            for r in &types {
+                let namespaces: Vec<Option<String>> = if r.namespaced {
+                    scopes.clone()
+                } else {
+                    vec![None]
+                };
+                for ns in namespaces {
+                    for sel in &selectors {
+                        jobs.push((*r, ns.clone(), sel.clone()));
+                    }
+                }
+            }
+            let results: Vec<Result<(), BackupError>> = futures::stream::iter(jobs)
+                .map(|(r, ns, sel)| {
+                    let shared = &shared;
+                    async move {
+                        shared
+                            .list_and_back_up(r, ns.as_deref(), sel.as_deref())
+                            .await
+                    }
+                })
+                .buffer_unordered(params.concurrency.max(1))
+                .collect()
+                .await;
+            for r in results {
+                r?;
+            }
+            finish_collection(&shared).await?;
+            Ok::<(), BackupError>(())
+        }
+    };
+
+    let (collected, written) = tokio::join!(
+        async {
+            let r = collecting.await;
+            if let Ok(mut tx) = shared.tx.lock() {
+                tx.take();
+            }
+            r
+        },
+        writing
+    );
+    collected?;
+    let shared = Arc::try_unwrap(shared)
+        .map_err(|_| BackupError::Write(std::io::Error::other("backup tasks still running")))?;
+    let (writer, resource_list, count) = written.map_err(BackupError::Write)?;
+    let sink = writer.finish().await.map_err(BackupError::Write)?;
+    let log = shared
+        .log
+        .into_inner()
+        .map_err(|_| BackupError::Write(std::io::Error::other("backup log poisoned")))?;
+    let (log_gz, results) = log.finish();
+    Ok((
+        BackupOutcome {
+            items_backed_up: count,
+            resource_list: resource_list
+                .into_iter()
+                .map(|(k, v)| (k, v.into_iter().collect()))
+                .collect(),
+            log_gz,
+            results,
+        },
+        sink,
+    ))
+}
+
+/// After the lists: the CRDs of backed-up custom resources, the Namespace objects, and the errors
+/// for included namespaces that do not exist.
+async fn finish_collection(shared: &Shared<'_>) -> Result<(), BackupError> {
+    if !shared.selection.crds_named_in_filters() {
+        if let Some(crd_type) = shared
+            .discovery
+            .by_group_resource("customresourcedefinitions.apiextensions.k8s.io")
+        {
+            let backed_up: BTreeSet<String> = shared
+                .seen
+                .lock()
+                .map(|s| s.iter().map(|(gr, _, _)| gr.clone()).collect())
+                .unwrap_or_default();
+            for gr in backed_up.iter().filter(|gr| gr.contains('.')) {
+                match shared.reader.get_opt(&crd_type.object_path(None, gr)).await {
+                    Ok(Some(crd)) => shared.back_up(crd_type, crd).await?,
+                    Ok(None) => {}
+                    Err(e) => shared.log_error(
+                        "Error getting CRD",
+                        &e.to_string(),
+                        Context {
+                            resource: Some(gr),
+                            ..Default::default()
+                        },
+                    ),
+                }
+            }
+        }
+    }
+
+    let Some(ns_type) = shared.discovery.by_group_resource("namespaces") else {
+        return Ok(());
+    };
+    let with_items = shared
+        .namespaces_with_items
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let mut existing = BTreeSet::new();
+    let mut keep = Vec::new();
+    for ns in shared
+        .reader
+        .list_all(&ns_type.list_path(None))
+        .await
+        .map_err(BackupError::Namespaces)?
+    {
+        let name = meta(&ns, "name").unwrap_or_default().to_string();
+        existing.insert(name.clone());
+        if shared
+            .selection
+            .keep_namespace(&name, &labels(&ns), with_items.contains(&name))
+        {
+            keep.push(ns);
+        }
+    }
+    for ns in keep {
+        shared.back_up(ns_type, ns).await?;
+    }
+    for wanted in shared.selection.required_namespaces() {
+        if !existing.contains(&wanted) {
+            shared.log_error(
+                "Namespace does not exist",
+                &format!("namespace {wanted} was included in the backup but does not exist"),
+                Context {
+                    namespace: Some(&wanted),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ordered_items_come_first_in_the_given_order() {
+        let item = |ns: &str, n: &str| json!({"metadata": {"namespace": ns, "name": n}});
+        let items = vec![
+            item("a", "p1"),
+            item("a", "p2"),
+            item("b", "p3"),
+            item("a", "p4"),
+        ];
+        let order = vec![
+            "b/p3".to_string(),
+            "a/p2".to_string(),
+            "a/missing".to_string(),
+        ];
+        let names: Vec<_> = order_items(items, &order, true)
+            .iter()
+            .map(|i| meta(i, "name").unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["p3", "p2", "p1", "p4"]);
+    }
+}
