@@ -107,11 +107,8 @@ pub struct Pager<'a> {
 }
 
 impl Pager<'_> {
-    /// The next page's items; `None` after the last page.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<Value>>, kube::Error> {
-        if self.done {
-            return Ok(None);
-        }
+    // Built apart from `next_page` so the serializer (not Send) is never held across an await.
+    fn query(&self) -> String {
         let mut query = form_urlencoded::Serializer::new(String::new());
         query.append_pair("limit", &PAGE_SIZE.to_string());
         if let Some(selector) = self.label_selector.filter(|s| !s.is_empty()) {
@@ -120,10 +117,16 @@ impl Pager<'_> {
         if let Some(token) = &self.continue_token {
             query.append_pair("continue", token);
         }
-        let mut list = self
-            .reader
-            .get(&format!("{}?{}", self.path, query.finish()))
-            .await?;
+        query.finish()
+    }
+
+    /// The next page's items; `None` after the last page.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Value>>, kube::Error> {
+        if self.done {
+            return Ok(None);
+        }
+        let path = format!("{}?{}", self.path, self.query());
+        let mut list = self.reader.get(&path).await?;
         self.continue_token = list
             .pointer("/metadata/continue")
             .and_then(Value::as_str)

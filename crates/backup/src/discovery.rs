@@ -131,6 +131,9 @@ pub async fn discover(client: &kube::Client) -> Result<Discovery, kube::Error> {
     let core = client.list_core_api_versions().await?;
     let groups = client.list_api_groups().await?;
 
+    // Every version of every group, preferred first: like client-go's ServerPreferredResources, a
+    // type served only at another version (batch/v1beta1 CronJobs next to batch/v1) is kept, at
+    // the first version that serves it.
     let mut wanted: Vec<(String, String)> = Vec::new();
     if let Some(v) = core.versions.first() {
         wanted.push((String::new(), v.clone()));
@@ -139,12 +142,17 @@ pub async fn discover(client: &kube::Client) -> Result<Discovery, kube::Error> {
     // Stable: only moves `extensions` behind everything else.
     api_groups.sort_by_key(|g| g.name == "extensions");
     for g in api_groups {
-        let version = g
+        let preferred = g
             .preferred_version
             .map(|p| p.version)
             .or_else(|| g.versions.first().map(|v| v.version.clone()));
-        if let Some(version) = version {
-            wanted.push((g.name, version));
+        if let Some(p) = &preferred {
+            wanted.push((g.name.clone(), p.clone()));
+        }
+        for v in g.versions {
+            if Some(&v.version) != preferred.as_ref() {
+                wanted.push((g.name.clone(), v.version));
+            }
         }
     }
 
@@ -161,6 +169,8 @@ pub async fn discover(client: &kube::Client) -> Result<Discovery, kube::Error> {
 
     let mut discovery = Discovery::default();
     let mut seen_cohabitants: Vec<&str> = Vec::new();
+    let mut seen: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    let mut core_resources: Vec<DiscoveredResource> = Vec::new();
     for ((group, version), list) in wanted.iter().zip(lists) {
         let list = match list {
             Ok(list) => list,
@@ -171,10 +181,11 @@ pub async fn discover(client: &kube::Client) -> Result<Discovery, kube::Error> {
                 continue;
             }
         };
-        let mut resources: Vec<DiscoveredResource> = list
+        let resources = list
             .resources
             .into_iter()
             .filter(listable)
+            .filter(|r| seen.insert((group.clone(), r.name.clone())))
             .filter(|r| {
                 match COHABITING
                     .iter()
@@ -201,12 +212,15 @@ pub async fn discover(client: &kube::Client) -> Result<Discovery, kube::Error> {
                 short_names: r.short_names.unwrap_or_default(),
                 namespaced: r.namespaced,
             })
-            .collect();
+            .collect::<Vec<DiscoveredResource>>();
         if group.is_empty() {
-            resources.sort_by_key(|r| core_rank(&r.resource));
+            core_resources.extend(resources);
+        } else {
+            discovery.resources.extend(resources);
         }
-        discovery.resources.extend(resources);
     }
+    core_resources.sort_by_key(|r| core_rank(&r.resource));
+    discovery.resources.splice(0..0, core_resources);
     Ok(discovery)
 }
 

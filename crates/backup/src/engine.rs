@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
@@ -15,7 +15,7 @@ use crate::api::ApiReader;
 use crate::discovery::{DiscoveredResource, Discovery};
 use crate::log::{BackupLog, BackupResults, Context};
 
-/// What the backup selects; built from the Backup's spec by [`crate::selection`].
+/// What the backup selects; [`crate::selection::BackupSelection`] builds it from a Backup's spec.
 pub trait Selection: Send + Sync {
     /// Whether items of this type are listed at all.
     fn include_type(&self, resource: &DiscoveredResource) -> bool;
@@ -33,15 +33,13 @@ pub trait Selection: Send + Sync {
         &self,
         name: &str,
         labels: &BTreeMap<String, String>,
+        active: bool,
         has_items: bool,
     ) -> bool;
-    /// `--ordered-resources` names (`ns/name` or `name`) for this type, if any.
-    fn item_order(&self, resource: &DiscoveredResource) -> Option<Vec<String>>;
-    /// Whether CRDs are named in the filters; if not, the CRD of every backed-up custom resource
-    /// type is added.
-    fn crds_named_in_filters(&self) -> bool;
-    /// Included namespace names that must exist (literal entries of the include list).
-    fn required_namespaces(&self) -> Vec<String>;
+    /// The `orderedResources` entry for this type (`ns/name,ns/name` or `name,name`), if any.
+    fn item_order(&self, resource: &DiscoveredResource) -> Option<String>;
+    /// Included namespace names that do not exist (each is an error, as in Velero).
+    fn missing_namespaces(&self) -> Vec<String>;
 }
 
 pub struct BackupParams {
@@ -164,10 +162,11 @@ impl Shared<'_> {
             );
             return Ok(());
         }
-        if let Some(ns) = &namespace {
-            if !self.selection.include_namespace(ns) {
-                return Ok(());
-            }
+        if namespace
+            .as_deref()
+            .is_some_and(|ns| !self.selection.include_namespace(ns))
+        {
+            return Ok(());
         }
         if item
             .pointer("/metadata/deletionTimestamp")
@@ -189,12 +188,10 @@ impl Shared<'_> {
                 return Ok(());
             }
         }
-        if let Some(ns) = &namespace {
-            if let Ok(mut with_items) = self.namespaces_with_items.lock() {
-                if !with_items.contains(ns) {
-                    with_items.insert(ns.clone());
-                }
-            }
+        if let (Some(ns), Ok(mut with_items)) = (&namespace, self.namespaces_with_items.lock())
+            && !with_items.contains(ns)
+        {
+            with_items.insert(ns.clone());
         }
         // List responses leave out each item's apiVersion and kind; Velero's files carry them.
         if let Some(obj) = item.as_object_mut() {
@@ -238,10 +235,8 @@ impl Shared<'_> {
         if self.selection.exclude_additional(resource) {
             return Ok(());
         }
-        if let Some(ns) = namespace {
-            if !self.selection.include_namespace(ns) {
-                return Ok(());
-            }
+        if namespace.is_some_and(|ns| !self.selection.include_namespace(ns)) {
+            return Ok(());
         }
         let key = (
             gr.clone(),
@@ -286,10 +281,12 @@ impl Shared<'_> {
         let mut out = Vec::new();
         let namespace = meta(item, "namespace").map(str::to_string);
         let mut push = |gr: &str, ns: Option<String>, name: &str| {
-            if let Some(dr) = self.discovery.by_group_resource(gr) {
-                if !name.is_empty() {
-                    out.push((dr.clone(), ns, name.to_string()));
-                }
+            if let Some(dr) = self
+                .discovery
+                .by_group_resource(gr)
+                .filter(|_| !name.is_empty())
+            {
+                out.push((dr.clone(), ns, name.to_string()));
             }
         };
         match (resource.group.as_str(), resource.resource.as_str()) {
@@ -417,7 +414,16 @@ impl Shared<'_> {
             }
         }
         if let Some(order) = order {
-            for item in order_items(buffered, &order, resource.namespaced) {
+            let ordered = order_items(buffered, &order, resource.namespaced);
+            for missing in &ordered.missing {
+                let ctx = Context {
+                    resource: Some(&gr),
+                    name: Some(missing),
+                    ..Default::default()
+                };
+                self.log_warn("Cannot find resource named in orderedResources", ctx);
+            }
+            for item in ordered.items {
                 self.back_up(resource, item).await?;
             }
         }
@@ -426,27 +432,19 @@ impl Shared<'_> {
 }
 
 /// `--ordered-resources`: the named items first, in the given order, then the rest as listed.
-fn order_items(items: Vec<Value>, order: &[String], namespaced: bool) -> Vec<Value> {
-    let key = |item: &Value| {
+fn order_items(
+    items: Vec<Value>,
+    order: &str,
+    namespaced: bool,
+) -> crate::filters::OrderedItems<Value> {
+    crate::filters::sort_by_order(items, order, |item| {
         let name = meta(item, "name").unwrap_or_default();
         if namespaced {
             format!("{}/{name}", meta(item, "namespace").unwrap_or_default())
         } else {
             name.to_string()
         }
-    };
-    let mut rest: Vec<Option<Value>> = items.into_iter().map(Some).collect();
-    let mut out = Vec::with_capacity(rest.len());
-    for wanted in order {
-        if let Some(slot) = rest
-            .iter_mut()
-            .find(|s| s.as_ref().is_some_and(|i| key(i) == *wanted))
-        {
-            out.extend(slot.take());
-        }
-    }
-    out.extend(rest.into_iter().flatten());
-    out
+    })
 }
 
 /// Writes items into the tarball as they come; returns the resource list.
@@ -548,15 +546,21 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
                     }
                 }
             }
-            let results: Vec<Result<(), BackupError>> = futures::stream::iter(jobs)
+            // Boxed one by one: a closure returning a borrowing future defeats the compiler's Send
+            // proof once the whole backup runs on a spawned task.
+            let tasks: Vec<futures::future::BoxFuture<'_, Result<(), BackupError>>> = jobs
+                .into_iter()
                 .map(|(r, ns, sel)| {
-                    let shared = &shared;
+                    let shared = shared.clone();
                     async move {
                         shared
                             .list_and_back_up(r, ns.as_deref(), sel.as_deref())
                             .await
                     }
+                    .boxed()
                 })
+                .collect();
+            let results: Vec<Result<(), BackupError>> = futures::stream::iter(tasks)
                 .buffer_unordered(params.concurrency.max(1))
                 .collect()
                 .await;
@@ -605,28 +609,27 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
 /// After the lists: the CRDs of backed-up custom resources, the Namespace objects, and the errors
 /// for included namespaces that do not exist.
 async fn finish_collection(shared: &Shared<'_>) -> Result<(), BackupError> {
-    if !shared.selection.crds_named_in_filters() {
-        if let Some(crd_type) = shared
-            .discovery
-            .by_group_resource("customresourcedefinitions.apiextensions.k8s.io")
-        {
-            let backed_up: BTreeSet<String> = shared
-                .seen
-                .lock()
-                .map(|s| s.iter().map(|(gr, _, _)| gr.clone()).collect())
-                .unwrap_or_default();
-            for gr in backed_up.iter().filter(|gr| gr.contains('.')) {
-                match shared.reader.get_opt(&crd_type.object_path(None, gr)).await {
-                    Ok(Some(crd)) => shared.back_up(crd_type, crd).await?,
-                    Ok(None) => {}
-                    Err(e) => shared.log_error(
-                        "Error getting CRD",
-                        &e.to_string(),
-                        Context {
-                            resource: Some(gr),
-                            ..Default::default()
-                        },
-                    ),
+    // Velero adds the CRD of every backed-up custom resource type unless CRDs are excluded.
+    let crd_type = shared
+        .discovery
+        .by_group_resource("customresourcedefinitions.apiextensions.k8s.io")
+        .filter(|crd_type| !shared.selection.exclude_additional(crd_type));
+    if let Some(crd_type) = crd_type {
+        let backed_up: BTreeSet<String> = shared
+            .seen
+            .lock()
+            .map(|s| s.iter().map(|(gr, _, _)| gr.clone()).collect())
+            .unwrap_or_default();
+        for gr in backed_up.iter().filter(|gr| gr.contains('.')) {
+            match shared.reader.get_opt(&crd_type.object_path(None, gr)).await {
+                Ok(Some(crd)) => shared.back_up(crd_type, crd).await?,
+                Ok(None) => {}
+                Err(e) => {
+                    let ctx = Context {
+                        resource: Some(gr),
+                        ..Default::default()
+                    };
+                    shared.log_error("Error getting CRD", &e.to_string(), ctx);
                 }
             }
         }
@@ -640,19 +643,21 @@ async fn finish_collection(shared: &Shared<'_>) -> Result<(), BackupError> {
         .lock()
         .map(|s| s.clone())
         .unwrap_or_default();
-    let mut existing = BTreeSet::new();
     let mut keep = Vec::new();
-    for ns in shared
+    let namespaces = shared
         .reader
         .list_all(&ns_type.list_path(None))
         .await
-        .map_err(BackupError::Namespaces)?
-    {
+        .map_err(BackupError::Namespaces)?;
+    for ns in namespaces {
         let name = meta(&ns, "name").unwrap_or_default().to_string();
-        existing.insert(name.clone());
+        let active = ns
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .is_none_or(|p| p == "Active");
         if shared
             .selection
-            .keep_namespace(&name, &labels(&ns), with_items.contains(&name))
+            .keep_namespace(&name, &labels(&ns), active, with_items.contains(&name))
         {
             keep.push(ns);
         }
@@ -660,17 +665,13 @@ async fn finish_collection(shared: &Shared<'_>) -> Result<(), BackupError> {
     for ns in keep {
         shared.back_up(ns_type, ns).await?;
     }
-    for wanted in shared.selection.required_namespaces() {
-        if !existing.contains(&wanted) {
-            shared.log_error(
-                "Namespace does not exist",
-                &format!("namespace {wanted} was included in the backup but does not exist"),
-                Context {
-                    namespace: Some(&wanted),
-                    ..Default::default()
-                },
-            );
-        }
+    for missing in shared.selection.missing_namespaces() {
+        let ctx = Context {
+            namespace: Some(&missing),
+            ..Default::default()
+        };
+        let error = format!("namespace {missing} was included in the backup but does not exist");
+        shared.log_error("Namespace does not exist", &error, ctx);
     }
     Ok(())
 }
@@ -689,15 +690,13 @@ mod tests {
             item("b", "p3"),
             item("a", "p4"),
         ];
-        let order = vec![
-            "b/p3".to_string(),
-            "a/p2".to_string(),
-            "a/missing".to_string(),
-        ];
-        let names: Vec<_> = order_items(items, &order, true)
+        let ordered = order_items(items, "b/p3,a/p2,a/missing", true);
+        let names: Vec<_> = ordered
+            .items
             .iter()
             .map(|i| meta(i, "name").unwrap().to_string())
             .collect();
         assert_eq!(names, ["p3", "p2", "p1", "p4"]);
+        assert_eq!(ordered.missing, ["a/missing"]);
     }
 }

@@ -7,4 +7,7 @@
 pub mod api;
 pub mod discovery;
 pub mod engine;
+pub mod filters;
 pub mod log;
+pub mod selection;
+pub mod selector;

@@ -27,17 +27,14 @@ impl Selection for OneNamespace {
     fn exclude_additional(&self, _: &DiscoveredResource) -> bool {
         false
     }
-    fn keep_namespace(&self, name: &str, _: &BTreeMap<String, String>, _: bool) -> bool {
+    fn keep_namespace(&self, name: &str, _: &BTreeMap<String, String>, _: bool, _: bool) -> bool {
         name == self.0
     }
-    fn item_order(&self, _: &DiscoveredResource) -> Option<Vec<String>> {
+    fn item_order(&self, _: &DiscoveredResource) -> Option<String> {
         None
     }
-    fn crds_named_in_filters(&self) -> bool {
-        false
-    }
-    fn required_namespaces(&self) -> Vec<String> {
-        vec![self.0.clone()]
+    fn missing_namespaces(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
