@@ -2,8 +2,13 @@
 
 mod client;
 mod commands;
+mod download;
 mod flags;
 mod output;
+mod prompt;
+mod table;
+
+pub(crate) use prompt::confirm;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -33,17 +38,40 @@ enum Command {
     Install(Box<commands::install::InstallArgs>),
     /// Uninstall Velero
     Uninstall(commands::uninstall::UninstallArgs),
+    /// Work with backups
+    #[command(subcommand)]
+    Backup(commands::backup::BackupCommand),
+    /// Work with backup storage locations
+    #[command(subcommand, name = "backup-location")]
+    BackupLocation(commands::location::LocationCommand),
+    /// Run the velero server
+    Server(commands::server::ServerArgs),
+}
+
+fn init_logging(command: &Command) {
+    // The server logs at --log-level (text or JSON); the CLI only warns, unless VELERO_LOG says.
+    let (default, json) = match command {
+        Command::Server(args) => (
+            commands::server::log_filter(args.log_level()),
+            args.json_logs(),
+        ),
+        _ => ("warn".to_string(), false),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VELERO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VELERO_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging(&cli.command);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -57,6 +85,9 @@ fn main() -> std::process::ExitCode {
             Command::Completion(args) => commands::completion::run(args, &mut Cli::command()),
             Command::Install(args) => commands::install::run(&cli.global, *args).await,
             Command::Uninstall(args) => commands::uninstall::run(&cli.global, args).await,
+            Command::Backup(command) => commands::backup::run(&cli.global, command).await,
+            Command::BackupLocation(command) => commands::location::run(&cli.global, command).await,
+            Command::Server(args) => commands::server::run(&cli.global, args).await,
         }
     });
     match result {

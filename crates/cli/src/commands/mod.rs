@@ -1,4 +1,7 @@
+pub mod backup;
 pub mod completion;
 pub mod install;
+pub mod location;
+pub mod server;
 pub mod uninstall;
 pub mod version;

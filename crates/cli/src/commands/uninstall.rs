@@ -1,6 +1,5 @@
 //! `velero uninstall`: remove what `velero install` created.
 
-use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -25,7 +24,11 @@ pub struct UninstallArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: UninstallArgs) -> anyhow::Result<()> {
-    if !args.force && !confirm()? {
+    if !args.force
+        && !crate::confirm(
+            "You are about to uninstall Velero.\nAre you sure you want to continue (Y/N)? ",
+        )?
+    {
         println!("Aborting uninstall.");
         return Ok(());
     }
@@ -38,15 +41,4 @@ pub async fn run(global: &GlobalArgs, args: UninstallArgs) -> anyhow::Result<()>
         .await
         .context("error uninstalling Velero")?;
     Ok(())
-}
-
-fn confirm() -> anyhow::Result<bool> {
-    print!("You are about to uninstall Velero.\nAre you sure you want to continue (Y/N)? ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("reading the confirmation (use --force to skip it)")?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }

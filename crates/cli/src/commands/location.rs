@@ -1,0 +1,388 @@
+//! `velero backup-location create|get|set|delete`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{ArgAction, Args, Subcommand, ValueEnum};
+use k8s_openapi::api::core::v1::SecretKeySelector;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use velero_api::v1::{
+    AccessMode, Backup, BackupStorageLocation, BackupStorageLocationSpec, ObjectStorageLocation,
+};
+
+use crate::client::GlobalArgs;
+use crate::flags::{parse_duration, parse_map};
+use crate::output::{self, Format};
+use crate::table;
+
+#[derive(Subcommand, Debug)]
+pub enum LocationCommand {
+    /// Create a backup storage location
+    Create(Box<CreateArgs>),
+    /// Get backup storage locations
+    Get(GetArgs),
+    /// Set specific features for a backup storage location
+    Set(SetArgs),
+    /// Delete backup storage locations
+    Delete(DeleteArgs),
+}
+
+pub async fn run(global: &GlobalArgs, command: LocationCommand) -> anyhow::Result<()> {
+    match command {
+        LocationCommand::Create(args) => create(global, *args).await,
+        LocationCommand::Get(args) => get(global, args).await,
+        LocationCommand::Set(args) => set(global, args).await,
+        LocationCommand::Delete(args) => delete(global, args).await,
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Mode {
+    #[value(name = "ReadWrite")]
+    ReadWrite,
+    #[value(name = "ReadOnly")]
+    ReadOnly,
+}
+
+/// `--credential secret=key`: the one pair Velero accepts.
+fn parse_credential(input: &str) -> Result<SecretKeySelector, String> {
+    let map = parse_map(input)?;
+    if map.len() != 1 {
+        return Err("--credential takes exactly one secret=key pair".into());
+    }
+    let (name, key) = map.into_iter().next().ok_or("--credential is empty")?;
+    Ok(SecretKeySelector {
+        name,
+        key,
+        optional: None,
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    name: String,
+    /// Name of the backup storage provider (aws, gcp, azure, local)
+    #[arg(long)]
+    provider: String,
+    /// Name of the object storage bucket where backups should be stored (for local, a directory)
+    #[arg(long)]
+    bucket: String,
+    /// Prefix under which all Velero data should be stored within the bucket. Optional.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Configuration key-value pairs
+    #[arg(long, value_parser = parse_map, default_value = "")]
+    config: BTreeMap<String, String>,
+    /// The credential to be used by this location as a key-value pair, where the key is the Kubernetes Secret name, and the value is the data key name within the Secret. Optional, one value only.
+    #[arg(long, value_parser = parse_credential)]
+    credential: Option<SecretKeySelector>,
+    /// Sets this new location to be the new default backup storage location. Optional.
+    #[arg(long, action = ArgAction::SetTrue)]
+    default: bool,
+    /// How often to ensure all Velero backups in object storage exist as Backup API objects in the cluster. Optional. Set this to `0s` to disable sync.
+    #[arg(long, value_parser = parse_duration)]
+    backup_sync_period: Option<velero_api::Duration>,
+    /// How often to verify if the backup storage location is valid. Optional. Set this to `0s` to disable validation.
+    #[arg(long, value_parser = parse_duration)]
+    validation_frequency: Option<velero_api::Duration>,
+    /// Labels to apply to the backup storage location
+    #[arg(long, value_parser = parse_map, default_value = "")]
+    labels: BTreeMap<String, String>,
+    /// File containing a certificate bundle to use when verifying TLS connections to the object store. Optional.
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// Access mode for the backup storage location. Valid values are ReadWrite,ReadOnly
+    #[arg(long, value_enum, default_value = "ReadWrite")]
+    access_mode: Mode,
+    #[arg(short = 'o', long, value_enum)]
+    output: Option<Format>,
+}
+
+async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
+    let namespace = global.namespace();
+    let ca_cert = match &args.cacert {
+        Some(path) => Some(k8s_openapi::ByteString(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read --cacert {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut bsl = BackupStorageLocation::new(
+        &args.name,
+        BackupStorageLocationSpec {
+            provider: args.provider.clone(),
+            config: (!args.config.is_empty()).then(|| args.config.clone()),
+            credential: args.credential.clone(),
+            object_storage: ObjectStorageLocation {
+                bucket: args.bucket.clone(),
+                prefix: args.prefix.clone().filter(|p| !p.is_empty()),
+                ca_cert,
+                ca_cert_ref: None,
+            },
+            default: args.default.then_some(true),
+            access_mode: Some(match args.access_mode {
+                Mode::ReadWrite => AccessMode::ReadWrite,
+                Mode::ReadOnly => AccessMode::ReadOnly,
+            }),
+            backup_sync_period: args.backup_sync_period,
+            validation_frequency: args.validation_frequency,
+        },
+    );
+    bsl.metadata.namespace = Some(namespace.clone());
+    bsl.metadata.labels = (!args.labels.is_empty()).then(|| args.labels.clone());
+    if let Some(format) = args.output {
+        return output::print(&serde_json::to_value(&bsl)?, format, &mut std::io::stdout());
+    }
+    let client = global.client().await?;
+    let api: Api<BackupStorageLocation> = Api::namespaced(client, &namespace);
+    if args.default {
+        unset_other_defaults(&api, &args.name).await?;
+    }
+    api.create(&PostParams::default(), &bsl)
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.is_already_exists() => anyhow::anyhow!(
+                "a backup storage location named {:?} already exists",
+                args.name
+            ),
+            other => anyhow::Error::new(other).context("creating the backup storage location"),
+        })?;
+    println!(
+        "Backup storage location {:?} configured successfully.",
+        args.name
+    );
+    Ok(())
+}
+
+/// Only one location is the default: making one default unsets the others.
+async fn unset_other_defaults(api: &Api<BackupStorageLocation>, keep: &str) -> anyhow::Result<()> {
+    for other in api.list(&ListParams::default()).await?.items {
+        if other.spec.default == Some(true) && other.name_any() != keep {
+            api.patch(
+                &other.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&json!({ "spec": { "default": false } })),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    names: Vec<String>,
+    /// Displays the current default backup storage location
+    #[arg(long, action = ArgAction::SetTrue)]
+    default: bool,
+    #[arg(short = 'l', long)]
+    selector: Option<String>,
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: Format,
+}
+
+async fn get(global: &GlobalArgs, args: GetArgs) -> anyhow::Result<()> {
+    let client = global.client().await?;
+    let api: Api<BackupStorageLocation> = Api::namespaced(client, &global.namespace());
+    let mut locations = if args.names.is_empty() {
+        let mut params = ListParams::default();
+        if let Some(s) = &args.selector {
+            params = params.labels(s);
+        }
+        api.list(&params).await?.items
+    } else {
+        let mut out = Vec::new();
+        for name in &args.names {
+            out.push(
+                api.get_opt(name)
+                    .await?
+                    .with_context(|| format!("backup storage location {name:?} not found"))?,
+            );
+        }
+        out
+    };
+    if args.default {
+        locations.retain(|l| l.spec.default == Some(true));
+    }
+    locations.sort_by_key(|l| l.name_any());
+    if args.output != Format::Table {
+        let value = json!({ "apiVersion": "velero.io/v1", "kind": "BackupStorageLocationList", "items": locations, "metadata": {} });
+        return output::print(&value, args.output, &mut std::io::stdout());
+    }
+    let rows: Vec<Vec<String>> = locations
+        .iter()
+        .map(|l| {
+            let status = l.status.clone().unwrap_or_default();
+            let bucket = match l
+                .spec
+                .object_storage
+                .prefix
+                .as_deref()
+                .filter(|p| !p.is_empty())
+            {
+                Some(prefix) => format!("{}/{prefix}", l.spec.object_storage.bucket),
+                None => l.spec.object_storage.bucket.clone(),
+            };
+            let phase = match status.phase {
+                Some(p) => serde_json::to_value(p)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                None => "Unknown".into(),
+            };
+            let validated = status
+                .last_validation_time
+                .as_ref()
+                .map(|t| t.0.strftime("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+                .unwrap_or_else(|| "Unknown".into());
+            let mode = match l.spec.access_mode.unwrap_or_default() {
+                AccessMode::ReadOnly => "ReadOnly",
+                AccessMode::ReadWrite => "ReadWrite",
+            };
+            vec![
+                l.name_any(),
+                l.spec.provider.clone(),
+                bucket,
+                phase,
+                validated,
+                mode.to_string(),
+                l.spec.default.unwrap_or(false).to_string(),
+            ]
+        })
+        .collect();
+    table::print(
+        &[
+            "Name",
+            "Provider",
+            "Bucket/Prefix",
+            "Phase",
+            "Last Validated",
+            "Access Mode",
+            "Default",
+        ],
+        &rows,
+        &mut std::io::stdout(),
+    )?;
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    name: String,
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    #[arg(long, value_parser = parse_credential)]
+    credential: Option<SecretKeySelector>,
+    /// Sets this location to be the new default backup storage location
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    default: Option<bool>,
+}
+
+async fn set(global: &GlobalArgs, args: SetArgs) -> anyhow::Result<()> {
+    let client = global.client().await?;
+    let api: Api<BackupStorageLocation> = Api::namespaced(client, &global.namespace());
+    api.get_opt(&args.name)
+        .await?
+        .with_context(|| format!("backup storage location {:?} not found", args.name))?;
+    let mut spec = serde_json::Map::new();
+    if let Some(path) = &args.cacert {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read --cacert {}", path.display()))?;
+        spec.insert(
+            "objectStorage".into(),
+            json!({ "caCert": k8s_openapi::ByteString(pem) }),
+        );
+    }
+    if let Some(credential) = &args.credential {
+        spec.insert("credential".into(), serde_json::to_value(credential)?);
+    }
+    if let Some(default) = args.default {
+        if default {
+            unset_other_defaults(&api, &args.name).await?;
+        }
+        spec.insert("default".into(), json!(default));
+    }
+    if spec.is_empty() {
+        bail!("nothing to set: pass --cacert, --credential or --default");
+    }
+    api.patch(
+        &args.name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": spec })),
+    )
+    .await?;
+    println!(
+        "Backup storage location {:?} configured successfully.",
+        args.name
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    names: Vec<String>,
+    #[arg(long, action = ArgAction::SetTrue)]
+    all: bool,
+    #[arg(short = 'l', long)]
+    selector: Option<String>,
+    #[arg(long, action = ArgAction::SetTrue)]
+    confirm: bool,
+}
+
+async fn delete(global: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<()> {
+    let chosen = [!args.names.is_empty(), args.all, args.selector.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if chosen != 1 {
+        bail!("either specify location names, --all or --selector (-l), and only one of them");
+    }
+    if !args.confirm && !crate::confirm("Are you sure you want to continue (Y/N)? ")? {
+        println!("Cancelling backup storage location deletion");
+        return Ok(());
+    }
+    let client = global.client().await?;
+    let namespace = global.namespace();
+    let api: Api<BackupStorageLocation> = Api::namespaced(client.clone(), &namespace);
+    let names: Vec<String> = if args.names.is_empty() {
+        let mut params = ListParams::default();
+        if let Some(s) = &args.selector {
+            params = params.labels(s);
+        }
+        api.list(&params)
+            .await?
+            .items
+            .iter()
+            .map(|l| l.name_any())
+            .collect()
+    } else {
+        args.names.clone()
+    };
+    let backups: Api<Backup> = Api::namespaced(client, &namespace);
+    for name in names {
+        api.delete(&name, &DeleteParams::default())
+            .await
+            .with_context(|| format!("deleting backup storage location {name}"))?;
+        println!("Backup storage location {name:?} deleted successfully.");
+        // Velero removes the Backup objects that point at a deleted location (not their data).
+        let selector = format!(
+            "{}={}",
+            velero_api::labels::STORAGE_LOCATION,
+            velero_api::labels::valid_label_value(&name)
+        );
+        for backup in backups
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+        {
+            backups
+                .delete(&backup.name_any(), &DeleteParams::default())
+                .await?;
+            println!("Backup {:?} deleted successfully.", backup.name_any());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Velero's DownloadRequest protocol: ask the server for a URL to one of a backup's or restore's
+//! files, then fetch it.
+
+use std::io::Read;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use velero_api::v1::{
+    DownloadRequest, DownloadRequestPhase, DownloadRequestSpec, DownloadTarget, DownloadTargetKind,
+};
+
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    pub insecure_skip_tls_verify: bool,
+    pub cacert: Option<std::path::PathBuf>,
+}
+
+/// Asks the server for a URL to `kind` of `name` and waits for it.
+pub async fn request_url(
+    client: &kube::Client,
+    namespace: &str,
+    kind: DownloadTargetKind,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let api: Api<DownloadRequest> = Api::namespaced(client.clone(), namespace);
+    let request_name = format!("{name}-{}", uuid::Uuid::new_v4());
+    let request = DownloadRequest {
+        metadata: ObjectMeta {
+            name: Some(request_name.clone()),
+            ..Default::default()
+        },
+        spec: DownloadRequestSpec {
+            target: DownloadTarget {
+                kind,
+                name: name.to_string(),
+            },
+        },
+        status: None,
+    };
+    api.create(&PostParams::default(), &request)
+        .await
+        .context("creating a DownloadRequest")?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let current = api
+            .get(&request_name)
+            .await
+            .context("reading the DownloadRequest")?;
+        let url = current
+            .status
+            .filter(|s| s.phase == Some(DownloadRequestPhase::Processed))
+            .and_then(|s| s.download_url)
+            .filter(|u| !u.is_empty());
+        if let Some(url) = url {
+            return Ok(url);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = api.delete(&request_name, &DeleteParams::default()).await;
+            bail!(
+                "timed out waiting for download URL; check that the Velero server is running and the backup storage location is Available (velero backup-location get)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Fetches a URL the server handed out: `http(s)://` for object stores, `file://` for the local
+/// provider.
+pub async fn fetch(url: &str, tls: &TlsOptions) -> anyhow::Result<Vec<u8>> {
+    if let Some(path) = url.strip_prefix("file://") {
+        return std::fs::read(path).with_context(|| format!("reading {path}: the local provider's files must be readable from where the CLI runs"));
+    }
+    let mut builder =
+        reqwest::Client::builder().danger_accept_invalid_certs(tls.insecure_skip_tls_verify);
+    if let Some(path) = &tls.cacert {
+        let pem =
+            std::fs::read(path).with_context(|| format!("reading --cacert {}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem).context("parsing --cacert")? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let response = builder
+        .build()?
+        .get(url)
+        .send()
+        .await
+        .context("downloading from the object store")?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("the object store answered {status} for the download URL");
+    }
+    Ok(response.bytes().await?.to_vec())
+}
+
+/// Gunzips when the content is gzip (logs and results are stored compressed).
+pub fn maybe_gunzip(data: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    if data.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&data[..])
+            .read_to_end(&mut out)
+            .context("decompressing")?;
+        Ok(out)
+    } else {
+        Ok(data)
+    }
+}

@@ -1,0 +1,481 @@
+//! The backup controller: New → InProgress → Completed | PartiallyFailed | Failed, or
+//! FailedValidation, as Velero's; several backups run at once when their namespaces do not overlap.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use velero_api::labels;
+use velero_api::v1::{Backup, BackupPhase};
+use velero_backup::api::ApiReader;
+use velero_backup::engine::{self, BackupParams, Progress};
+use velero_storage::BackupStore;
+
+use crate::locations;
+
+/// The failure reason Velero records for a backup a restarted server finds InProgress.
+pub const RESTART_FAILURE: &str =
+    "found a backup with status \"InProgress\" during the server starting, mark it as \"Failed\"";
+
+#[derive(Clone)]
+pub struct BackupControllerConfig {
+    pub namespace: String,
+    pub default_backup_ttl: velero_api::Duration,
+    pub default_location: String,
+    pub concurrency: usize,
+}
+
+struct Ctx {
+    client: Client,
+    config: BackupControllerConfig,
+    running: Mutex<Vec<(String, NamespaceSet)>>,
+}
+
+/// The namespaces a backup may touch, conservatively: an explicit list, or everything.
+#[derive(Clone, Debug, PartialEq)]
+enum NamespaceSet {
+    All,
+    Only(Vec<String>),
+}
+
+impl NamespaceSet {
+    fn of(backup: &Backup) -> NamespaceSet {
+        let included = backup.spec.included_namespaces.clone().unwrap_or_default();
+        let wild = |n: &String| n.contains(['*', '?', '[']);
+        if included.is_empty() || included.iter().any(wild) {
+            NamespaceSet::All
+        } else {
+            NamespaceSet::Only(included)
+        }
+    }
+
+    fn overlaps(&self, other: &NamespaceSet) -> bool {
+        match (self, other) {
+            (NamespaceSet::Only(a), NamespaceSet::Only(b)) => a.iter().any(|n| b.contains(n)),
+            _ => true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("backup task failed: {0}")]
+    Task(String),
+    #[error("updating backup {0}: {1}")]
+    Patch(String, #[source] kube::Error),
+}
+
+async fn patch(api: &Api<Backup>, name: &str, body: Value) -> Result<Backup, ControllerError> {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map_err(|e| ControllerError::Patch(name.to_string(), e))
+}
+
+/// Velero marks backups a previous server left InProgress as Failed: nothing resumes them.
+pub async fn fail_interrupted_backups(client: &Client, namespace: &str) -> Result<(), kube::Error> {
+    let api: Api<Backup> = Api::namespaced(client.clone(), namespace);
+    for backup in api.list(&ListParams::default()).await? {
+        let phase = backup.status.as_ref().and_then(|s| s.phase);
+        if phase == Some(BackupPhase::InProgress) {
+            let name = backup.name_any();
+            tracing::warn!(backup = %name, "{RESTART_FAILURE}");
+            let body = json!({ "status": {
+                "phase": BackupPhase::Failed,
+                "failureReason": RESTART_FAILURE,
+                "completionTimestamp": crate::now(),
+            }});
+            if let Err(e) = patch(&api, &name, body).await {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_backup_controller(client: Client, config: BackupControllerConfig) {
+    let api: Api<Backup> = Api::namespaced(client.clone(), &config.namespace);
+    let ctx = Arc::new(Ctx {
+        client,
+        config,
+        running: Mutex::new(Vec::new()),
+    });
+    Controller::new(api, watcher::Config::default())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!("backup reconcile: {e}");
+            }
+        })
+        .await;
+}
+
+fn error_policy(_: Arc<Backup>, error: &ControllerError, _: Arc<Ctx>) -> Action {
+    tracing::warn!("{error}");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile(backup: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, ControllerError> {
+    let phase = backup.status.as_ref().and_then(|s| s.phase);
+    if !matches!(
+        phase,
+        None | Some(BackupPhase::New) | Some(BackupPhase::Queued)
+    ) {
+        return Ok(Action::await_change());
+    }
+    if backup.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let name = backup.name_any();
+    let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
+
+    // Two backups of the same namespaces would race on the same objects: wait for the other.
+    let set = NamespaceSet::of(&backup);
+    let admitted = match ctx.running.lock() {
+        Ok(mut running) => {
+            let busy = running.len() >= ctx.config.concurrency.max(1)
+                || running.iter().any(|(_, s)| s.overlaps(&set));
+            if !busy {
+                running.push((name.clone(), set));
+            }
+            !busy
+        }
+        Err(_) => false,
+    };
+    if !admitted {
+        if phase != Some(BackupPhase::Queued) {
+            patch(
+                &api,
+                &name,
+                json!({ "status": { "phase": BackupPhase::Queued } }),
+            )
+            .await?;
+        }
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
+    // Run on its own task: a backup outlives a watch event, and this keeps the reconciler's future
+    // small (and provably Send).
+    let task = {
+        let (ctx, api, backup) = (ctx.clone(), api.clone(), backup.clone());
+        tokio::spawn(async move { process(&ctx, &api, &backup).await })
+    };
+    let result = match task.await {
+        Ok(r) => r,
+        Err(e) => Err(ControllerError::Task(e.to_string())),
+    };
+    if let Ok(mut running) = ctx.running.lock() {
+        running.retain(|(n, _)| n != &name);
+    }
+    result?;
+    Ok(Action::await_change())
+}
+
+/// Defaults, validation, the run and the upload of one backup.
+async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), ControllerError> {
+    let name = backup.name_any();
+    let client = &ctx.client;
+    let ns = &ctx.config.namespace;
+    let mut spec = backup.spec.clone();
+    if spec.ttl.is_none_or(|t| t.is_zero()) {
+        spec.ttl = Some(ctx.config.default_backup_ttl);
+    }
+    spec.csi_snapshot_timeout
+        .get_or_insert(velero_api::Duration::from_secs(600));
+    spec.item_operation_timeout
+        .get_or_insert(velero_api::Duration::from_hours(4));
+    if spec.default_volumes_to_restic == Some(true) {
+        spec.default_volumes_to_fs_backup = Some(true);
+    }
+    let location_name = match spec.storage_location.clone().filter(|l| !l.is_empty()) {
+        Some(l) => l,
+        None => locations::default_location_name(client, ns, &ctx.config.default_location).await,
+    };
+    spec.storage_location = Some(location_name.clone());
+
+    let mut errors = velero_backup::filters::validate_backup_spec(&spec);
+    let location = match locations::get_location(client, ns, &location_name).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            errors.push(if backup.spec.storage_location.is_none() {
+                format!("an existing backup storage location was not specified at backup creation time and the default {location_name} was not found. Please address this issue (see `velero backup-location -h` for options) and create a new backup. Error: {e}")
+            } else {
+                format!("error getting backup storage location: {e}")
+            });
+            None
+        }
+    };
+    if let Some(l) = &location {
+        if locations::is_read_only(l) {
+            errors.push(format!("backup can't be created because backup storage location {location_name} is currently in read-only mode"));
+        }
+        let available = l.status.as_ref().and_then(|s| s.phase)
+            == Some(velero_api::v1::BackupStorageLocationPhase::Available);
+        if !available {
+            errors.push(format!("backup can't be created because BackupStorageLocation {location_name} is in Unavailable status."));
+        }
+    }
+    let version = client.apiserver_version().await.ok();
+    let mut annotations = BTreeMap::new();
+    if let Some(v) = &version {
+        annotations.insert(
+            labels::SOURCE_CLUSTER_GITVERSION_ANNOTATION.to_string(),
+            v.git_version.clone(),
+        );
+        annotations.insert(
+            labels::SOURCE_CLUSTER_MAJOR_VERSION_ANNOTATION.to_string(),
+            v.major.clone(),
+        );
+        annotations.insert(
+            labels::SOURCE_CLUSTER_MINOR_VERSION_ANNOTATION.to_string(),
+            v.minor.clone(),
+        );
+    }
+    let meta = json!({
+        "labels": { labels::STORAGE_LOCATION: labels::valid_label_value(&location_name) },
+        "annotations": annotations,
+    });
+    if !errors.is_empty() {
+        tracing::info!(backup = %name, ?errors, "backup failed validation");
+        patch(api, &name, json!({
+            "metadata": meta,
+            "spec": spec,
+            "status": { "phase": BackupPhase::FailedValidation, "validationErrors": errors, "version": 1, "formatVersion": velero_api::BACKUP_FORMAT_VERSION },
+        }))
+        .await?;
+        return Ok(());
+    }
+    let Some(location) = location else {
+        return Ok(());
+    };
+
+    let start = crate::now();
+    let ttl_secs = spec.ttl.map(|t| t.as_nanos() / 1_000_000_000).unwrap_or(0);
+    let expiration =
+        jiff::Timestamp::from_second(start.0.as_second().saturating_add(ttl_secs)).ok();
+    let running = patch(
+        api,
+        &name,
+        json!({
+            "metadata": meta,
+            "spec": spec,
+            "status": {
+                "phase": BackupPhase::InProgress,
+                "version": 1,
+                "formatVersion": velero_api::BACKUP_FORMAT_VERSION,
+                "startTimestamp": start,
+                "expiration": expiration.map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time),
+            },
+        }),
+    )
+    .await?;
+    tracing::info!(backup = %name, location = %location_name, "backup started");
+
+    let outcome = run(ctx, api, &running, &location).await;
+    let mut finished = running.clone();
+    let status = finished.status.get_or_insert_with(Default::default);
+    status.completion_timestamp = Some(crate::now());
+    match outcome {
+        Ok(done) => {
+            status.phase = Some(if done.errors > 0 {
+                BackupPhase::PartiallyFailed
+            } else {
+                BackupPhase::Completed
+            });
+            status.warnings = Some(done.warnings as i32).filter(|w| *w > 0);
+            status.errors = Some(done.errors as i32).filter(|e| *e > 0);
+            status.progress = Some(velero_api::v1::BackupProgress {
+                total_items: Some(done.items as i32),
+                items_backed_up: Some(done.items as i32),
+            });
+        }
+        Err(reason) => {
+            tracing::warn!(backup = %name, "backup failed: {reason}");
+            status.phase = Some(BackupPhase::Failed);
+            status.failure_reason = Some(reason);
+        }
+    }
+    let status_json = serde_json::to_value(&finished.status).unwrap_or(Value::Null);
+    patch(api, &name, json!({ "status": status_json })).await?;
+    Ok(())
+}
+
+struct Done {
+    items: u64,
+    warnings: usize,
+    errors: usize,
+}
+
+fn gzip_json(value: &impl serde::Serialize) -> Bytes {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = gz.write_all(&serde_json::to_vec(value).unwrap_or_default());
+    Bytes::from(gz.finish().unwrap_or_default())
+}
+
+/// Runs the engine into the location and uploads every file, `velero-backup.json` last so that
+/// its presence means the backup is complete.
+async fn run(
+    ctx: &Ctx,
+    api: &Api<Backup>,
+    backup: &Backup,
+    location: &velero_api::v1::BackupStorageLocation,
+) -> Result<Done, String> {
+    let name = backup.name_any();
+    let store: BackupStore = locations::open_store(&ctx.client, &ctx.config.namespace, location)
+        .await
+        .map_err(|e| e.to_string())?;
+    match store.backup_exists(&name).await {
+        Ok(true) => return Err("backup already exists in object storage".into()),
+        Ok(false) => {}
+        Err(e) => {
+            return Err(format!(
+                "error checking if backup already exists in object storage: {e}"
+            ));
+        }
+    }
+    let reader = ApiReader::new(ctx.client.clone());
+    let discovery = velero_backup::discovery::discover(&ctx.client)
+        .await
+        .map_err(|e| format!("error discovering API resources: {e}"))?;
+    let selection =
+        velero_backup::selection::BackupSelection::new(&reader, &discovery, &backup.spec)
+            .await
+            .map_err(|e| format!("error resolving the backup's filters: {e}"))?;
+
+    // Progress goes to the Backup at most once a second, from its own task.
+    let (progress_tx, mut progress_rx) = tokio::sync::watch::channel(Progress::default());
+    let progress_api = api.clone();
+    let progress_name = name.clone();
+    let reporter = tokio::spawn(async move {
+        while progress_rx.changed().await.is_ok() {
+            let p = *progress_rx.borrow_and_update();
+            let body = json!({ "status": { "progress": { "totalItems": p.total_items, "itemsBackedUp": p.items_backed_up } } });
+            let _ = progress_api
+                .patch(
+                    &progress_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&body),
+                )
+                .await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+
+    let contents_key = store.layout().backup_contents(&name);
+    let mut sink = store.writer(&contents_key).map_err(|e| e.to_string())?;
+    let params = BackupParams {
+        backup_namespace: ctx.config.namespace.clone(),
+        backup_name: name.clone(),
+        concurrency: 8,
+    };
+    let result = engine::run(&reader, &discovery, &selection, &params, &mut sink, &|p| {
+        let _ = progress_tx.send(p);
+    })
+    .await;
+    drop(progress_tx);
+    let _ = reporter.await;
+    let (outcome, _) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = sink.abort().await;
+            return Err(e.to_string());
+        }
+    };
+    // engine::run finished the tarball, which shut the writer down and completed the upload.
+
+    let layout = store.layout().clone();
+    let files: Vec<(String, Bytes)> = vec![
+        (
+            layout.backup_log(&name),
+            Bytes::from(outcome.log_gz.clone()),
+        ),
+        (
+            layout.backup_file(&name, "results"),
+            gzip_json(&outcome.results),
+        ),
+        (
+            layout.backup_file(&name, "resource-list.json"),
+            gzip_json(&outcome.resource_list),
+        ),
+        (
+            layout.backup_file(&name, "volumesnapshots.json"),
+            gzip_json(&Value::Array(vec![])),
+        ),
+        (
+            layout.backup_file(&name, "podvolumebackups.json"),
+            gzip_json(&Value::Array(vec![])),
+        ),
+        (
+            layout.backup_file(&name, "itemoperations.json"),
+            gzip_json(&Value::Array(vec![])),
+        ),
+        (
+            layout.backup_file(&name, "volumeinfo.json"),
+            gzip_json(&Value::Array(vec![])),
+        ),
+    ];
+    for (key, data) in files {
+        if let Err(e) = store.put_object(&key, data).await {
+            let _ = store.delete_backup(&name).await;
+            return Err(format!("error uploading {key}: {e}"));
+        }
+    }
+    let warnings = outcome.results.warnings.len();
+    let errors = outcome.results.errors.len();
+    let mut final_backup = backup.clone();
+    let status = final_backup.status.get_or_insert_with(Default::default);
+    status.phase = Some(if errors > 0 {
+        BackupPhase::PartiallyFailed
+    } else {
+        BackupPhase::Completed
+    });
+    status.completion_timestamp = Some(crate::now());
+    status.warnings = Some(warnings as i32).filter(|w| *w > 0);
+    status.errors = Some(errors as i32).filter(|e| *e > 0);
+    status.progress = Some(velero_api::v1::BackupProgress {
+        total_items: Some(outcome.items_backed_up as i32),
+        items_backed_up: Some(outcome.items_backed_up as i32),
+    });
+    final_backup.metadata.managed_fields = None;
+    let metadata = serde_json::to_vec_pretty(&final_backup).unwrap_or_default();
+    if let Err(e) = store
+        .put_object(&layout.backup_metadata(&name), Bytes::from(metadata))
+        .await
+    {
+        let _ = store.delete_backup(&name).await;
+        return Err(format!("error uploading velero-backup.json: {e}"));
+    }
+    tracing::info!(backup = %name, items = outcome.items_backed_up, warnings, errors, "backup completed");
+    Ok(Done {
+        items: outcome.items_backed_up,
+        warnings,
+        errors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backup(namespaces: &[&str]) -> Backup {
+        let mut b = Backup::new("b", Default::default());
+        b.spec.included_namespaces = Some(namespaces.iter().map(|s| s.to_string()).collect());
+        b
+    }
+
+    #[test]
+    fn namespace_overlap_is_conservative() {
+        let a = NamespaceSet::of(&backup(&["a", "b"]));
+        assert!(a.overlaps(&NamespaceSet::of(&backup(&["b"]))));
+        assert!(!a.overlaps(&NamespaceSet::of(&backup(&["c"]))));
+        assert!(a.overlaps(&NamespaceSet::of(&backup(&["*"]))));
+        assert!(a.overlaps(&NamespaceSet::of(&backup(&["app-*"]))));
+        assert!(a.overlaps(&NamespaceSet::of(&backup(&[]))));
+    }
+}

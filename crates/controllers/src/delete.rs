@@ -1,0 +1,182 @@
+//! DeleteBackupRequests: remove a backup's objects from its location, then the Backup itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use velero_api::labels;
+use velero_api::v1::{
+    Backup, BackupPhase, BackupStorageLocationPhase, DeleteBackupRequest, DeleteBackupRequestPhase,
+};
+
+use crate::locations;
+
+/// Processed requests older than this are removed (Velero's 24 hours).
+const REQUEST_TTL: Duration = Duration::from_secs(24 * 3600);
+
+struct Ctx {
+    client: Client,
+    namespace: String,
+}
+
+pub async fn run_delete_controller(client: Client, namespace: String) {
+    let api: Api<DeleteBackupRequest> = Api::namespaced(client.clone(), &namespace);
+    let ctx = Arc::new(Ctx { client, namespace });
+    Controller::new(api, watcher::Config::default())
+        .run(
+            reconcile,
+            |_, e: &kube::Error, _| {
+                tracing::warn!("delete backup request: {e}");
+                Action::requeue(Duration::from_secs(5))
+            },
+            ctx,
+        )
+        .for_each(|_| async {})
+        .await;
+}
+
+async fn finish(
+    api: &Api<DeleteBackupRequest>,
+    name: &str,
+    errors: Vec<String>,
+) -> Result<(), kube::Error> {
+    let body = json!({ "status": { "phase": DeleteBackupRequestPhase::Processed, "errors": if errors.is_empty() { None } else { Some(errors) } } });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map(|_| ())
+}
+
+async fn reconcile(
+    request: Arc<DeleteBackupRequest>,
+    ctx: Arc<Ctx>,
+) -> Result<Action, kube::Error> {
+    let api: Api<DeleteBackupRequest> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let name = request.name_any();
+    let phase = request.status.as_ref().and_then(|s| s.phase);
+    if matches!(
+        phase,
+        Some(DeleteBackupRequestPhase::Processed) | Some(DeleteBackupRequestPhase::InProgress)
+    ) {
+        let age = request
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| jiff::Timestamp::now().duration_since(t.0).as_secs())
+            .unwrap_or(0);
+        if age >= REQUEST_TTL.as_secs() as i64 {
+            api.delete(&name, &DeleteParams::default()).await?;
+            return Ok(Action::await_change());
+        }
+        return Ok(Action::requeue(Duration::from_secs(3600)));
+    }
+    let backup_name = request.spec.backup_name.clone();
+    if backup_name.is_empty() {
+        finish(&api, &name, vec!["spec.backupName is required".into()]).await?;
+        return Ok(Action::await_change());
+    }
+    let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let Some(backup) = backups.get_opt(&backup_name).await? else {
+        finish(&api, &name, vec!["backup not found".into()]).await?;
+        return Ok(Action::await_change());
+    };
+    let backup_phase = backup.status.as_ref().and_then(|s| s.phase);
+    if matches!(backup_phase, Some(BackupPhase::InProgress)) {
+        finish(&api, &name, vec!["backup is still in progress".into()]).await?;
+        return Ok(Action::await_change());
+    }
+    let location_name = backup.spec.storage_location.clone().unwrap_or_default();
+    let location = match locations::get_location(&ctx.client, &ctx.namespace, &location_name).await
+    {
+        Ok(l) => Some(l),
+        Err(locations::LocationError::NotFound(_)) => None,
+        Err(e) => {
+            finish(&api, &name, vec![e.to_string()]).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    if let Some(l) = &location {
+        if locations::is_read_only(l) {
+            finish(&api, &name, vec![format!("cannot delete backup because backup storage location {location_name} is currently in read-only mode")]).await?;
+            return Ok(Action::await_change());
+        }
+        if l.status.as_ref().and_then(|s| s.phase) != Some(BackupStorageLocationPhase::Available) {
+            finish(&api, &name, vec![format!("cannot delete backup because backup storage location {location_name} is currently in Unavailable state")]).await?;
+            return Ok(Action::await_change());
+        }
+    } else if !location_name.is_empty() {
+        finish(
+            &api,
+            &name,
+            vec![format!("backup storage location {location_name} not found")],
+        )
+        .await?;
+        return Ok(Action::await_change());
+    }
+
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "status": { "phase": DeleteBackupRequestPhase::InProgress } })),
+    )
+    .await?;
+    let previous_phase = backup_phase;
+    backups
+        .patch(
+            &backup_name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": { "phase": BackupPhase::Deleting } })),
+        )
+        .await?;
+
+    let mut errors = Vec::new();
+    if let Some(l) = &location {
+        match locations::open_store(&ctx.client, &ctx.namespace, l).await {
+            Ok(store) => {
+                if let Err(e) = store.delete_backup(&backup_name).await {
+                    errors.push(format!("error deleting backup from backup storage: {e}"));
+                }
+            }
+            Err(e) => errors.push(format!("error getting the backup store: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        if let Err(e) = backups.delete(&backup_name, &DeleteParams::default()).await {
+            errors.push(format!(
+                "error deleting backup {}/{backup_name}: {e}",
+                ctx.namespace
+            ));
+        }
+    } else {
+        // Leave the backup as it was, so the request can be retried once the store is back.
+        let _ = backups
+            .patch(
+                &backup_name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({ "status": { "phase": previous_phase } })),
+            )
+            .await;
+    }
+    let ok = errors.is_empty();
+    finish(&api, &name, errors).await?;
+    if ok {
+        // Everything is gone: earlier requests for the same backup are moot.
+        let selector = format!(
+            "{}={}",
+            labels::BACKUP_NAME,
+            labels::valid_label_value(&backup_name)
+        );
+        if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
+            for other in list.items.iter().filter(|r| r.name_any() != name) {
+                let _ = api
+                    .delete(&other.name_any(), &DeleteParams::default())
+                    .await;
+            }
+        }
+    }
+    Ok(Action::await_change())
+}

@@ -1,0 +1,78 @@
+//! `velero server`: starts every controller against one namespace.
+
+use std::time::Duration;
+
+use kube::Client;
+
+use crate::backup::{BackupControllerConfig, fail_interrupted_backups, run_backup_controller};
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub namespace: String,
+    pub default_backup_ttl: velero_api::Duration,
+    pub default_backup_storage_location: String,
+    pub store_validation_frequency: Duration,
+    pub concurrent_backups: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            namespace: velero_api::DEFAULT_NAMESPACE.into(),
+            default_backup_ttl: velero_api::Duration::from_hours(720),
+            default_backup_storage_location: "default".into(),
+            store_validation_frequency: Duration::from_secs(60),
+            concurrent_backups: 1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("namespace {0:?} does not exist: install Velero there first (velero install -n {0})")]
+    NoNamespace(String),
+    #[error("the Velero CRDs are not installed ({0}): run `velero install --crds-only`")]
+    NoCrds(String),
+    #[error("talking to the API server: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// Runs the server until `shutdown` resolves.
+pub async fn run_server(
+    client: Client,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(client.clone());
+    if namespaces.get_opt(&config.namespace).await?.is_none() {
+        return Err(ServerError::NoNamespace(config.namespace.clone()));
+    }
+    let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = kube::Api::all(client.clone());
+    for crd in velero_api::crds() {
+        let name = crd.metadata.name.unwrap_or_default();
+        if crds.get_opt(&name).await?.is_none() {
+            return Err(ServerError::NoCrds(name));
+        }
+    }
+    fail_interrupted_backups(&client, &config.namespace).await?;
+    tracing::info!(namespace = %config.namespace, version = crate::SERVER_VERSION, "starting controllers");
+    let ns = config.namespace.clone();
+    let backup_config = BackupControllerConfig {
+        namespace: ns.clone(),
+        default_backup_ttl: config.default_backup_ttl,
+        default_location: config.default_backup_storage_location.clone(),
+        concurrency: config.concurrent_backups,
+    };
+    tokio::select! {
+        _ = crate::locations::run_location_controller(client.clone(), ns.clone(), config.store_validation_frequency) => {}
+        _ = run_backup_controller(client.clone(), backup_config) => {}
+        _ = crate::delete::run_delete_controller(client.clone(), ns.clone()) => {}
+        _ = crate::download::run_download_controller(client.clone(), ns.clone()) => {}
+        _ = crate::status::run_status_controller(client.clone(), ns.clone()) => {}
+        _ = shutdown => {
+            tracing::info!("shutting down");
+        }
+    }
+    Ok(())
+}

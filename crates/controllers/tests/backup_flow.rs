@@ -1,0 +1,468 @@
+//! The server's backup flow on a real API server with a real S3 server: validation, a filtered
+//! backup with every file in Velero's layout, refusal of duplicates, deletion, restart handling.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Context;
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use serde_json::{Value, json};
+use velero_api::v1::{
+    Backup, BackupPhase, BackupStorageLocation, BackupStorageLocationPhase, DeleteBackupRequest,
+};
+use velero_storage::{BackupStore, LocationConfig};
+use velero_test_harness::{ControlPlane, S3Server};
+
+const NS: &str = "velero";
+
+struct Env {
+    _cp: ControlPlane,
+    s3: S3Server,
+    client: kube::Client,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+async fn create(client: &kube::Client, object: Value) -> anyhow::Result<()> {
+    let api_version = object["apiVersion"].as_str().context("apiVersion")?;
+    let kind = object["kind"].as_str().context("kind")?;
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+    let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await?;
+    let api: Api<DynamicObject> = match (caps.scope, object["metadata"]["namespace"].as_str()) {
+        (kube::discovery::Scope::Namespaced, Some(ns)) => {
+            Api::namespaced_with(client.clone(), ns, &ar)
+        }
+        _ => Api::all_with(client.clone(), &ar),
+    };
+    api.create(&PostParams::default(), &serde_json::from_value(object)?)
+        .await?;
+    Ok(())
+}
+
+/// A control plane with Velero installed (S3 location), and the server running.
+async fn setup() -> anyhow::Result<Env> {
+    let cp = ControlPlane::start().await?;
+    let s3 = S3Server::start().await?;
+    s3.create_bucket("velero")?;
+    let client = cp.client().await?;
+    let options = velero_install::InstallOptions {
+        provider: Some("aws".into()),
+        bucket: Some("velero".into()),
+        prefix: Some("cluster-a".into()),
+        backup_location_config: [
+            ("region".to_string(), "us-east-1".to_string()),
+            ("s3ForcePathStyle".to_string(), "true".to_string()),
+            ("s3Url".to_string(), s3.endpoint()),
+        ]
+        .into(),
+        secret_data: Some(s3.credentials_file().into_bytes()),
+        use_volume_snapshots: false,
+        ..Default::default()
+    };
+    velero_install::apply(&client, &options.render(), &mut std::io::sink()).await?;
+    // The server runs outside the cluster here, so it reads the credentials through the BSL.
+    let bsls: Api<BackupStorageLocation> = Api::namespaced(client.clone(), NS);
+    let patch =
+        json!({ "spec": { "credential": { "name": "cloud-credentials", "key": "cloud" } } });
+    bsls.patch(
+        "default",
+        &Default::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await?;
+
+    let config = velero_controllers::ServerConfig {
+        namespace: NS.into(),
+        store_validation_frequency: Duration::from_secs(1),
+        concurrent_backups: 2,
+        ..Default::default()
+    };
+    let server_client = client.clone();
+    let server = tokio::spawn(async move {
+        if let Err(e) =
+            velero_controllers::run_server(server_client, config, std::future::pending()).await
+        {
+            panic!("server stopped: {e}");
+        }
+    });
+    wait_for("the location to be Available", || async {
+        let bsl = bsls.get("default").await.ok()?;
+        (bsl.status?.phase? == BackupStorageLocationPhase::Available).then_some(())
+    })
+    .await?;
+    Ok(Env {
+        _cp: cp,
+        s3,
+        client,
+        _server: server,
+    })
+}
+
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn backup(env: &Env, name: &str, spec: Value) -> anyhow::Result<Backup> {
+    let api: Api<Backup> = Api::namespaced(env.client.clone(), NS);
+    let object: Backup = serde_json::from_value(json!({
+        "apiVersion": "velero.io/v1", "kind": "Backup",
+        "metadata": { "name": name, "namespace": NS }, "spec": spec,
+    }))?;
+    api.create(&PostParams::default(), &object).await?;
+    wait_for(&format!("backup {name} to finish"), || async {
+        let b = api.get(name).await.ok()?;
+        b.status.as_ref()?.phase?.is_terminal().then_some(b)
+    })
+    .await
+}
+
+fn store(env: &Env) -> anyhow::Result<BackupStore> {
+    Ok(BackupStore::open(&LocationConfig {
+        provider: "aws".into(),
+        bucket: "velero".into(),
+        prefix: "cluster-a".into(),
+        config: [
+            ("region".to_string(), "us-east-1".to_string()),
+            ("s3ForcePathStyle".to_string(), "true".to_string()),
+            ("s3Url".to_string(), env.s3.endpoint()),
+        ]
+        .into(),
+        credentials: Some(env.s3.credentials_file().into_bytes()),
+        ca_cert: None,
+    })?)
+}
+
+async fn read(store: &BackupStore, key: &str) -> anyhow::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut reader = store.get_object(key).await?;
+    let mut data = Vec::new();
+    reader.read_to_end(&mut data).await?;
+    Ok(data)
+}
+
+fn gunzip_json(data: &[u8]) -> anyhow::Result<Value> {
+    Ok(serde_json::from_reader(flate2::read::GzDecoder::new(data))?)
+}
+
+/// Every key under the location, relative to its prefix.
+async fn keys(store: &BackupStore) -> anyhow::Result<BTreeSet<String>> {
+    use futures::TryStreamExt;
+    let prefix = object_store::path::Path::from("cluster-a");
+    let listed: Vec<_> = store.store().list(Some(&prefix)).try_collect().await?;
+    Ok(listed
+        .into_iter()
+        .map(|m| {
+            m.location
+                .to_string()
+                .trim_start_matches("cluster-a/")
+                .to_string()
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_backup_lands_in_velero_layout_and_deletes_cleanly() -> anyhow::Result<()> {
+    let env = setup().await?;
+    for object in [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "noise"}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "shop", "labels": {"app": "shop"}}, "data": {"color": "blue"}}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token", "namespace": "shop", "labels": {"app": "shop"}}, "stringData": {"t": "s3cr3t"}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "shop"}}, "spec": {"ports": [{"port": 80}]}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "shop"}},
+               "spec": {"selector": {"matchLabels": {"app": "shop"}}, "template": {"metadata": {"labels": {"app": "shop"}},
+               "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unrelated", "namespace": "noise"}}),
+    ] {
+        create(&env.client, object).await?;
+    }
+
+    // The Deployment's ReplicaSet and Pod carry its labels too; wait for them so the backup has a
+    // settled set of objects to find.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client.clone(), "shop");
+    let pod = wait_for("the deployment's pod", || async {
+        pods.list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()
+    })
+    .await?;
+    let replica_set = pod
+        .metadata
+        .owner_references
+        .clone()
+        .unwrap_or_default()
+        .first()
+        .map(|o| o.name.clone())
+        .context("pod owner")?;
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+
+    let done = backup(&env, "shop-1", json!({ "includedNamespaces": ["shop"], "labelSelector": { "matchLabels": { "app": "shop" } } })).await?;
+    let status = done.status.clone().unwrap_or_default();
+    assert_eq!(status.phase, Some(BackupPhase::Completed), "{status:?}");
+    assert_eq!(status.format_version.as_deref(), Some("1.1.0"));
+    assert!(
+        status.start_timestamp.is_some()
+            && status.completion_timestamp.is_some()
+            && status.expiration.is_some()
+    );
+    assert_eq!(
+        done.metadata.labels.unwrap_or_default()["velero.io/storage-location"],
+        "default"
+    );
+    assert!(
+        done.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("velero.io/source-cluster-k8s-gitversion")
+    );
+
+    let store = store(&env)?;
+    let files = keys(&store).await?;
+    for suffix in [
+        "velero-backup.json",
+        "shop-1.tar.gz",
+        "shop-1-logs.gz",
+        "shop-1-results.gz",
+        "shop-1-resource-list.json.gz",
+        "shop-1-volumesnapshots.json.gz",
+        "shop-1-podvolumebackups.json.gz",
+        "shop-1-itemoperations.json.gz",
+        "shop-1-volumeinfo.json.gz",
+    ] {
+        assert!(
+            files.contains(&format!("backups/shop-1/{suffix}")),
+            "{suffix} missing from {files:?}"
+        );
+    }
+    let tarball = read(&store, "cluster-a/backups/shop-1/shop-1.tar.gz").await?;
+    let entries = velero_archive::read_all(&tarball[..])?;
+    let names: BTreeSet<&str> = entries.keys().map(String::as_str).collect();
+    // The label selector keeps only the labelled objects: the ConfigMap in `noise` and the
+    // unlabelled defaults (ServiceAccount, root CA ConfigMap) stay out.
+    let pod_entries = [
+        format!("resources/pods/namespaces/shop/{pod_name}.json"),
+        format!("resources/pods/v1-preferredversion/namespaces/shop/{pod_name}.json"),
+        format!("resources/replicasets.apps/namespaces/shop/{replica_set}.json"),
+        format!(
+            "resources/replicasets.apps/v1-preferredversion/namespaces/shop/{replica_set}.json"
+        ),
+    ];
+    let mut expected: BTreeSet<&str> = [
+        "metadata/version",
+        "resources/configmaps/namespaces/shop/settings.json",
+        "resources/configmaps/v1-preferredversion/namespaces/shop/settings.json",
+        "resources/secrets/namespaces/shop/token.json",
+        "resources/secrets/v1-preferredversion/namespaces/shop/token.json",
+        "resources/services/namespaces/shop/web.json",
+        "resources/services/v1-preferredversion/namespaces/shop/web.json",
+        "resources/deployments.apps/namespaces/shop/web.json",
+        "resources/deployments.apps/v1-preferredversion/namespaces/shop/web.json",
+        "resources/namespaces/cluster/shop.json",
+        "resources/namespaces/v1-preferredversion/cluster/shop.json",
+    ]
+    .into();
+    expected.extend(pod_entries.iter().map(String::as_str));
+    assert_eq!(names, expected);
+    let secret: Value =
+        serde_json::from_slice(&entries["resources/secrets/namespaces/shop/token.json"])?;
+    assert_eq!(secret["kind"], "Secret");
+    assert!(secret["data"]["t"].is_string());
+
+    let metadata: Backup = serde_json::from_slice(&store.get_backup_metadata("shop-1").await?)?;
+    assert_eq!(
+        metadata.status.and_then(|s| s.phase),
+        Some(BackupPhase::Completed)
+    );
+    let list = gunzip_json(
+        &read(
+            &store,
+            "cluster-a/backups/shop-1/shop-1-resource-list.json.gz",
+        )
+        .await?,
+    )?;
+    assert_eq!(list["v1/ConfigMap"], json!(["shop/settings"]));
+    assert_eq!(list["v1/Namespace"], json!(["shop"]));
+    let results = gunzip_json(&read(&store, "cluster-a/backups/shop-1/shop-1-results.gz").await?)?;
+    assert_eq!(results["errors"], json!({}));
+
+    // A second backup whose name is a prefix of the first's, then a deletion of the first.
+    let other = backup(&env, "shop", json!({ "includedNamespaces": ["noise"] })).await?;
+    assert_eq!(
+        other.status.and_then(|s| s.phase),
+        Some(BackupPhase::Completed)
+    );
+    let requests: Api<DeleteBackupRequest> = Api::namespaced(env.client.clone(), NS);
+    let request: DeleteBackupRequest = serde_json::from_value(json!({
+        "apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
+        "metadata": { "name": "delete-shop-1", "namespace": NS, "labels": { "velero.io/backup-name": "shop-1" } },
+        "spec": { "backupName": "shop-1" },
+    }))?;
+    requests.create(&PostParams::default(), &request).await?;
+    let backups: Api<Backup> = Api::namespaced(env.client.clone(), NS);
+    wait_for("backup shop-1 to be deleted", || async {
+        backups
+            .get_opt("shop-1")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await?;
+    let left = keys(&store).await?;
+    assert!(
+        !left.iter().any(|k| k.starts_with("backups/shop-1/")),
+        "{left:?}"
+    );
+    assert!(
+        left.contains("backups/shop/velero-backup.json"),
+        "the other backup must survive: {left:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_backups_fail_with_velero_reasons_and_write_nothing() -> anyhow::Result<()> {
+    let env = setup().await?;
+    let mixed = backup(&env, "mixed", json!({ "includedResources": ["pods"], "includedClusterScopedResources": ["storageclasses"] })).await?;
+    let status = mixed.status.unwrap_or_default();
+    assert_eq!(status.phase, Some(BackupPhase::FailedValidation));
+    assert!(
+        status
+            .validation_errors
+            .unwrap_or_default()
+            .iter()
+            .any(|e| e.contains("old filter parameters"))
+    );
+
+    let both = backup(&env, "both-selectors", json!({ "labelSelector": {"matchLabels": {"a": "b"}}, "orLabelSelectors": [{"matchLabels": {"c": "d"}}] })).await?;
+    let errors = both
+        .status
+        .unwrap_or_default()
+        .validation_errors
+        .unwrap_or_default();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("encountered labelSelector as well as orLabelSelectors")),
+        "{errors:?}"
+    );
+
+    let nowhere = backup(&env, "nowhere", json!({ "storageLocation": "missing" })).await?;
+    let errors = nowhere
+        .status
+        .unwrap_or_default()
+        .validation_errors
+        .unwrap_or_default();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("error getting backup storage location")),
+        "{errors:?}"
+    );
+
+    // A read-only location refuses new backups.
+    let bsls: Api<BackupStorageLocation> = Api::namespaced(env.client.clone(), NS);
+    bsls.patch(
+        "default",
+        &Default::default(),
+        &kube::api::Patch::Merge(&json!({ "spec": { "accessMode": "ReadOnly" } })),
+    )
+    .await?;
+    let read_only = backup(&env, "read-only", json!({})).await?;
+    let errors = read_only
+        .status
+        .unwrap_or_default()
+        .validation_errors
+        .unwrap_or_default();
+    assert!(
+        errors.iter().any(|e| e.contains("read-only mode")),
+        "{errors:?}"
+    );
+    bsls.patch(
+        "default",
+        &Default::default(),
+        &kube::api::Patch::Merge(&json!({ "spec": { "accessMode": "ReadWrite" } })),
+    )
+    .await?;
+
+    let store = store(&env)?;
+    assert!(
+        keys(&store).await?.is_empty(),
+        "failed validations must write nothing"
+    );
+
+    // A name already present in the store is refused, and what is there is left alone.
+    let first = backup(&env, "dup", json!({ "includedNamespaces": ["default"] })).await?;
+    assert_eq!(
+        first.status.and_then(|s| s.phase),
+        Some(BackupPhase::Completed)
+    );
+    let before = read(&store, "cluster-a/backups/dup/velero-backup.json").await?;
+    let backups: Api<Backup> = Api::namespaced(env.client.clone(), NS);
+    backups.delete("dup", &DeleteParams::default()).await?;
+    wait_for("the dup CR to go", || async {
+        backups.get_opt("dup").await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    let again = backup(&env, "dup", json!({ "includedNamespaces": ["default"] })).await?;
+    let status = again.status.unwrap_or_default();
+    assert_eq!(status.phase, Some(BackupPhase::Failed));
+    assert_eq!(
+        status.failure_reason.as_deref(),
+        Some("backup already exists in object storage")
+    );
+    assert_eq!(
+        read(&store, "cluster-a/backups/dup/velero-backup.json").await?,
+        before
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_fails_backups_left_in_progress() -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let client = cp.client().await?;
+    let crds = velero_install::InstallOptions {
+        crds_only: true,
+        ..Default::default()
+    };
+    velero_install::apply(&client, &crds.render(), &mut std::io::sink()).await?;
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+    )
+    .await?;
+    // Velero's CRDs have no status subresource, so a Backup can be created mid-flight, as a
+    // crashed server leaves it.
+    let api: Api<Backup> = Api::namespaced(client.clone(), NS);
+    let interrupted: Backup = serde_json::from_value(json!({
+        "apiVersion": "velero.io/v1", "kind": "Backup", "metadata": { "name": "interrupted", "namespace": NS },
+        "spec": {}, "status": { "phase": "InProgress" },
+    }))?;
+    api.create(&PostParams::default(), &interrupted).await?;
+    velero_controllers::backup::fail_interrupted_backups(&client, NS).await?;
+    let status = api.get("interrupted").await?.status.unwrap_or_default();
+    assert_eq!(status.phase, Some(BackupPhase::Failed));
+    assert_eq!(
+        status.failure_reason.as_deref(),
+        Some(velero_controllers::backup::RESTART_FAILURE)
+    );
+    Ok(())
+}
