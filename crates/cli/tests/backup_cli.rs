@@ -1,0 +1,360 @@
+//! `velero server` and the backup commands, as a user runs them, against a real control plane and a
+//! `local` storage location.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use velero_test_harness::ControlPlane;
+
+fn velero(kubeconfig: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_velero"));
+    cmd.env_remove("VELERO_NAMESPACE")
+        .env("HOME", env!("CARGO_TARGET_TMPDIR"))
+        .env("KUBECONFIG", kubeconfig);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("velero runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..240 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_create_get_describe_logs_download_delete() -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let kubeconfig = cp.kubeconfig_path().to_path_buf();
+    let storage = tempfile::tempdir()?;
+    let bucket = storage.path().join("backups");
+    let install = run(velero(&kubeconfig)
+        .args(["install", "--provider", "local", "--bucket"])
+        .arg(&bucket)
+        .args(["--no-secret", "--use-volume-snapshots=false"]));
+    assert!(install.status.success(), "{}", text(&install.stderr));
+    let log = std::fs::File::create(storage.path().join("server.log"))?;
+    let _server = Server(
+        velero(&kubeconfig)
+            .args(["server", "--store-validation-frequency", "1s"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?,
+    );
+    eventually("the location to be Available", || {
+        text(&run(velero(&kubeconfig).args(["backup-location", "get"])).stdout)
+            .contains("Available")
+    })
+    .await;
+    let locations = text(&run(velero(&kubeconfig).args(["backup-location", "get"])).stdout);
+    assert!(
+        locations.starts_with("NAME      PROVIDER   BUCKET/PREFIX"),
+        "{locations}"
+    );
+    assert!(locations.contains("ReadWrite     true"), "{locations}");
+
+    for args in [
+        vec!["create", "namespace", "shop"],
+        vec![
+            "-n",
+            "shop",
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=color=blue",
+        ],
+    ] {
+        let out = cp.kubectl().args(&args).output()?;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+
+    // Bad input is refused before anything is created.
+    for (args, want) in [
+        (vec!["b", "--selector", "app in ((x"], "invalid --selector"),
+        (
+            vec![
+                "b",
+                "--include-resources",
+                "pods",
+                "--include-cluster-scoped-resources",
+                "sc",
+            ],
+            "old filter parameters",
+        ),
+        (
+            vec!["b", "--storage-location", "nowhere"],
+            "backup storage location \"nowhere\" does not exist",
+        ),
+        (
+            vec!["b", "--selector", "a=b", "--or-selector", "c=d"],
+            "not both",
+        ),
+        (
+            vec!["b", "--include-namespaces", "*,shop"],
+            "Invalid included/excluded namespace lists",
+        ),
+    ] {
+        let out = run(velero(&kubeconfig).args(["backup", "create"]).args(&args));
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(
+            text(&out.stderr).contains(want),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let none = text(&run(velero(&kubeconfig).args(["backup", "get"])).stdout);
+    assert_eq!(
+        none.lines().count(),
+        1,
+        "no backup may exist after bad input: {none}"
+    );
+
+    // -o prints without submitting.
+    let printed = run(velero(&kubeconfig).args([
+        "backup",
+        "create",
+        "dry",
+        "--include-namespaces",
+        "shop",
+        "-o",
+        "json",
+    ]));
+    let object: serde_json::Value = serde_json::from_slice(&printed.stdout)?;
+    assert_eq!(
+        object["spec"]["includedNamespaces"],
+        serde_json::json!(["shop"])
+    );
+    assert!(!text(&run(velero(&kubeconfig).args(["backup", "get"])).stdout).contains("dry"));
+
+    let created = run(velero(&kubeconfig).args([
+        "backup",
+        "create",
+        "shop-1",
+        "--include-namespaces",
+        "shop",
+        "--wait",
+    ]));
+    let stdout = text(&created.stdout);
+    assert!(
+        created.status.success(),
+        "{stdout}{}",
+        text(&created.stderr)
+    );
+    assert!(
+        stdout.contains("Backup request \"shop-1\" submitted successfully."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Backup completed with status: Completed."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("items backed up"),
+        "progress is shown: {stdout}"
+    );
+
+    let listed = text(&run(velero(&kubeconfig).args(["backup", "get"])).stdout);
+    let header = listed.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("NAME     STATUS      ERRORS   WARNINGS   CREATED"),
+        "{listed}"
+    );
+    let row = listed.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with("shop-1   Completed   0        0"),
+        "{listed}"
+    );
+    assert!(row.contains("29d") && row.contains("default"), "{listed}");
+
+    let described =
+        text(&run(velero(&kubeconfig).args(["backup", "describe", "shop-1", "--details"])).stdout);
+    for want in [
+        "Phase:  Completed",
+        "Included:  shop",
+        "Resource List:",
+        "v1/ConfigMap:",
+        "- shop/settings",
+        "Errors:  <none>",
+    ] {
+        assert!(
+            described.contains(want),
+            "describe lacks {want:?}:\n{described}"
+        );
+    }
+
+    let logs = run(velero(&kubeconfig).args(["backup", "logs", "shop-1"]));
+    let logs_text = text(&logs.stdout);
+    assert!(logs.status.success(), "{}", text(&logs.stderr));
+    assert!(logs_text.contains("msg=\"Backing up item\" backup=velero/shop-1 namespace=shop resource=configmaps name=settings"), "{logs_text}");
+
+    let tarball = storage.path().join("shop-1.tar.gz");
+    let downloaded = run(velero(&kubeconfig)
+        .args(["backup", "download", "shop-1", "-o"])
+        .arg(&tarball));
+    assert!(downloaded.status.success(), "{}", text(&downloaded.stderr));
+    let entries = velero_archive_entries(&tarball)?;
+    assert!(
+        entries
+            .iter()
+            .any(|e| e == "resources/configmaps/namespaces/shop/settings.json"),
+        "{entries:?}"
+    );
+    let again = run(velero(&kubeconfig)
+        .args(["backup", "download", "shop-1", "-o"])
+        .arg(&tarball));
+    assert!(
+        text(&again.stderr).contains("already exists"),
+        "downloads do not overwrite without --force"
+    );
+
+    let deleted = run(velero(&kubeconfig).args(["backup", "delete", "shop-1", "--confirm"]));
+    assert!(
+        text(&deleted.stdout)
+            .contains("Request to delete backup \"shop-1\" submitted successfully.")
+    );
+    eventually("the backup to be deleted", || {
+        !run(velero(&kubeconfig).args(["backup", "get", "shop-1"]))
+            .status
+            .success()
+    })
+    .await;
+    assert!(
+        !bucket.join("backups/shop-1").exists(),
+        "the backup's files are gone"
+    );
+    Ok(())
+}
+
+fn velero_archive_entries(path: &Path) -> anyhow::Result<Vec<String>> {
+    let file = std::fs::File::open(path)?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut names = Vec::new();
+    for entry in archive.entries()? {
+        names.push(entry?.path()?.to_string_lossy().into_owned());
+    }
+    Ok(names)
+}
+
+/// The same story against an S3 location: logs and downloads come through signed URLs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_and_downloads_through_s3_signed_urls() -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let s3 = velero_test_harness::S3Server::start().await?;
+    s3.create_bucket("velero")?;
+    let kubeconfig = cp.kubeconfig_path().to_path_buf();
+    let work = tempfile::tempdir()?;
+    let credentials = work.path().join("credentials-velero");
+    std::fs::write(&credentials, s3.credentials_file())?;
+    let config = format!(
+        "region=us-east-1,s3ForcePathStyle=true,s3Url={}",
+        s3.endpoint()
+    );
+    let install = run(velero(&kubeconfig)
+        .args([
+            "install",
+            "--provider",
+            "aws",
+            "--bucket",
+            "velero",
+            "--prefix",
+            "c1",
+            "--secret-file",
+        ])
+        .arg(&credentials)
+        .args([
+            "--backup-location-config",
+            &config,
+            "--use-volume-snapshots=false",
+        ]));
+    assert!(install.status.success(), "{}", text(&install.stderr));
+    // Out of the cluster the server cannot mount the Secret; point the location at it instead.
+    let patch = cp
+        .kubectl()
+        .args([
+            "-n",
+            "velero",
+            "patch",
+            "bsl",
+            "default",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"credential":{"name":"cloud-credentials","key":"cloud"}}}"#,
+        ])
+        .output()?;
+    assert!(patch.status.success(), "{}", text(&patch.stderr));
+    let log = std::fs::File::create(work.path().join("server.log"))?;
+    let _server = Server(
+        velero(&kubeconfig)
+            .args(["server", "--store-validation-frequency", "1s"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?,
+    );
+    eventually("the location to be Available", || {
+        text(&run(velero(&kubeconfig).args(["backup-location", "get"])).stdout)
+            .contains("Available")
+    })
+    .await;
+
+    let created = run(velero(&kubeconfig).args([
+        "backup",
+        "create",
+        "all",
+        "--include-namespaces",
+        "default",
+        "--wait",
+    ]));
+    assert!(
+        text(&created.stdout).contains("Completed"),
+        "{}{}",
+        text(&created.stdout),
+        text(&created.stderr)
+    );
+    let logs = run(velero(&kubeconfig).args(["backup", "logs", "all"]));
+    assert!(logs.status.success(), "{}", text(&logs.stderr));
+    assert!(
+        text(&logs.stdout).contains("backup=velero/all"),
+        "{}",
+        text(&logs.stdout)
+    );
+    let tarball = work.path().join("all.tar.gz");
+    let downloaded = run(velero(&kubeconfig)
+        .args(["backup", "download", "all", "-o"])
+        .arg(&tarball));
+    assert!(downloaded.status.success(), "{}", text(&downloaded.stderr));
+    let entries = velero_archive_entries(&tarball)?;
+    assert!(entries.contains(&"metadata/version".to_string()));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e == "resources/namespaces/cluster/default.json"),
+        "{entries:?}"
+    );
+    assert!(
+        s3.root()
+            .join("velero/c1/backups/all/velero-backup.json")
+            .exists()
+    );
+    Ok(())
+}
