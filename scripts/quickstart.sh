@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian machine: set everything up, start a local control plane, install
-# velero-rs into it with a `local` backup storage location, and show what is there.
+# velero-rs into it with a `local` backup storage location, run `velero server` beside it, deploy a
+# small sample application and back it up.
 #
 #   scripts/quickstart.sh           run, show, tear down
 #   scripts/quickstart.sh --keep    leave the control plane running and print how to use it
@@ -18,10 +19,12 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/velero-quickstart.XXXXXX")
 export KUBECONFIG="$work/kubeconfig"
 "$bin/velero-local-cluster" --kubeconfig-out "$KUBECONFIG" 2>"$work/cluster.log" &
 cluster=$!
+server=""
 cleanup() {
     if ! $keep; then
+        [ -n "$server" ] && kill "$server" 2>/dev/null || true
         kill "$cluster" 2>/dev/null || true
-        wait "$cluster" 2>/dev/null || true
+        wait 2>/dev/null || true
         rm -rf "$work"
     fi
 }
@@ -39,19 +42,38 @@ velero=("$bin/velero")
 echo "== velero install --provider local --bucket $work/backups --no-secret --use-volume-snapshots=false" >&2
 "${velero[@]}" install --provider local --bucket "$work/backups" --no-secret --use-volume-snapshots=false
 
-echo "== the Velero CRDs" >&2
-kubectl get crds -l component=velero
-echo "== the backup storage location" >&2
-kubectl -n velero get backupstoragelocations
+echo "== velero server (outside the cluster: there is no kubelet to run its pod)" >&2
+"${velero[@]}" server --store-validation-frequency 2s 2>"$work/server.log" &
+server=$!
+for _ in $(seq 1 120); do
+    "${velero[@]}" backup-location get 2>/dev/null | grep -q Available && break
+    sleep 0.5
+done
+"${velero[@]}" backup-location get
+
+echo "== a sample application in namespace shop" >&2
+kubectl create namespace shop
+kubectl -n shop create deployment web --image=nginx --replicas=2
+kubectl -n shop expose deployment web --port=80
+kubectl -n shop create configmap settings --from-literal=color=blue
+kubectl -n shop create secret generic token --from-literal=password=s3cr3t
+
+echo "== velero backup create shop-backup --include-namespaces shop --wait" >&2
+"${velero[@]}" backup create shop-backup --include-namespaces shop --wait
+"${velero[@]}" backup get
+"${velero[@]}" backup describe shop-backup --details
+echo "== what is in the location" >&2
+find "$work/backups" -type f | sort
+
 echo "== velero version" >&2
-"${velero[@]}" version --timeout 2s
+"${velero[@]}" version --timeout 5s
 
 if $keep; then
     cat >&2 <<MSG
 
-The control plane keeps running (pid $cluster). Use it with:
+The control plane (pid $cluster) and velero server (pid $server) keep running. Use them with:
   export KUBECONFIG=$KUBECONFIG
-  $bin/velero version
-Stop it with: kill $cluster
+  $bin/velero backup get
+Stop them with: kill $server $cluster
 MSG
 fi

@@ -22,7 +22,7 @@ pub struct TarballWriter<W: AsyncWrite + Unpin> {
 impl<W: AsyncWrite + Unpin> TarballWriter<W> {
     pub async fn new(inner: W) -> std::io::Result<Self> {
         let mut writer = TarballWriter {
-            gzip: GzipEncoder::new(inner),
+            gzip: GzipEncoder::with_quality(inner, async_compression::Level::Fastest),
             headers: tar::Builder::new(Vec::new()),
             mtime: SystemTime::now()
                 .duration_since(UNIX_EPOCH)

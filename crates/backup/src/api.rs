@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Items per list page (Velero's `--client-page-size` default).
 pub const PAGE_SIZE: u32 = 500;
@@ -43,13 +44,21 @@ impl ApiReader {
     /// GET `path_and_query` as JSON, retrying with exponential backoff while the server is
     /// throttling or briefly unavailable.
     pub async fn get(&self, path_and_query: &str) -> Result<Value, kube::Error> {
+        self.get_as(path_and_query).await
+    }
+
+    /// [`ApiReader::get`] into any type.
+    pub async fn get_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+    ) -> Result<T, kube::Error> {
         let mut delay = Duration::from_millis(100);
         let mut attempt = 1;
         loop {
             let request = http::Request::get(path_and_query)
                 .body(Vec::new())
                 .map_err(kube::Error::HttpError)?;
-            match self.client.request::<Value>(request).await {
+            match self.client.request::<T>(request).await {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < MAX_ATTEMPTS && retryable(&e) => {
                     tracing::debug!(
@@ -120,22 +129,40 @@ impl Pager<'_> {
         query.finish()
     }
 
-    /// The next page's items; `None` after the last page.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<Value>>, kube::Error> {
+    /// The next page's items as raw JSON; `None` after the last page. Items are not parsed, so a
+    /// caller that only reads their metadata pays for little more than the bytes.
+    pub async fn next_raw_page(&mut self) -> Result<Option<Vec<Box<RawValue>>>, kube::Error> {
         if self.done {
             return Ok(None);
         }
         let path = format!("{}?{}", self.path, self.query());
-        let mut list = self.reader.get(&path).await?;
-        self.continue_token = list
-            .pointer("/metadata/continue")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
+        let page: RawPage = self.reader.get_as(&path).await?;
+        self.continue_token = page.metadata.continue_token.filter(|t| !t.is_empty());
         self.done = self.continue_token.is_none();
-        Ok(Some(match list.get_mut("items").map(Value::take) {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        }))
+        Ok(Some(page.items.unwrap_or_default()))
     }
+
+    /// The next page's items, parsed; `None` after the last page.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Value>>, kube::Error> {
+        let Some(raw) = self.next_raw_page().await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            raw.iter()
+                .filter_map(|r| serde_json::from_str(r.get()).ok())
+                .collect(),
+        ))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RawPage {
+    metadata: RawPageMeta,
+    items: Option<Vec<Box<RawValue>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawPageMeta {
+    #[serde(rename = "continue")]
+    continue_token: Option<String>,
 }

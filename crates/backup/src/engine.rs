@@ -98,6 +98,98 @@ struct Shared<'a> {
     bindings: tokio::sync::OnceCell<Vec<Value>>,
 }
 
+/// A listed object as raw JSON, or one fetched on its own as a parsed value.
+enum Payload {
+    Raw(Box<serde_json::value::RawValue>),
+    Value(Value),
+}
+
+/// The metadata the engine decides on.
+struct ItemMeta {
+    name: String,
+    namespace: Option<String>,
+    labels: BTreeMap<String, String>,
+    deleting: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct MetaOnly {
+    metadata: MetaFields,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaFields {
+    name: Option<String>,
+    namespace: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    deletion_timestamp: Option<serde::de::IgnoredAny>,
+}
+
+impl Payload {
+    fn meta(&self) -> Option<ItemMeta> {
+        let fields = match self {
+            Payload::Raw(raw) => serde_json::from_str::<MetaOnly>(raw.get()).ok()?.metadata,
+            Payload::Value(v) => {
+                serde_json::from_value::<MetaOnly>(
+                    serde_json::json!({ "metadata": v.get("metadata")? }),
+                )
+                .ok()?
+                .metadata
+            }
+        };
+        Some(ItemMeta {
+            name: fields.name?,
+            namespace: fields.namespace,
+            labels: fields.labels,
+            deleting: fields.deletion_timestamp.is_some(),
+        })
+    }
+
+    fn to_value(&self) -> Option<Value> {
+        match self {
+            Payload::Raw(raw) => serde_json::from_str(raw.get()).ok(),
+            Payload::Value(v) => Some(v.clone()),
+        }
+    }
+
+    /// The item as written into the tarball. List responses leave out each item's apiVersion and
+    /// kind; Velero's files carry them, so they are put in front.
+    fn into_bytes(self, resource: &DiscoveredResource) -> Vec<u8> {
+        match self {
+            Payload::Raw(raw) => {
+                let body = raw.get().trim_start();
+                let rest = body.strip_prefix('{').unwrap_or(body).trim_start();
+                let head = serde_json::json!({ "apiVersion": resource.api_version(), "kind": resource.kind.clone() }).to_string();
+                let mut out = String::with_capacity(head.len() + body.len());
+                out.push_str(&head[..head.len() - 1]);
+                if !rest.starts_with('}') {
+                    out.push(',');
+                }
+                out.push_str(rest);
+                out.into_bytes()
+            }
+            Payload::Value(mut v) => {
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("apiVersion".into(), Value::String(resource.api_version()));
+                    obj.insert("kind".into(), Value::String(resource.kind.clone()));
+                }
+                serde_json::to_vec(&v).unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// Types whose items bring others along (Velero's built-in item actions).
+fn brings_additional_items(resource: &DiscoveredResource) -> bool {
+    resource.group.is_empty()
+        && matches!(
+            resource.resource.as_str(),
+            "pods" | "persistentvolumeclaims" | "serviceaccounts"
+        )
+}
+
 fn meta<'v>(item: &'v Value, field: &str) -> Option<&'v str> {
     item.get("metadata")?.get(field)?.as_str()
 }
@@ -132,16 +224,23 @@ impl Shared<'_> {
 
     /// Backs up one object (and what it brings along). `additional` items skip the label selector
     /// but not the namespace filter or the exclude label, as in Velero.
-    async fn back_up(
+    async fn back_up(&self, resource: &DiscoveredResource, item: Value) -> Result<(), BackupError> {
+        self.back_up_payload(resource, Payload::Value(item)).await
+    }
+
+    /// Backs up one object (and what it brings along). Listed items arrive as raw JSON and are
+    /// written without being rebuilt, which keeps the per-item cost to a scan of its metadata.
+    async fn back_up_payload(
         &self,
         resource: &DiscoveredResource,
-        mut item: Value,
+        item: Payload,
     ) -> Result<(), BackupError> {
-        let Some(name) = meta(&item, "name").map(str::to_string) else {
+        let Some(meta) = item.meta() else {
             return Ok(());
         };
+        let name = meta.name;
         let namespace = if resource.namespaced {
-            meta(&item, "namespace").map(str::to_string)
+            meta.namespace
         } else {
             None
         };
@@ -151,7 +250,8 @@ impl Shared<'_> {
             resource: Some(&gr),
             name: Some(&name),
         };
-        if labels(&item)
+        if meta
+            .labels
             .get(velero_api::labels::EXCLUDE_FROM_BACKUP)
             .map(String::as_str)
             == Some("true")
@@ -168,10 +268,7 @@ impl Shared<'_> {
         {
             return Ok(());
         }
-        if item
-            .pointer("/metadata/deletionTimestamp")
-            .is_some_and(|v| !v.is_null())
-        {
+        if meta.deleting {
             self.log_info("Skipping item because it's being deleted.", ctx);
             return Ok(());
         }
@@ -193,13 +290,15 @@ impl Shared<'_> {
         {
             with_items.insert(ns.clone());
         }
-        // List responses leave out each item's apiVersion and kind; Velero's files carry them.
-        if let Some(obj) = item.as_object_mut() {
-            obj.insert("apiVersion".into(), Value::String(resource.api_version()));
-            obj.insert("kind".into(), Value::String(resource.kind.clone()));
-        }
-        let additional = self.additional_items(resource, &item).await;
-        let json = serde_json::to_vec(&item).unwrap_or_default();
+        let additional = if brings_additional_items(resource) {
+            match item.to_value() {
+                Some(value) => self.additional_items(resource, &value).await,
+                None => Vec::new(),
+            }
+        } else {
+            Vec::new()
+        };
+        let json = item.into_bytes(resource);
         let type_key = format!("{}/{}", resource.api_version(), resource.kind);
         self.log_info("Backing up item", ctx);
         let Some(tx) = self.tx.lock().ok().and_then(|t| t.clone()) else {
@@ -390,7 +489,7 @@ impl Shared<'_> {
         let path = resource.list_path(namespace);
         let mut pager = self.reader.pages(&path, selector);
         loop {
-            let page = match pager.next_page().await {
+            let page = match pager.next_raw_page().await {
                 Ok(Some(page)) => page,
                 Ok(None) => break,
                 Err(e) => {
@@ -406,11 +505,14 @@ impl Shared<'_> {
             self.listed
                 .fetch_add(page.len() as u64, std::sync::atomic::Ordering::Relaxed);
             if order.is_some() {
-                buffered.extend(page);
+                buffered.extend(
+                    page.iter()
+                        .filter_map(|r| serde_json::from_str::<Value>(r.get()).ok()),
+                );
                 continue;
             }
             for item in page {
-                self.back_up(resource, item).await?;
+                self.back_up_payload(resource, Payload::Raw(item)).await?;
             }
         }
         if let Some(order) = order {
@@ -680,6 +782,40 @@ async fn finish_collection(shared: &Shared<'_>) -> Result<(), BackupError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn listed_items_get_api_version_and_kind_in_front() {
+        let resource = DiscoveredResource {
+            group: "apps".into(),
+            version: "v1".into(),
+            resource: "deployments".into(),
+            singular: "deployment".into(),
+            kind: "Deployment".into(),
+            short_names: vec![],
+            namespaced: true,
+        };
+        let raw = |s: &str| {
+            Payload::Raw(serde_json::value::RawValue::from_string(s.to_string()).unwrap())
+        };
+        let bytes = raw(r#" { "metadata": {"name": "web"}, "spec": {"replicas": 2} }"#)
+            .into_bytes(&resource);
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            v,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2}})
+        );
+        let empty: Value = serde_json::from_slice(&raw("{}").into_bytes(&resource)).unwrap();
+        assert_eq!(
+            empty,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment"})
+        );
+        let meta = raw(r#"{"metadata":{"name":"a","namespace":"n","labels":{"x":"y"},"deletionTimestamp":"2026-01-01T00:00:00Z"}}"#).meta().unwrap();
+        assert_eq!(
+            (meta.name.as_str(), meta.namespace.as_deref(), meta.deleting),
+            ("a", Some("n"), true)
+        );
+        assert_eq!(meta.labels["x"], "y");
+    }
 
     #[test]
     fn ordered_items_come_first_in_the_given_order() {

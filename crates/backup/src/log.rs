@@ -76,7 +76,7 @@ impl BackupLog {
     pub fn new(backup_namespace: &str, backup_name: &str) -> Self {
         BackupLog {
             backup: format!("{backup_namespace}/{backup_name}"),
-            gzip: GzEncoder::new(Vec::new(), Compression::default()),
+            gzip: GzEncoder::new(Vec::new(), Compression::fast()),
             results: BackupResults::default(),
         }
     }

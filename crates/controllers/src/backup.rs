@@ -339,6 +339,7 @@ async fn run(
             ));
         }
     }
+    let started = std::time::Instant::now();
     let reader = ApiReader::new(ctx.client.clone());
     let discovery = velero_backup::discovery::discover(&ctx.client)
         .await
@@ -367,6 +368,7 @@ async fn run(
         }
     });
 
+    tracing::debug!(backup = %name, elapsed = ?started.elapsed(), "discovery and filters resolved");
     let contents_key = store.layout().backup_contents(&name);
     let mut sink = store.writer(&contents_key).map_err(|e| e.to_string())?;
     let params = BackupParams {
@@ -389,6 +391,7 @@ async fn run(
     };
     // engine::run finished the tarball, which shut the writer down and completed the upload.
 
+    tracing::debug!(backup = %name, elapsed = ?started.elapsed(), items = outcome.items_backed_up, "tarball written");
     let layout = store.layout().clone();
     let files: Vec<(String, Bytes)> = vec![
         (
@@ -451,7 +454,7 @@ async fn run(
         let _ = store.delete_backup(&name).await;
         return Err(format!("error uploading velero-backup.json: {e}"));
     }
-    tracing::info!(backup = %name, items = outcome.items_backed_up, warnings, errors, "backup completed");
+    tracing::info!(backup = %name, items = outcome.items_backed_up, warnings, errors, elapsed = ?started.elapsed(), "backup completed");
     Ok(Done {
         items: outcome.items_backed_up,
         warnings,

@@ -466,3 +466,99 @@ async fn a_restarted_server_fails_backups_left_in_progress() -> anyhow::Result<(
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_locations_go_unavailable_with_a_reason_and_refuse_backups() -> anyhow::Result<()>
+{
+    let env = setup().await?;
+    // A port nothing listens on: bind, note it, close.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(env.client.clone(), NS);
+    let wrong = env
+        .s3
+        .credentials_file()
+        .replace(env.s3.secret_key(), "not-the-secret");
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": { "name": "wrong-credentials", "namespace": NS }, "stringData": { "cloud": wrong },
+    }))?;
+    secrets.create(&PostParams::default(), &secret).await?;
+    let location = |name: &str,
+                    provider: &str,
+                    endpoint: String,
+                    secret: &str|
+     -> anyhow::Result<BackupStorageLocation> {
+        Ok(serde_json::from_value(json!({
+            "apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+            "metadata": { "name": name, "namespace": NS },
+            "spec": { "provider": provider, "objectStorage": { "bucket": "velero" },
+                "credential": { "name": secret, "key": "cloud" },
+                "config": { "region": "us-east-1", "s3ForcePathStyle": "true", "s3Url": endpoint } },
+        }))?)
+    };
+    let bsls: Api<BackupStorageLocation> = Api::namespaced(env.client.clone(), NS);
+    let cases = [
+        (
+            "unknown",
+            location("unknown", "s4", env.s3.endpoint(), "cloud-credentials")?,
+            "aws, azure, gcp, local",
+        ),
+        (
+            "unreachable",
+            location(
+                "unreachable",
+                "aws",
+                format!("http://127.0.0.1:{closed}"),
+                "cloud-credentials",
+            )?,
+            "cannot reach",
+        ),
+        (
+            "denied",
+            location(
+                "denied",
+                "velero.io/aws",
+                env.s3.endpoint(),
+                "wrong-credentials",
+            )?,
+            "access denied",
+        ),
+    ];
+    for (name, bsl, want) in &cases {
+        bsls.create(&PostParams::default(), bsl).await?;
+        let message = wait_for(&format!("location {name} to be Unavailable"), || async {
+            let status = bsls.get(name).await.ok()?.status?;
+            (status.phase? == BackupStorageLocationPhase::Unavailable)
+                .then_some(status.message.unwrap_or_default())
+        })
+        .await?;
+        assert!(
+            message.to_lowercase().contains(want),
+            "{name}: {message:?} should mention {want:?}"
+        );
+        assert!(
+            !message.contains("not-the-secret") && !message.contains(env.s3.secret_key()),
+            "no secret in {message:?}"
+        );
+    }
+    for (name, _, _) in &cases {
+        let refused = backup(
+            &env,
+            &format!("to-{name}"),
+            json!({ "storageLocation": name }),
+        )
+        .await?;
+        let status = refused.status.unwrap_or_default();
+        assert_eq!(status.phase, Some(BackupPhase::FailedValidation), "{name}");
+        let errors = status.validation_errors.unwrap_or_default();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("is in Unavailable status")),
+            "{name}: {errors:?}"
+        );
+    }
+    assert!(keys(&store(&env)?).await?.is_empty(), "nothing was written");
+    Ok(())
+}

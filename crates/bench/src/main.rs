@@ -1,0 +1,365 @@
+//! `velero-bench [--objects N]`: seeds N objects of several kinds into a fresh local control plane,
+//! then in one run measures (a) the raw time to list them with plain paginated GETs and (b) a full
+//! backup of them by `velero server`, and prints objects/s, the server's peak RSS and the ratio
+//! (b)/(a). It measures; it asserts nothing.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use velero_test_harness::ControlPlane;
+
+const NAMESPACES: usize = 10;
+
+struct Args {
+    objects: usize,
+    velero: PathBuf,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut objects = 10_000;
+    let mut velero = std::env::current_exe()?.with_file_name("velero");
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--objects" => {
+                objects = it
+                    .next()
+                    .context("--objects needs a number")?
+                    .parse()
+                    .context("--objects needs a number")?
+            }
+            "--velero" => velero = it.next().context("--velero needs a path")?.into(),
+            other => bail!(
+                "unknown argument {other:?}; usage: velero-bench [--objects N] [--velero PATH]"
+            ),
+        }
+    }
+    if !velero.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p velero-cli)",
+            velero.display()
+        );
+    }
+    Ok(Args { objects, velero })
+}
+
+/// The seeded mix: what a namespace full of applications holds.
+fn object(i: usize) -> (String, Value) {
+    let ns = format!("bench-{}", i % NAMESPACES);
+    let name = format!("obj-{i}");
+    let labels = json!({ "app": format!("app-{}", i % 50), "tier": "bench" });
+    match i % 20 {
+        0..=7 => (
+            format!("/api/v1/namespaces/{ns}/configmaps"),
+            json!({
+                "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": name, "labels": labels },
+                "data": { "config.yaml": format!("replicas: {i}\nendpoint: http://svc-{i}.{ns}.svc:8080\nfeature: [a, b, c]\n") },
+            }),
+        ),
+        8..=13 => (
+            format!("/api/v1/namespaces/{ns}/secrets"),
+            json!({
+                "apiVersion": "v1", "kind": "Secret", "metadata": { "name": name, "labels": labels },
+                "type": "Opaque", "stringData": { "password": format!("secret-{i}-0123456789abcdef") },
+            }),
+        ),
+        14..=16 => (
+            format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles"),
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": { "name": name, "labels": labels },
+                "rules": [{ "apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["get", "list"] }],
+            }),
+        ),
+        _ => (
+            format!("/apis/bench.velero.io/v1/namespaces/{ns}/widgets"),
+            json!({
+                "apiVersion": "bench.velero.io/v1", "kind": "Widget", "metadata": { "name": name, "labels": labels },
+                "spec": { "size": i, "color": "blue", "owners": ["a", "b"] },
+            }),
+        ),
+    }
+}
+
+async fn post(client: &kube::Client, path: &str, body: &Value) -> anyhow::Result<()> {
+    for attempt in 0..8u32 {
+        let request = http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body)?)?;
+        match client.request::<Value>(request).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => return Ok(()),
+            Err(kube::Error::Api(s)) if matches!(s.code, 429 | 500 | 503 | 504) && attempt < 7 => {
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("POST {path}")),
+        }
+    }
+    Ok(())
+}
+
+async fn seed(client: &kube::Client, objects: usize) -> anyhow::Result<()> {
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": "widgets.bench.velero.io" },
+        "spec": { "group": "bench.velero.io", "scope": "Namespaced",
+            "names": { "plural": "widgets", "singular": "widget", "kind": "Widget" },
+            "versions": [{ "name": "v1", "served": true, "storage": true,
+                "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }] },
+    });
+    post(
+        client,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        &crd,
+    )
+    .await?;
+    velero_install::wait_for_crds_established(
+        client,
+        &["widgets.bench.velero.io".to_string()],
+        Duration::from_secs(60),
+    )
+    .await?;
+    for n in 0..NAMESPACES {
+        post(client, "/api/v1/namespaces", &json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": format!("bench-{n}") } })).await?;
+    }
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..objects)
+        .map(|i| async move {
+            let (path, body) = object(i);
+            post(client, &path, &body).await
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    eprintln!(
+        "seeded {objects} objects in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct Page {
+    metadata: PageMeta,
+    items: Vec<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct PageMeta {
+    #[serde(rename = "continue")]
+    continue_token: Option<String>,
+}
+
+/// (a): every type a backup of the bench namespaces lists, read page by page (500 items), one
+/// request at a time, reading nothing of the bodies but the item count and continue token.
+async fn raw_list(client: &kube::Client) -> anyhow::Result<(Duration, usize)> {
+    let discovery = velero_backup::discovery::discover(client).await?;
+    let started = Instant::now();
+    let mut items = 0;
+    for r in discovery.resources.iter().filter(|r| r.namespaced) {
+        for n in 0..NAMESPACES {
+            let path = r.list_path(Some(&format!("bench-{n}")));
+            let mut token: Option<String> = None;
+            loop {
+                let query = match &token {
+                    Some(t) => format!(
+                        "{path}?limit=500&continue={}",
+                        form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()
+                    ),
+                    None => format!("{path}?limit=500"),
+                };
+                let body = client
+                    .request_text(http::Request::get(query).body(Vec::new())?)
+                    .await?;
+                let page: Page = serde_json::from_str(&body)?;
+                items += page.items.len();
+                token = page.metadata.continue_token.filter(|t| !t.is_empty());
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    Ok((started.elapsed(), items))
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmHWM in /proc status")
+}
+
+fn kubectl(cp: &ControlPlane, args: &[&str]) -> anyhow::Result<String> {
+    let out = cp.kubectl().args(args).output()?;
+    if !out.status.success() {
+        bail!("kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    let cp = ControlPlane::start().await?;
+    let client = cp.client().await?;
+    seed(&client, args.objects).await?;
+
+    let (raw, listed) = raw_list(&client).await?;
+    eprintln!(
+        "raw paginated list: {listed} items in {:.2}s",
+        raw.as_secs_f64()
+    );
+
+    let work = tempfile::tempdir()?;
+    let bucket = work.path().join("backups");
+    let velero = |extra: &[&str]| -> anyhow::Result<()> {
+        let out = Command::new(&args.velero)
+            .env("KUBECONFIG", cp.kubeconfig_path())
+            .args(extra)
+            .output()?;
+        if !out.status.success() {
+            bail!("velero {extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    let bucket_arg = bucket.to_string_lossy().into_owned();
+    velero(&[
+        "install",
+        "--provider",
+        "local",
+        "--bucket",
+        &bucket_arg,
+        "--no-secret",
+        "--use-volume-snapshots=false",
+    ])?;
+    let server = Server(
+        Command::new(&args.velero)
+            .env("KUBECONFIG", cp.kubeconfig_path())
+            .args([
+                "server",
+                "--store-validation-frequency",
+                "1s",
+                "--log-level",
+                "debug",
+            ])
+            .env(
+                "VELERO_LOG",
+                "velero_controllers=debug,velero_backup=info,warn",
+            )
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(work.path().join("server.log"))?)
+            .spawn()?,
+    );
+    for _ in 0..120 {
+        if kubectl(
+            &cp,
+            &[
+                "-n",
+                "velero",
+                "get",
+                "bsl",
+                "default",
+                "-o",
+                "jsonpath={.status.phase}",
+            ],
+        )? == "Available"
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let idle_rss = peak_rss_kib(server.0.id())?;
+
+    let started = Instant::now();
+    velero(&[
+        "backup",
+        "create",
+        "bench",
+        "--include-namespaces",
+        "bench-*",
+    ])?;
+    // Polled through the API, not kubectl: a process per poll would steal CPU from the server.
+    let phase = loop {
+        let request = http::Request::get("/apis/velero.io/v1/namespaces/velero/backups/bench")
+            .body(Vec::new())?;
+        let backup: Value = client.request(request).await?;
+        let phase = backup
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if ["Completed", "PartiallyFailed", "Failed", "FailedValidation"].contains(&phase.as_str())
+        {
+            break phase;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let backup = started.elapsed();
+    let peak_rss = peak_rss_kib(server.0.id())?;
+    let items: usize = kubectl(
+        &cp,
+        &[
+            "-n",
+            "velero",
+            "get",
+            "backup",
+            "bench",
+            "-o",
+            "jsonpath={.status.progress.itemsBackedUp}",
+        ],
+    )?
+    .parse()
+    .unwrap_or(0);
+    let tarball = std::fs::metadata(bucket.join("backups/bench/bench.tar.gz"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+
+    if std::env::var_os("VELERO_BENCH_SERVER_LOG").is_some() {
+        eprintln!(
+            "{}",
+            std::fs::read_to_string(work.path().join("server.log")).unwrap_or_default()
+        );
+    }
+    println!("velero-rs backup benchmark");
+    println!("  seeded objects:            {}", args.objects);
+    println!("  backup phase:              {phase}");
+    println!("  items backed up:           {items}");
+    println!(
+        "  (a) raw paginated list:    {:.2} s ({listed} items, {:.0} objects/s)",
+        raw.as_secs_f64(),
+        listed as f64 / raw.as_secs_f64()
+    );
+    println!(
+        "  (b) velero-rs backup:      {:.2} s ({:.0} objects/s, tarball {:.1} MiB)",
+        backup.as_secs_f64(),
+        items as f64 / backup.as_secs_f64(),
+        tarball as f64 / 1048576.0
+    );
+    println!(
+        "  ratio (b)/(a):             {:.2}",
+        backup.as_secs_f64() / raw.as_secs_f64()
+    );
+    println!(
+        "  server peak RSS:           {:.1} MiB (idle {:.1} MiB)",
+        peak_rss as f64 / 1024.0,
+        idle_rss as f64 / 1024.0
+    );
+    Ok(())
+}
