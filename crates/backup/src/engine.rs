@@ -591,6 +591,7 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
     sink: W,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<(BackupOutcome, W), BackupError> {
+    let started = std::time::Instant::now();
     let writer = TarballWriter::new(sink).await.map_err(BackupError::Write)?;
     let (tx, rx) = mpsc::channel::<Item>(256);
     let mut log = BackupLog::new(&params.backup_namespace, &params.backup_name);
@@ -669,7 +670,9 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
             for r in results {
                 r?;
             }
+            tracing::debug!(elapsed = ?started.elapsed(), "lists done");
             finish_collection(&shared).await?;
+            tracing::debug!(elapsed = ?started.elapsed(), "namespaces and CRDs done");
             Ok::<(), BackupError>(())
         }
     };
@@ -688,7 +691,9 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
     let shared = Arc::try_unwrap(shared)
         .map_err(|_| BackupError::Write(std::io::Error::other("backup tasks still running")))?;
     let (writer, resource_list, count) = written.map_err(BackupError::Write)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "items written");
     let sink = writer.finish().await.map_err(BackupError::Write)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "tarball finished");
     let log = shared
         .log
         .into_inner()

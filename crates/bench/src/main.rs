@@ -206,6 +206,26 @@ fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmHWM in /proc status")
 }
 
+/// User plus system CPU seconds a process has used so far.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = stat
+        .rsplit_once(") ")
+        .map(|(_, r)| r)
+        .context("malformed /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    Ok(ticks / 100.0)
+}
+
 fn kubectl(cp: &ControlPlane, args: &[&str]) -> anyhow::Result<String> {
     let out = cp.kubectl().args(args).output()?;
     if !out.status.success() {
@@ -261,7 +281,7 @@ async fn main() -> anyhow::Result<()> {
             ])
             .env(
                 "VELERO_LOG",
-                "velero_controllers=debug,velero_backup=info,warn",
+                "velero_controllers=debug,velero_backup=debug,warn",
             )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(work.path().join("server.log"))?)
@@ -287,6 +307,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let idle_rss = peak_rss_kib(server.0.id())?;
 
+    let cpu_before = cpu_seconds(server.0.id())?;
     let started = Instant::now();
     velero(&[
         "backup",
@@ -313,6 +334,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let backup = started.elapsed();
     let peak_rss = peak_rss_kib(server.0.id())?;
+    let cpu = cpu_seconds(server.0.id())? - cpu_before;
     let items: usize = kubectl(
         &cp,
         &[
@@ -361,5 +383,6 @@ async fn main() -> anyhow::Result<()> {
         peak_rss as f64 / 1024.0,
         idle_rss as f64 / 1024.0
     );
+    println!("  server CPU during backup:  {cpu:.2} s");
     Ok(())
 }
