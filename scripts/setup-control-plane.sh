@@ -20,7 +20,7 @@ as_root() {
 }
 
 APT_PACKAGES=(golang-go etcd-server rsync golang-github-modern-go-reflect2-dev
-    golang-github-json-iterator-go-dev kubernetes-client openssl curl ca-certificates)
+    golang-github-json-iterator-go-dev kubernetes-client openssl curl ca-certificates python3)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -358,3 +358,158 @@ async fn logs_and_downloads_through_s3_signed_urls() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_location_create_get_set_delete() -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let kubeconfig = cp.kubeconfig_path().to_path_buf();
+    let crds = run(velero(&kubeconfig).args(["install", "--crds-only"]));
+    assert!(crds.status.success(), "{}", text(&crds.stderr));
+    assert!(
+        cp.kubectl()
+            .args(["create", "namespace", "velero"])
+            .output()?
+            .status
+            .success()
+    );
+
+    let first = run(velero(&kubeconfig).args([
+        "backup-location",
+        "create",
+        "primary",
+        "--provider",
+        "aws",
+        "--bucket",
+        "velero",
+        "--prefix",
+        "c1",
+        "--config",
+        "region=us-east-1,s3ForcePathStyle=true",
+        "--credential",
+        "cloud-credentials=cloud",
+        "--default",
+    ]));
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stdout)
+            .contains("Backup storage location \"primary\" configured successfully.")
+    );
+    let second = run(velero(&kubeconfig).args([
+        "backup-location",
+        "create",
+        "archive",
+        "--provider",
+        "local",
+        "--bucket",
+        "/srv/velero",
+        "--access-mode",
+        "ReadOnly",
+        "--default",
+    ]));
+    assert!(second.status.success(), "{}", text(&second.stderr));
+
+    // Making one location the default unsets the other.
+    let listed = text(&run(velero(&kubeconfig).args(["backup-location", "get"])).stdout);
+    let row = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        row("archive").contains("local")
+            && row("archive").contains("ReadOnly")
+            && row("archive").ends_with("true"),
+        "{listed}"
+    );
+    assert!(
+        row("primary").contains("velero/c1") && row("primary").ends_with("false"),
+        "{listed}"
+    );
+    let default_only =
+        text(&run(velero(&kubeconfig).args(["backup-location", "get", "--default"])).stdout);
+    assert_eq!(default_only.lines().count(), 2, "{default_only}");
+
+    let json_out =
+        run(velero(&kubeconfig).args(["backup-location", "get", "primary", "-o", "json"]));
+    let value: serde_json::Value = serde_json::from_slice(&json_out.stdout)?;
+    let spec = &value["items"][0]["spec"];
+    assert_eq!(
+        spec["credential"],
+        serde_json::json!({"name": "cloud-credentials", "key": "cloud"})
+    );
+    assert_eq!(spec["config"]["region"], "us-east-1");
+
+    let set = run(velero(&kubeconfig).args(["backup-location", "set", "primary", "--default"]));
+    assert!(set.status.success(), "{}", text(&set.stderr));
+    let listed =
+        text(&run(velero(&kubeconfig).args(["backup-location", "get", "--default"])).stdout);
+    assert!(
+        listed.contains("primary") && !listed.contains("archive"),
+        "{listed}"
+    );
+
+    // Bad input: a second pair for --credential, an unknown access mode, nothing to set.
+    for (args, want) in [
+        (
+            vec![
+                "backup-location",
+                "create",
+                "x",
+                "--provider",
+                "aws",
+                "--bucket",
+                "b",
+                "--credential",
+                "a=b,c=d",
+            ],
+            "exactly one secret=key pair",
+        ),
+        (
+            vec![
+                "backup-location",
+                "create",
+                "x",
+                "--provider",
+                "aws",
+                "--bucket",
+                "b",
+                "--access-mode",
+                "WriteOnly",
+            ],
+            "invalid value 'WriteOnly'",
+        ),
+        (vec!["backup-location", "set", "primary"], "nothing to set"),
+        (
+            vec![
+                "backup-location",
+                "create",
+                "primary",
+                "--provider",
+                "aws",
+                "--bucket",
+                "b",
+            ],
+            "already exists",
+        ),
+    ] {
+        let out = run(velero(&kubeconfig).args(&args));
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(want),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+
+    let deleted =
+        run(velero(&kubeconfig).args(["backup-location", "delete", "archive", "--confirm"]));
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    let listed = text(&run(velero(&kubeconfig).args(["backup-location", "get"])).stdout);
+    assert!(
+        !listed.contains("archive") && listed.contains("primary"),
+        "{listed}"
+    );
+    Ok(())
+}
