@@ -742,7 +742,14 @@ async fn finish_collection(shared: &Shared<'_>) -> Result<(), BackupError> {
         }
     }
 
-    let Some(ns_type) = shared.discovery.by_group_resource("namespaces") else {
+    // Namespace objects go through the namespace tracker, but only when the type itself is
+    // selected (`includeClusterResources: false` leaves them out, as in Velero, which then does not
+    // check the included namespaces' existence either).
+    let Some(ns_type) = shared
+        .discovery
+        .by_group_resource("namespaces")
+        .filter(|ns_type| shared.selection.include_type(ns_type))
+    else {
         return Ok(());
     };
     let with_items = shared
@@ -773,12 +780,11 @@ async fn finish_collection(shared: &Shared<'_>) -> Result<(), BackupError> {
         shared.back_up(ns_type, ns).await?;
     }
     for missing in shared.selection.missing_namespaces() {
-        let ctx = Context {
-            namespace: Some(&missing),
-            ..Default::default()
-        };
-        let error = format!("namespace {missing} was included in the backup but does not exist");
-        shared.log_error("Namespace does not exist", &error, ctx);
+        // Velero logs this without a namespace field, so it lands in the results' `velero` list.
+        let message = format!(
+            "fail to get the namespace {missing} specified in backup.Spec.IncludedNamespaces"
+        );
+        shared.log_error(&message, "", Context::default());
     }
     Ok(())
 }
