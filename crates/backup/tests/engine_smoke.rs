@@ -2,12 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::{Value, json};
 use velero_backup::api::ApiReader;
 use velero_backup::discovery::{DiscoveredResource, discover};
 use velero_backup::engine::{BackupParams, Selection, run};
 use velero_test_harness::ControlPlane;
+use velero_test_harness::create_object;
 
 struct OneNamespace(String);
 
@@ -38,23 +38,6 @@ impl Selection for OneNamespace {
     }
 }
 
-async fn create(client: &kube::Client, object: Value) -> anyhow::Result<()> {
-    let api_version = object["apiVersion"].as_str().unwrap();
-    let kind = object["kind"].as_str().unwrap();
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
-    let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await?;
-    let api: Api<DynamicObject> = match (caps.scope, object["metadata"]["namespace"].as_str()) {
-        (kube::discovery::Scope::Namespaced, Some(ns)) => {
-            Api::namespaced_with(client.clone(), ns, &ar)
-        }
-        _ => Api::all_with(client.clone(), &ar),
-    };
-    api.create(&PostParams::default(), &serde_json::from_value(object)?)
-        .await?;
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backs_up_a_namespace_with_its_additional_items() -> anyhow::Result<()> {
     let cp = ControlPlane::start().await?;
@@ -75,7 +58,7 @@ async fn backs_up_a_namespace_with_its_additional_items() -> anyhow::Result<()> 
         json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "app"},
                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "volumeName": "pv-data", "storageClassName": ""}}),
     ] {
-        create(&client, object).await?;
+        create_object(&client, object).await?;
     }
 
     let reader = ApiReader::new(client.clone());

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use velero_api::v1::BackupSpec;
 use velero_backup::api::ApiReader;
@@ -21,6 +21,7 @@ use velero_backup::discovery::{Discovery, discover};
 use velero_backup::engine::{BackupOutcome, BackupParams, run};
 use velero_backup::selection::BackupSelection;
 use velero_test_harness::ControlPlane;
+use velero_test_harness::create_object;
 
 /// How the tarball names an item: (group-resource, namespace or `""` if cluster-scoped, name).
 type Key = (String, String, String);
@@ -194,31 +195,6 @@ fn widget() -> Value {
     json!({"apiVersion": "example.com/v1", "kind": "Widget",
            "metadata": {"name": "w1", "namespace": "shop", "labels": {"app": "web"}},
            "spec": {"color": "blue", "size": 3}})
-}
-
-async fn create(client: &kube::Client, object: Value) -> anyhow::Result<()> {
-    let api_version = object["apiVersion"].as_str().unwrap();
-    let kind = object["kind"].as_str().unwrap();
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
-    // A just-established CRD can take a moment to show up in discovery.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (ar, caps) = loop {
-        match kube::discovery::pinned_kind(client, &gvk).await {
-            Ok(found) => break found,
-            Err(e) if Instant::now() > deadline => return Err(e.into()),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    };
-    let api: Api<DynamicObject> = match (caps.scope, object["metadata"]["namespace"].as_str()) {
-        (kube::discovery::Scope::Namespaced, Some(ns)) => {
-            Api::namespaced_with(client.clone(), ns, &ar)
-        }
-        _ => Api::all_with(client.clone(), &ar),
-    };
-    api.create(&PostParams::default(), &serde_json::from_value(object)?)
-        .await?;
-    Ok(())
 }
 
 // The whole cluster, listed --------------------------------------------------------------------
@@ -530,7 +506,7 @@ impl Cluster {
         let control_plane = ControlPlane::start().await?;
         let client = control_plane.client().await?;
         for object in fixture_objects() {
-            create(&client, object).await?;
+            create_object(&client, object).await?;
         }
         velero_install::wait_for_crds_established(
             &client,
@@ -538,7 +514,7 @@ impl Cluster {
             Duration::from_secs(30),
         )
         .await?;
-        create(&client, widget()).await?;
+        create_object(&client, widget()).await?;
         let reader = ApiReader::new(client.clone());
         let discovery = discover(&client).await?;
         anyhow::ensure!(

@@ -5,12 +5,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context;
-use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
 use velero_api::v1::{
     Backup, BackupPhase, BackupStorageLocation, BackupStorageLocationPhase, DeleteBackupRequest,
 };
 use velero_storage::{BackupStore, LocationConfig};
+use velero_test_harness::create_object;
 use velero_test_harness::{ControlPlane, S3Server};
 
 const NS: &str = "velero";
@@ -20,23 +21,6 @@ struct Env {
     s3: S3Server,
     client: kube::Client,
     _server: tokio::task::JoinHandle<()>,
-}
-
-async fn create(client: &kube::Client, object: Value) -> anyhow::Result<()> {
-    let api_version = object["apiVersion"].as_str().context("apiVersion")?;
-    let kind = object["kind"].as_str().context("kind")?;
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
-    let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await?;
-    let api: Api<DynamicObject> = match (caps.scope, object["metadata"]["namespace"].as_str()) {
-        (kube::discovery::Scope::Namespaced, Some(ns)) => {
-            Api::namespaced_with(client.clone(), ns, &ar)
-        }
-        _ => Api::all_with(client.clone(), &ar),
-    };
-    api.create(&PostParams::default(), &serde_json::from_value(object)?)
-        .await?;
-    Ok(())
 }
 
 /// A control plane with Velero installed (S3 location), and the server running.
@@ -188,7 +172,7 @@ async fn a_namespace_backup_lands_in_velero_layout_and_deletes_cleanly() -> anyh
                "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}),
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unrelated", "namespace": "noise"}}),
     ] {
-        create(&env.client, object).await?;
+        create_object(&env.client, object).await?;
     }
 
     // The Deployment's ReplicaSet and Pod carry its labels too; wait for them so the backup has a
@@ -444,7 +428,7 @@ async fn a_restarted_server_fails_backups_left_in_progress() -> anyhow::Result<(
         ..Default::default()
     };
     velero_install::apply(&client, &crds.render(), &mut std::io::sink()).await?;
-    create(
+    create_object(
         &client,
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
     )

@@ -21,10 +21,12 @@
 
 mod control_plane;
 pub mod manifests;
+mod objects;
 mod process;
 mod s3;
 
 pub use control_plane::{Component, ControlPlane, KUBERNETES_VERSION};
+pub use objects::create_object;
 pub use s3::S3Server;
 
 /// `bytes` random bytes from the kernel, hex-encoded: tokens and keys that differ per instance.

@@ -1,0 +1,41 @@
+//! Creating arbitrary objects from JSON, as tests seed their fixtures.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kube::api::{Api, DynamicObject, GroupVersionKind, PostParams};
+use kube::discovery::{self, Scope};
+use serde_json::Value;
+
+/// Creates `object` (any kind the server serves, by its `apiVersion` and `kind`), waiting up to
+/// 30 s for a just-created CRD's kind to be discoverable.
+pub async fn create_object(client: &kube::Client, object: Value) -> anyhow::Result<()> {
+    let api_version = object["apiVersion"]
+        .as_str()
+        .context("object without apiVersion")?
+        .to_string();
+    let kind = object["kind"]
+        .as_str()
+        .context("object without kind")?
+        .to_string();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+    let gvk = GroupVersionKind::gvk(group, version, &kind);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (resource, caps) = loop {
+        match discovery::pinned_kind(client, &gvk).await {
+            Ok(found) => break found,
+            Err(e) if Instant::now() > deadline => {
+                return Err(e).with_context(|| format!("{api_version} {kind} is not served"));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let api: Api<DynamicObject> = match (caps.scope, object["metadata"]["namespace"].as_str()) {
+        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
+        _ => Api::all_with(client.clone(), &resource),
+    };
+    api.create(&PostParams::default(), &serde_json::from_value(object)?)
+        .await
+        .with_context(|| format!("creating a {kind}"))?;
+    Ok(())
+}
