@@ -13,7 +13,8 @@ struct OneNamespace(String);
 
 impl Selection for OneNamespace {
     fn include_type(&self, r: &DiscoveredResource) -> bool {
-        r.namespaced
+        // Namespaced types, and Namespace objects (which the tracker then filters).
+        r.namespaced || (r.group.is_empty() && r.resource == "namespaces")
     }
     fn namespace_scopes(&self) -> Vec<Option<String>> {
         vec![Some(self.0.clone())]
