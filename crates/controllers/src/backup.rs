@@ -240,6 +240,11 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Co
             v.minor.clone(),
         );
     }
+    // Velero passes its --resource-timeout (10m) to plugins through this annotation.
+    annotations.insert(
+        labels::RESOURCE_TIMEOUT_ANNOTATION.to_string(),
+        "10m0s".to_string(),
+    );
     let meta = json!({
         "labels": { labels::STORAGE_LOCATION: labels::valid_label_value(&location_name) },
         "annotations": annotations,

@@ -210,12 +210,12 @@ async fn a_namespace_backup_lands_in_velero_layout_and_deletes_cleanly() -> anyh
         done.metadata.labels.unwrap_or_default()["velero.io/storage-location"],
         "default"
     );
+    let annotations = done.metadata.annotations.unwrap_or_default();
     assert!(
-        done.metadata
-            .annotations
-            .unwrap_or_default()
-            .contains_key("velero.io/source-cluster-k8s-gitversion")
+        annotations["velero.io/source-cluster-k8s-gitversion"].starts_with("v1.20"),
+        "{annotations:?}"
     );
+    assert_eq!(annotations["velero.io/resource-timeout"], "10m0s");
 
     let store = store(&env)?;
     let files = keys(&store).await?;
