@@ -6,6 +6,7 @@ mod download;
 mod flags;
 mod output;
 mod prompt;
+mod select;
 mod table;
 
 pub(crate) use prompt::confirm;

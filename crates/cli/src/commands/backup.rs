@@ -980,27 +980,13 @@ async fn download_contents(global: &GlobalArgs, args: DownloadArgs) -> anyhow::R
 
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
-    names: Vec<String>,
-    /// Delete all backups
-    #[arg(long, action = ArgAction::SetTrue)]
-    all: bool,
-    #[arg(short = 'l', long)]
-    selector: Option<String>,
-    /// Confirm deletion
-    #[arg(long, action = ArgAction::SetTrue)]
-    confirm: bool,
+    #[command(flatten)]
+    select: crate::select::DeleteOptions,
 }
 
 async fn delete(global: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<()> {
-    let chosen = [!args.names.is_empty(), args.all, args.selector.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
-    if chosen != 1 {
-        bail!("either specify backup names, --all or --selector (-l), and only one of them");
-    }
-    if !args.confirm && !crate::confirm("Are you sure you want to continue (Y/N)? ")? {
-        println!("Cancelling backup deletion");
+    let args = args.select;
+    if !args.validate_and_confirm("backup")? {
         return Ok(());
     }
     let backups = list_backups(global, &args.names, args.selector.as_deref()).await?;

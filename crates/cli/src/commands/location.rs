@@ -323,25 +323,13 @@ async fn set(global: &GlobalArgs, args: SetArgs) -> anyhow::Result<()> {
 
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
-    names: Vec<String>,
-    #[arg(long, action = ArgAction::SetTrue)]
-    all: bool,
-    #[arg(short = 'l', long)]
-    selector: Option<String>,
-    #[arg(long, action = ArgAction::SetTrue)]
-    confirm: bool,
+    #[command(flatten)]
+    select: crate::select::DeleteOptions,
 }
 
 async fn delete(global: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<()> {
-    let chosen = [!args.names.is_empty(), args.all, args.selector.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
-    if chosen != 1 {
-        bail!("either specify location names, --all or --selector (-l), and only one of them");
-    }
-    if !args.confirm && !crate::confirm("Are you sure you want to continue (Y/N)? ")? {
-        println!("Cancelling backup storage location deletion");
+    let args = args.select;
+    if !args.validate_and_confirm("backup storage location")? {
         return Ok(());
     }
     let client = global.client().await?;
