@@ -2,4 +2,8 @@
 //! dependency order, with Velero's selection, transformation and existing-resource rules.
 //!
 //! It depends on `velero-api`, `velero-archive` and `velero-storage`, and is driven by
-//! `velero-controllers`. Nothing is implemented here yet.
+//! `velero-controllers`. So far it holds the order in which types are restored.
+
+pub mod priorities;
+
+pub use priorities::{Priorities, PrioritiesError, restore_order};
