@@ -285,39 +285,21 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Co
     .await?;
     tracing::info!(backup = %name, location = %location_name, "backup started");
 
-    let outcome = run(ctx, api, &running, &location).await;
-    let mut finished = running.clone();
-    let status = finished.status.get_or_insert_with(Default::default);
-    status.completion_timestamp = Some(crate::now());
-    match outcome {
-        Ok(done) => {
-            status.phase = Some(if done.errors > 0 {
-                BackupPhase::PartiallyFailed
-            } else {
-                BackupPhase::Completed
-            });
-            status.warnings = Some(done.warnings as i32).filter(|w| *w > 0);
-            status.errors = Some(done.errors as i32).filter(|e| *e > 0);
-            status.progress = Some(velero_api::v1::BackupProgress {
-                total_items: Some(done.items as i32),
-                items_backed_up: Some(done.items as i32),
-            });
-        }
+    // On success the status is the one written into velero-backup.json, so the two agree.
+    let status = match run(ctx, api, &running, &location).await {
+        Ok(status) => status,
         Err(reason) => {
             tracing::warn!(backup = %name, "backup failed: {reason}");
+            let mut status = running.status.clone().unwrap_or_default();
+            status.completion_timestamp = Some(crate::now());
             status.phase = Some(BackupPhase::Failed);
             status.failure_reason = Some(reason);
+            status
         }
-    }
-    let status_json = serde_json::to_value(&finished.status).unwrap_or(Value::Null);
+    };
+    let status_json = serde_json::to_value(&status).unwrap_or(Value::Null);
     patch(api, &name, json!({ "status": status_json })).await?;
     Ok(())
-}
-
-struct Done {
-    items: u64,
-    warnings: usize,
-    errors: usize,
 }
 
 fn gzip_json(value: &impl serde::Serialize) -> Bytes {
@@ -334,7 +316,7 @@ async fn run(
     api: &Api<Backup>,
     backup: &Backup,
     location: &velero_api::v1::BackupStorageLocation,
-) -> Result<Done, String> {
+) -> Result<velero_api::v1::BackupStatus, String> {
     let name = backup.name_any();
     let store: BackupStore = locations::open_store(&ctx.client, &ctx.config.namespace, location)
         .await
@@ -465,11 +447,7 @@ async fn run(
         return Err(format!("error uploading velero-backup.json: {e}"));
     }
     tracing::info!(backup = %name, items = outcome.items_backed_up, warnings, errors, elapsed = ?started.elapsed(), "backup completed");
-    Ok(Done {
-        items: outcome.items_backed_up,
-        warnings,
-        errors,
-    })
+    Ok(final_backup.status.unwrap_or_default())
 }
 
 #[cfg(test)]
