@@ -10,10 +10,29 @@ use velero_api::v1::{
     DownloadRequest, DownloadRequestPhase, DownloadRequestSpec, DownloadTarget, DownloadTargetKind,
 };
 
-#[derive(Clone, Debug, Default)]
+/// How the CLI trusts the object store it downloads from (Velero's flags on describe, logs and
+/// download).
+#[derive(clap::Args, Clone, Debug, Default)]
 pub struct TlsOptions {
+    /// If true, the object store's TLS certificate will not be checked for validity
+    #[arg(long, action = clap::ArgAction::SetTrue)]
     pub insecure_skip_tls_verify: bool,
+    /// Path to a certificate bundle to use when verifying TLS connections
+    #[arg(long)]
     pub cacert: Option<std::path::PathBuf>,
+}
+
+/// Asks for `kind` of `name`, waits for the URL and fetches it: the whole DownloadRequest round.
+pub async fn download(
+    client: &kube::Client,
+    namespace: &str,
+    kind: DownloadTargetKind,
+    name: &str,
+    timeout: Duration,
+    tls: &TlsOptions,
+) -> anyhow::Result<Vec<u8>> {
+    let url = request_url(client, namespace, kind, name, timeout).await?;
+    fetch(&url, tls).await
 }
 
 /// Asks the server for a URL to `kind` of `name` and waits for it.

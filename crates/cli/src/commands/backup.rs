@@ -495,12 +495,8 @@ pub struct DescribeArgs {
     /// Display additional detail in the command output
     #[arg(long, action = ArgAction::SetTrue)]
     details: bool,
-    /// If true, the object store's TLS certificate will not be checked for validity
-    #[arg(long, action = ArgAction::SetTrue)]
-    insecure_skip_tls_verify: bool,
-    /// Path to a certificate bundle to use when verifying TLS connections
-    #[arg(long)]
-    cacert: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsOptions,
     /// Output display format: plaintext or json
     #[arg(short = 'o', long, default_value = "plaintext")]
     output: String,
@@ -785,10 +781,7 @@ async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow::Result<()>
             &mut std::io::stdout(),
         );
     }
-    let tls = TlsOptions {
-        insecure_skip_tls_verify: args.insecure_skip_tls_verify,
-        cacert: args.cacert.clone(),
-    };
+    let tls = args.tls.clone();
     let mut first = true;
     for backup in &backups {
         let mut out = String::new();
@@ -813,15 +806,10 @@ async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow::Result<()>
                 let name = name.clone();
                 let tls = tls.clone();
                 async move {
-                    let url = download::request_url(
-                        &client,
-                        &namespace,
-                        kind,
-                        &name,
-                        Duration::from_secs(60),
-                    )
-                    .await?;
-                    let data = download::maybe_gunzip(download::fetch(&url, &tls).await?)?;
+                    let timeout = Duration::from_secs(60);
+                    let data =
+                        download::download(&client, &namespace, kind, &name, timeout, &tls).await?;
+                    let data = download::maybe_gunzip(data)?;
                     anyhow::Ok(serde_json::from_slice::<serde_json::Value>(&data)?)
                 }
             };
@@ -870,10 +858,8 @@ pub struct LogsArgs {
     /// How long to wait to receive logs
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     timeout: velero_api::Duration,
-    #[arg(long, action = ArgAction::SetTrue)]
-    insecure_skip_tls_verify: bool,
-    #[arg(long)]
-    cacert: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsOptions,
 }
 
 async fn logs(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<()> {
@@ -903,19 +889,10 @@ async fn logs(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<()> {
         );
     }
     let timeout = args.timeout.to_std().unwrap_or(Duration::from_secs(60));
-    let url = download::request_url(
-        &client,
-        &namespace,
-        DownloadTargetKind::BackupLog,
-        &args.name,
-        timeout,
-    )
-    .await?;
-    let tls = TlsOptions {
-        insecure_skip_tls_verify: args.insecure_skip_tls_verify,
-        cacert: args.cacert,
-    };
-    let text = download::maybe_gunzip(download::fetch(&url, &tls).await?)?;
+    let kind = DownloadTargetKind::BackupLog;
+    let data =
+        download::download(&client, &namespace, kind, &args.name, timeout, &args.tls).await?;
+    let text = download::maybe_gunzip(data)?;
     std::io::stdout().write_all(&text)?;
     Ok(())
 }
@@ -932,10 +909,8 @@ pub struct DownloadArgs {
     /// Maximum time to wait to process download request
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     timeout: velero_api::Duration,
-    #[arg(long, action = ArgAction::SetTrue)]
-    insecure_skip_tls_verify: bool,
-    #[arg(long)]
-    cacert: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsOptions,
 }
 
 async fn download_contents(global: &GlobalArgs, args: DownloadArgs) -> anyhow::Result<()> {
@@ -956,19 +931,9 @@ async fn download_contents(global: &GlobalArgs, args: DownloadArgs) -> anyhow::R
         .await?
         .with_context(|| format!("backup {:?} does not exist", args.name))?;
     let timeout = args.timeout.to_std().unwrap_or(Duration::from_secs(60));
-    let url = download::request_url(
-        &client,
-        &namespace,
-        DownloadTargetKind::BackupContents,
-        &args.name,
-        timeout,
-    )
-    .await?;
-    let tls = TlsOptions {
-        insecure_skip_tls_verify: args.insecure_skip_tls_verify,
-        cacert: args.cacert,
-    };
-    let data = download::fetch(&url, &tls).await?;
+    let kind = DownloadTargetKind::BackupContents;
+    let data =
+        download::download(&client, &namespace, kind, &args.name, timeout, &args.tls).await?;
     std::fs::write(&path, data).with_context(|| format!("writing {}", path.display()))?;
     println!(
         "Backup {} has been successfully downloaded to {}",
