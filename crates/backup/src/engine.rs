@@ -11,9 +11,9 @@ use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use velero_archive::{ItemPath, TarballWriter};
 
-use crate::api::ApiReader;
-use crate::discovery::{DiscoveredResource, Discovery};
-use crate::log::{BackupLog, BackupResults, Context};
+use velero_cluster::api::ApiReader;
+use velero_cluster::discovery::{DiscoveredResource, Discovery};
+use velero_report::{Context, OperationLog, OperationResults};
 
 /// What the backup selects; [`crate::selection::BackupSelection`] builds it from a Backup's spec.
 pub trait Selection: Send + Sync {
@@ -61,7 +61,7 @@ pub struct BackupOutcome {
     /// `"<apiVersion>/<Kind>"` → sorted `ns/name` or `name` (`<backup>-resource-list.json.gz`).
     pub resource_list: BTreeMap<String, Vec<String>>,
     pub log_gz: Vec<u8>,
-    pub results: BackupResults,
+    pub results: OperationResults,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +90,7 @@ struct Shared<'a> {
     selection: &'a dyn Selection,
     seen: Mutex<HashSet<Key>>,
     namespaces_with_items: Mutex<BTreeSet<String>>,
-    log: Mutex<BackupLog>,
+    log: Mutex<OperationLog>,
     // Taken when collection ends, which closes the channel and lets the writer finish.
     tx: Mutex<Option<mpsc::Sender<Item>>>,
     listed: std::sync::atomic::AtomicU64,
@@ -538,8 +538,8 @@ fn order_items(
     items: Vec<Value>,
     order: &str,
     namespaced: bool,
-) -> crate::filters::OrderedItems<Value> {
-    crate::filters::sort_by_order(items, order, |item| {
+) -> velero_filters::OrderedItems<Value> {
+    velero_filters::sort_by_order(items, order, |item| {
         let name = meta(item, "name").unwrap_or_default();
         if namespaced {
             format!("{}/{name}", meta(item, "namespace").unwrap_or_default())
@@ -594,7 +594,7 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
     let started = std::time::Instant::now();
     let writer = TarballWriter::new(sink).await.map_err(BackupError::Write)?;
     let (tx, rx) = mpsc::channel::<Item>(256);
-    let mut log = BackupLog::new(&params.backup_namespace, &params.backup_name);
+    let mut log = OperationLog::backup(&params.backup_namespace, &params.backup_name);
     for (group, error) in &discovery.failed_groups {
         log.warn(
             &format!("Error discovering resources of {group}: {error}"),

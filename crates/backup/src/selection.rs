@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use velero_api::v1::BackupSpec;
 
-use crate::api::ApiReader;
-use crate::discovery::{DiscoveredResource, Discovery};
 use crate::engine::Selection;
-use crate::filters::{
+use velero_cluster::api::ApiReader;
+use velero_cluster::discovery::{DiscoveredResource, Discovery};
+use velero_filters::selector::BackupSelector;
+use velero_filters::{
     GroupResource, ListScope, NamespaceCandidate, NamespaceFilter, ResolvedResource,
     ResourceFilter, keep_namespace, prepare_backup_spec,
 };
-use crate::selector::BackupSelector;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SelectionError {

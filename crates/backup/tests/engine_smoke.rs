@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
-use velero_backup::api::ApiReader;
-use velero_backup::discovery::{DiscoveredResource, discover};
 use velero_backup::engine::{BackupParams, Selection, run};
+use velero_cluster::api::ApiReader;
+use velero_cluster::discovery::{DiscoveredResource, discover};
 use velero_test_harness::ControlPlane;
 use velero_test_harness::create_object;
 

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use velero_api::v1::BackupSpec;
-use velero_backup::api::ApiReader;
-use velero_backup::discovery::{Discovery, discover};
 use velero_backup::engine::{BackupOutcome, BackupParams, run};
 use velero_backup::selection::BackupSelection;
+use velero_cluster::api::ApiReader;
+use velero_cluster::discovery::{Discovery, discover};
 use velero_test_harness::ControlPlane;
 use velero_test_harness::create_object;
 

@@ -157,7 +157,7 @@ struct PageMeta {
 /// (a): every type a backup of the bench namespaces lists, read page by page (500 items), one
 /// request at a time, reading nothing of the bodies but the item count and continue token.
 async fn raw_list(client: &kube::Client) -> anyhow::Result<(Duration, usize)> {
-    let discovery = velero_backup::discovery::discover(client).await?;
+    let discovery = velero_cluster::discovery::discover(client).await?;
     let started = Instant::now();
     let mut items = 0;
     for r in discovery.resources.iter().filter(|r| r.namespaced) {

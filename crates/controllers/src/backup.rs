@@ -14,8 +14,8 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use velero_api::labels;
 use velero_api::v1::{Backup, BackupPhase};
-use velero_backup::api::ApiReader;
 use velero_backup::engine::{self, BackupParams, Progress};
+use velero_cluster::api::ApiReader;
 use velero_storage::BackupStore;
 
 use crate::locations;
@@ -202,7 +202,7 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Co
     };
     spec.storage_location = Some(location_name.clone());
 
-    let mut errors = velero_backup::filters::validate_backup_spec(&spec);
+    let mut errors = velero_filters::validate_backup_spec(&spec);
     let location = match locations::get_location(client, ns, &location_name).await {
         Ok(l) => Some(l),
         Err(e) => {
@@ -332,7 +332,7 @@ async fn run(
     }
     let started = std::time::Instant::now();
     let reader = ApiReader::new(ctx.client.clone());
-    let discovery = velero_backup::discovery::discover(&ctx.client)
+    let discovery = velero_cluster::discovery::discover(&ctx.client)
         .await
         .map_err(|e| format!("error discovering API resources: {e}"))?;
     let selection =

@@ -163,21 +163,21 @@ impl CreateArgs {
         }
         let label_selector: Option<LabelSelector> = match &self.selector {
             Some(s) => Some(
-                velero_backup::selector::parse_label_selector(s)
+                velero_filters::selector::parse_label_selector(s)
                     .with_context(|| format!("invalid --selector {s:?}"))?,
             ),
             None => None,
         };
         let or_label_selectors = match &self.or_selector {
             Some(s) => Some(
-                velero_backup::selector::parse_or_label_selectors(s)
+                velero_filters::selector::parse_or_label_selectors(s)
                     .with_context(|| format!("invalid --or-selector {s:?}"))?,
             ),
             None => None,
         };
         let ordered_resources = match &self.ordered_resources {
             Some(s) => Some(
-                velero_backup::filters::parse_ordered_resources(s)
+                velero_filters::parse_ordered_resources(s)
                     .with_context(|| format!("invalid --ordered-resources {s:?}"))?,
             ),
             None => None,
@@ -222,7 +222,7 @@ impl CreateArgs {
             }),
             ..Default::default()
         };
-        let errors = velero_backup::filters::validate_backup_spec(&spec);
+        let errors = velero_filters::validate_backup_spec(&spec);
         if !errors.is_empty() {
             bail!("{}", errors.join("; "));
         }
@@ -414,7 +414,7 @@ fn sort_backups(backups: &mut [Backup]) {
 pub fn format_selector(selector: Option<&LabelSelector>) -> String {
     match selector {
         None => "<none>".into(),
-        Some(s) => match velero_backup::selector::Selector::new(s) {
+        Some(s) => match velero_filters::selector::Selector::new(s) {
             Ok(sel) if !sel.is_empty() => sel.to_string(),
             Ok(_) => "<none>".into(),
             Err(e) => format!("<invalid: {e}>"),

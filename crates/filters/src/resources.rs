@@ -701,7 +701,7 @@ mod tests {
         // What prepare_backup_spec turns a default spec into (Velero ≥ 1.17): the VolumeSnapshot
         // types are out, and a backup of everything still carries cluster-scoped types.
         let mut spec = BackupSpec::default();
-        assert!(crate::filters::prepare_backup_spec(&mut spec).is_empty());
+        assert!(crate::prepare_backup_spec(&mut spec).is_empty());
         let filter = ResourceFilter::from_spec(&spec, &ns_filter(&["*"], &[]), &resolver);
         assert!(includes(&filter, "storageclasses"));
         assert!(includes(&filter, "clusterroles"));

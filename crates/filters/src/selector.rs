@@ -10,7 +10,7 @@ use std::fmt;
 
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
-use crate::filters::{go_quote, label_key_errors, label_value_errors};
+use crate::{go_quote, label_key_errors, label_value_errors};
 
 /// A selector Velero would refuse. Texts are apimachinery's, so they read as in Velero.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,5 @@
-//! Velero's backup filters as pure logic: which namespaces, which resource types, in which order,
-//! and whether a Backup's filter fields are valid at all.
+//! Velero's backup and restore filters as pure logic: which namespaces, which resource types, in
+//! which order, which labels, and whether a spec's filter fields are valid at all.
 //!
 //! Everything here follows Velero's behaviour to the letter, including its surprises, because a
 //! Backup written for Velero must select the same objects here. Where Velero's behaviour looks
@@ -34,3 +34,5 @@ pub use spec::{
 };
 
 pub(crate) use k8s::{go_quote, label_key_errors, label_value_errors};
+
+pub mod selector;

@@ -1,4 +1,5 @@
-//! The per-backup log and the warnings/errors it counts, uploaded with the backup as Velero does.
+//! The per-backup and per-restore log and the warnings/errors it counts, uploaded with the backup
+//! or restore as Velero does.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -41,9 +42,10 @@ impl Results {
     }
 }
 
-/// `{"warnings": Result, "errors": Result}`, the content of `<backup>-results.gz`.
+/// `{"warnings": Result, "errors": Result}`, the content of `<backup>-results.gz` and
+/// `restore-<restore>-results.gz`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackupResults {
+pub struct OperationResults {
     pub warnings: Results,
     pub errors: Results,
 }
@@ -64,20 +66,31 @@ pub struct Context<'a> {
 }
 
 /// Writes logrus-style text lines into a gzip stream held in memory (a few bytes per item once
-/// compressed), and records every warning and error in [`BackupResults`] the way Velero's log hook
+/// compressed), and records every warning and error in [`OperationResults`] the way Velero's log hook
 /// does, so `velero backup describe` and `logs` show the same things.
-pub struct BackupLog {
-    backup: String,
+pub struct OperationLog {
+    /// `backup` or `restore`: the key logrus lines carry the operation's name under.
+    kind: &'static str,
+    name: String,
     gzip: GzEncoder<Vec<u8>>,
-    results: BackupResults,
+    results: OperationResults,
 }
 
-impl BackupLog {
-    pub fn new(backup_namespace: &str, backup_name: &str) -> Self {
-        BackupLog {
-            backup: format!("{backup_namespace}/{backup_name}"),
+impl OperationLog {
+    pub fn backup(namespace: &str, name: &str) -> Self {
+        Self::new("backup", namespace, name)
+    }
+
+    pub fn restore(namespace: &str, name: &str) -> Self {
+        Self::new("restore", namespace, name)
+    }
+
+    fn new(kind: &'static str, namespace: &str, name: &str) -> Self {
+        OperationLog {
+            kind,
+            name: format!("{namespace}/{name}"),
             gzip: GzEncoder::new(Vec::new(), Compression::fast()),
-            results: BackupResults::default(),
+            results: OperationResults::default(),
         }
     }
 
@@ -101,9 +114,10 @@ impl BackupLog {
             Level::Error => "error",
         };
         let mut line = format!(
-            "time=\"{time}\" level={level_name} msg={} backup={}",
+            "time=\"{time}\" level={level_name} msg={} {}={}",
             quote(message),
-            self.backup
+            self.kind,
+            self.name
         );
         for (key, value) in [
             ("namespace", ctx.namespace),
@@ -148,7 +162,7 @@ impl BackupLog {
         }
     }
 
-    pub fn results(&self) -> &BackupResults {
+    pub fn results(&self) -> &OperationResults {
         &self.results
     }
 
@@ -161,7 +175,7 @@ impl BackupLog {
     }
 
     /// The gzip-compressed log and the results.
-    pub fn finish(self) -> (Vec<u8>, BackupResults) {
+    pub fn finish(self) -> (Vec<u8>, OperationResults) {
         let log = self.gzip.finish().unwrap_or_default();
         (log, self.results)
     }
@@ -187,7 +201,7 @@ mod tests {
 
     #[test]
     fn warnings_and_errors_land_in_results_by_namespace() {
-        let mut log = BackupLog::new("velero", "b1");
+        let mut log = OperationLog::backup("velero", "b1");
         log.info(
             "Backing up item",
             Context {

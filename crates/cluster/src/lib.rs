@@ -1,0 +1,6 @@
+//! Talking to the Kubernetes API server: JSON reads and writes that back off when the server
+//! asks (HTTP 429 from API Priority and Fairness, 5xx while overloaded), and discovery of the
+//! resource types it serves. Used by the backup and restore engines.
+
+pub mod api;
+pub mod discovery;
