@@ -7,7 +7,7 @@
 mod reader;
 mod writer;
 
-pub use reader::{ArchiveError, read_all};
+pub use reader::{ArchiveError, for_each_entry, read_all};
 pub use velero_api::BACKUP_FORMAT_VERSION as FORMAT_VERSION;
 pub use writer::TarballWriter;
 
@@ -63,9 +63,63 @@ impl ItemPath<'_> {
     }
 }
 
+/// An entry name parsed back into an item: `resources/<gr>/namespaces/<ns>/<name>.json` or
+/// `resources/<gr>/cluster/<name>.json`. Versioned copies (`resources/<gr>/<version>/...`) and
+/// anything else answer `None`: a restore without `EnableAPIGroupVersions` reads only the
+/// version-less copy, as Velero does, and formats 1.0 and 1.1.0 both have it.
+pub fn parse_legacy_path(path: &str) -> Option<ItemPath<'_>> {
+    let rest = path.strip_prefix("resources/")?;
+    let (group_resource, rest) = rest.split_once('/')?;
+    let (namespace, file) = if let Some(cluster) = rest.strip_prefix("cluster/") {
+        (None, cluster)
+    } else {
+        let (ns, file) = rest.strip_prefix("namespaces/")?.split_once('/')?;
+        (Some(ns), file)
+    };
+    let name = file.strip_suffix(".json")?;
+    if group_resource.is_empty() || name.is_empty() || name.contains('/') {
+        return None;
+    }
+    if namespace.is_some_and(str::is_empty) {
+        return None;
+    }
+    Some(ItemPath {
+        group_resource,
+        namespace,
+        name,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_paths_parse_back_and_versioned_copies_do_not() {
+        let item = ItemPath {
+            group_resource: "deployments.apps",
+            namespace: Some("shop"),
+            name: "web",
+        };
+        assert_eq!(parse_legacy_path(&item.legacy()), Some(item.clone()));
+        assert_eq!(parse_legacy_path(&item.versioned("v1", true)), None);
+        assert_eq!(parse_legacy_path(&item.versioned("v1beta1", false)), None);
+        let cluster = ItemPath {
+            group_resource: "persistentvolumes",
+            namespace: None,
+            name: "pv-1",
+        };
+        assert_eq!(parse_legacy_path(&cluster.legacy()), Some(cluster.clone()));
+        for bad in [
+            "metadata/version",
+            "resources/pods/namespaces//x.json",
+            "resources/pods/namespaces/ns/x.yaml",
+            "resources/pods/namespaces/ns/a/b.json",
+            "resources//cluster/x.json",
+        ] {
+            assert_eq!(parse_legacy_path(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn paths_follow_velero() {

@@ -11,10 +11,15 @@ pub enum ArchiveError {
     UnsafePath(String),
 }
 
-/// Every regular file of a tarball, by path. For tests and small archives: it holds them all.
-pub fn read_all(tar_gz: impl Read) -> Result<BTreeMap<String, Vec<u8>>, ArchiveError> {
+/// Hands every regular file of a tarball to `visit` in archive order, one at a time, so memory
+/// stays bounded by the largest entry. Stops early when `visit` returns `false`. A truncated or
+/// corrupt stream is an error, as is an entry whose path escapes the archive: callers must not act
+/// on a tarball that fails here.
+pub fn for_each_entry(
+    tar_gz: impl Read,
+    mut visit: impl FnMut(String, Vec<u8>) -> bool,
+) -> Result<(), ArchiveError> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tar_gz));
-    let mut out = BTreeMap::new();
     for entry in archive.entries().map_err(ArchiveError::Corrupt)? {
         let mut entry = entry.map_err(ArchiveError::Corrupt)?;
         if entry.header().entry_type() != tar::EntryType::Regular {
@@ -28,12 +33,24 @@ pub fn read_all(tar_gz: impl Read) -> Result<BTreeMap<String, Vec<u8>>, ArchiveE
         if path.starts_with('/') || path.split('/').any(|p| p == "..") {
             return Err(ArchiveError::UnsafePath(path));
         }
-        let mut data = Vec::with_capacity(entry.size() as usize);
+        let mut data = Vec::with_capacity(entry.size().min(1 << 20) as usize);
         entry
             .read_to_end(&mut data)
             .map_err(ArchiveError::Corrupt)?;
-        out.insert(path, data);
+        if !visit(path, data) {
+            return Ok(());
+        }
     }
+    Ok(())
+}
+
+/// Every regular file of a tarball, by path. For tests and small archives: it holds them all.
+pub fn read_all(tar_gz: impl Read) -> Result<BTreeMap<String, Vec<u8>>, ArchiveError> {
+    let mut out = BTreeMap::new();
+    for_each_entry(tar_gz, |path, data| {
+        out.insert(path, data);
+        true
+    })?;
     Ok(out)
 }
 

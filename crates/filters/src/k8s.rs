@@ -69,7 +69,7 @@ fn dns1123_subdomain_errors(value: &str) -> Vec<String> {
 }
 
 /// apimachinery `IsDNS1123Label`, which is what a namespace name must be.
-pub(crate) fn dns1123_label_errors(value: &str) -> Vec<String> {
+pub fn dns1123_label_errors(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.len() > 63 {
         errs.push(max_len_error(63));

@@ -33,6 +33,7 @@ pub use spec::{
     validate_backup_spec,
 };
 
+pub use k8s::dns1123_label_errors;
 pub(crate) use k8s::{go_quote, label_key_errors, label_value_errors};
 
 pub mod selector;

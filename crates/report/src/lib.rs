@@ -100,10 +100,12 @@ impl OperationLog {
 
     pub fn warn(&mut self, message: &str, ctx: Context<'_>) {
         self.line(Level::Warning, message, None, ctx);
+        self.hook_result(Level::Warning, message, None, ctx);
     }
 
     pub fn error(&mut self, message: &str, error: &str, ctx: Context<'_>) {
         self.line(Level::Error, message, Some(error), ctx);
+        self.hook_result(Level::Error, message, Some(error), ctx);
     }
 
     fn line(&mut self, level: Level, message: &str, error: Option<&str>, ctx: Context<'_>) {
@@ -132,9 +134,10 @@ impl OperationLog {
         line.push('\n');
         // Writing into a Vec cannot fail.
         let _ = self.gzip.write_all(line.as_bytes());
-        if level == Level::Info {
-            return;
-        }
+    }
+
+    /// Velero's backup log hook: every warning and error line also becomes a results entry.
+    fn hook_result(&mut self, level: Level, message: &str, error: Option<&str>, ctx: Context<'_>) {
         // Velero's results entry: " resource: /<r> name: /<n> message: /<m> error: /<e>".
         let mut entry = String::new();
         for (key, value) in [
@@ -159,6 +162,31 @@ impl OperationLog {
         match namespace {
             Some("") if ctx.resource.is_some() => target.cluster.push(entry),
             other => target.add(other, entry),
+        }
+    }
+
+    /// A restore-style result: `message` is recorded as is (Velero's restore adds plain errors to
+    /// its results, unlike the backup's log hook). `scope` is `None` for Velero itself, `Some("")`
+    /// for cluster-scoped items, else the namespace.
+    pub fn record(&mut self, level: Level, scope: Option<&str>, message: &str) {
+        let namespace = scope.filter(|ns| !ns.is_empty());
+        self.line(
+            level,
+            message,
+            None,
+            Context {
+                namespace,
+                ..Context::default()
+            },
+        );
+        let target = match level {
+            Level::Info => return,
+            Level::Warning => &mut self.results.warnings,
+            Level::Error => &mut self.results.errors,
+        };
+        match scope {
+            Some("") => target.cluster.push(message.to_string()),
+            other => target.add(other, message.to_string()),
         }
     }
 
