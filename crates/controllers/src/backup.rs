@@ -302,12 +302,6 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Co
     Ok(())
 }
 
-fn gzip_json(value: &impl serde::Serialize) -> Bytes {
-    use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let _ = gz.write_all(&serde_json::to_vec(value).unwrap_or_default());
-    Bytes::from(gz.finish().unwrap_or_default())
-}
 
 /// Runs the engine into the location and uploads every file, `velero-backup.json` last so that
 /// its presence means the backup is complete.
@@ -392,27 +386,27 @@ async fn run(
         ),
         (
             layout.backup_file(&name, "results"),
-            gzip_json(&outcome.results),
+            crate::gzip_json(&outcome.results),
         ),
         (
             layout.backup_file(&name, "resource-list.json"),
-            gzip_json(&outcome.resource_list),
+            crate::gzip_json(&outcome.resource_list),
         ),
         (
             layout.backup_file(&name, "volumesnapshots.json"),
-            gzip_json(&Value::Array(vec![])),
+            crate::gzip_json(&Value::Array(vec![])),
         ),
         (
             layout.backup_file(&name, "podvolumebackups.json"),
-            gzip_json(&Value::Array(vec![])),
+            crate::gzip_json(&Value::Array(vec![])),
         ),
         (
             layout.backup_file(&name, "itemoperations.json"),
-            gzip_json(&Value::Array(vec![])),
+            crate::gzip_json(&Value::Array(vec![])),
         ),
         (
             layout.backup_file(&name, "volumeinfo.json"),
-            gzip_json(&Value::Array(vec![])),
+            crate::gzip_json(&Value::Array(vec![])),
         ),
     ];
     for (key, data) in files {

@@ -9,6 +9,7 @@ pub mod backup;
 pub mod delete;
 pub mod download;
 pub mod locations;
+pub mod restore;
 pub mod server;
 pub mod status;
 
@@ -24,4 +25,20 @@ pub(crate) fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         jiff::Timestamp::from_second(secs).unwrap_or(ts),
     )
+}
+
+/// A small JSON document gzip-compressed, as Velero stores results, lists and logs.
+pub(crate) fn gzip_json(value: &impl serde::Serialize) -> bytes::Bytes {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = gz.write_all(&serde_json::to_vec(value).unwrap_or_default());
+    bytes::Bytes::from(gz.finish().unwrap_or_default())
+}
+
+/// The API server's own message for a failed call (`backups.velero.io "x" not found`).
+pub(crate) fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
 }

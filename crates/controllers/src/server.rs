@@ -13,6 +13,14 @@ pub struct ServerConfig {
     pub default_backup_storage_location: String,
     pub store_validation_frequency: Duration,
     pub concurrent_backups: usize,
+    /// `--restore-resource-priorities`: the order types are restored in.
+    pub restore_priorities: velero_restore::Priorities,
+    /// Requests one restore keeps in flight at most (fewer while the API server pushes back).
+    pub restore_parallelism: usize,
+    /// `--resource-timeout`: how long a restored CRD may take to become ready.
+    pub resource_timeout: Duration,
+    /// `--terminating-resource-timeout`: how long a restore waits for a terminating namespace.
+    pub terminating_resource_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -23,6 +31,10 @@ impl Default for ServerConfig {
             default_backup_storage_location: "default".into(),
             store_validation_frequency: Duration::from_secs(60),
             concurrent_backups: 1,
+            restore_priorities: velero_restore::Priorities::default(),
+            restore_parallelism: 32,
+            resource_timeout: Duration::from_secs(600),
+            terminating_resource_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -56,6 +68,7 @@ pub async fn run_server(
         }
     }
     fail_interrupted_backups(&client, &config.namespace).await?;
+    crate::restore::fail_interrupted_restores(&client, &config.namespace).await?;
     tracing::info!(namespace = %config.namespace, version = crate::SERVER_VERSION, "starting controllers");
     let ns = config.namespace.clone();
     let backup_config = BackupControllerConfig {
@@ -64,7 +77,15 @@ pub async fn run_server(
         default_location: config.default_backup_storage_location.clone(),
         concurrency: config.concurrent_backups,
     };
+    let restore_config = crate::restore::RestoreControllerConfig {
+        namespace: ns.clone(),
+        priorities: config.restore_priorities.clone(),
+        max_in_flight: config.restore_parallelism,
+        resource_timeout: config.resource_timeout,
+        terminating_timeout: config.terminating_resource_timeout,
+    };
     tokio::select! {
+        _ = crate::restore::run_restore_controller(client.clone(), restore_config) => {}
         _ = crate::locations::run_location_controller(client.clone(), ns.clone(), config.store_validation_frequency) => {}
         _ = run_backup_controller(client.clone(), backup_config) => {}
         _ = crate::delete::run_delete_controller(client.clone(), ns.clone()) => {}

@@ -27,6 +27,22 @@ pub struct ServerArgs {
     /// Number of backups to process concurrently (when their namespaces do not overlap)
     #[arg(long, default_value_t = 1)]
     concurrent_backups: usize,
+    /// Desired order of resource restores, the priority list contains two parts which are split by "-" element. The resources before "-" element are restored first as high priorities, the resources after "-" element are restored last as low priorities, and any resource not in the list will be restored alphabetically between the high and low priorities
+    #[arg(long, value_parser = parse_priorities)]
+    restore_resource_priorities: Option<velero_restore::Priorities>,
+    /// How long to wait for resource processes which are not covered by other specific timeout parameters
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    resource_timeout: velero_api::Duration,
+    /// How long to wait on persistent volumes and namespaces to terminate during a restore before timing out
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    terminating_resource_timeout: velero_api::Duration,
+    /// Most API requests one restore keeps in flight; fewer while the API server pushes back (HTTP 429)
+    #[arg(long, default_value_t = 32)]
+    restore_parallelism: usize,
+}
+
+fn parse_priorities(value: &str) -> Result<velero_restore::Priorities, String> {
+    velero_restore::Priorities::parse(value).map_err(|e| e.to_string())
 }
 
 pub fn log_filter(level: &str) -> String {
@@ -48,6 +64,16 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs) -> anyhow::Result<()> {
             .to_std()
             .unwrap_or(Duration::from_secs(60)),
         concurrent_backups: args.concurrent_backups.max(1),
+        restore_priorities: args.restore_resource_priorities.unwrap_or_default(),
+        restore_parallelism: args.restore_parallelism.max(1),
+        resource_timeout: args
+            .resource_timeout
+            .to_std()
+            .unwrap_or(Duration::from_secs(600)),
+        terminating_resource_timeout: args
+            .terminating_resource_timeout
+            .to_std()
+            .unwrap_or(Duration::from_secs(600)),
     };
     let shutdown = async {
         let mut term =

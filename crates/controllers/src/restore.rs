@@ -1,0 +1,397 @@
+//! The restore controller: New → InProgress → Completed | PartiallyFailed | Failed, or
+//! FailedValidation with Velero's messages; a finalizer removes `restores/<name>/` from storage
+//! when a Restore is deleted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use velero_api::labels;
+use velero_api::v1::{Backup, BackupPhase, Restore, RestorePhase};
+use velero_restore::modifiers::ResourceModifiers;
+use velero_restore::{Priorities, Progress, RestoreParams};
+use velero_storage::BackupStore;
+
+use crate::locations;
+
+pub const FINALIZER: &str = "restores.velero.io/external-resources-finalizer";
+
+/// The failure reason Velero records for a restore a restarted server finds InProgress.
+pub const RESTART_FAILURE: &str =
+    "found a restore with status \"InProgress\" during the server starting, mark it as \"Failed\"";
+
+#[derive(Clone)]
+pub struct RestoreControllerConfig {
+    pub namespace: String,
+    pub priorities: Priorities,
+    /// Requests in flight at once per restore (the window narrows under back-pressure).
+    pub max_in_flight: usize,
+    pub resource_timeout: Duration,
+    pub terminating_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreControllerError {
+    #[error("restore task failed: {0}")]
+    Task(String),
+    #[error("updating restore {0}: {1}")]
+    Patch(String, #[source] kube::Error),
+}
+
+struct Ctx {
+    client: Client,
+    config: RestoreControllerConfig,
+}
+
+async fn patch(
+    api: &Api<Restore>,
+    name: &str,
+    body: Value,
+) -> Result<Restore, RestoreControllerError> {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map_err(|e| RestoreControllerError::Patch(name.to_string(), e))
+}
+
+/// Restores a previous server left InProgress are Failed: nothing resumes them.
+pub async fn fail_interrupted_restores(
+    client: &Client,
+    namespace: &str,
+) -> Result<(), kube::Error> {
+    let api: Api<Restore> = Api::namespaced(client.clone(), namespace);
+    for restore in api.list(&ListParams::default()).await? {
+        if restore.status.as_ref().and_then(|s| s.phase) == Some(RestorePhase::InProgress) {
+            let name = restore.name_any();
+            tracing::warn!(restore = %name, "{RESTART_FAILURE}");
+            let body = json!({ "status": {
+                "phase": RestorePhase::Failed,
+                "failureReason": RESTART_FAILURE,
+                "completionTimestamp": crate::now(),
+            }});
+            if let Err(e) = patch(&api, &name, body).await {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_restore_controller(client: Client, config: RestoreControllerConfig) {
+    let api: Api<Restore> = Api::namespaced(client.clone(), &config.namespace);
+    let ctx = Arc::new(Ctx { client, config });
+    Controller::new(api, watcher::Config::default())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!("restore reconcile: {e}");
+            }
+        })
+        .await;
+}
+
+fn error_policy(_: Arc<Restore>, error: &RestoreControllerError, _: Arc<Ctx>) -> Action {
+    tracing::warn!("{error}");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile(restore: Arc<Restore>, ctx: Arc<Ctx>) -> Result<Action, RestoreControllerError> {
+    let name = restore.name_any();
+    let api: Api<Restore> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
+    let has_finalizer = restore.finalizers().iter().any(|f| f == FINALIZER);
+    if restore.metadata.deletion_timestamp.is_some() {
+        if has_finalizer {
+            if let Err(e) = delete_restore_files(&ctx, &restore).await {
+                tracing::warn!(restore = %name, "could not remove the restore's files: {e}");
+            }
+            let rest: Vec<String> = restore
+                .finalizers()
+                .iter()
+                .filter(|f| *f != FINALIZER)
+                .cloned()
+                .collect();
+            patch(&api, &name, json!({"metadata": {"finalizers": rest, "resourceVersion": restore.resource_version()}})).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    let phase = restore.status.as_ref().and_then(|s| s.phase);
+    if !matches!(phase, None | Some(RestorePhase::New)) {
+        return Ok(Action::await_change());
+    }
+    if !has_finalizer {
+        let mut finalizers = restore.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_string());
+        patch(&api, &name, json!({"metadata": {"finalizers": finalizers}})).await?;
+    }
+    let task = {
+        let (ctx, api, restore) = (ctx.clone(), api.clone(), restore.clone());
+        tokio::spawn(async move { process(&ctx, &api, &restore).await })
+    };
+    match task.await {
+        Ok(r) => r?,
+        Err(e) => return Err(RestoreControllerError::Task(e.to_string())),
+    }
+    Ok(Action::await_change())
+}
+
+/// The backup a restore reads and the store it lives in.
+struct Source {
+    backup: Backup,
+    store: BackupStore,
+}
+
+async fn find_source(ctx: &Ctx, backup_name: &str) -> Result<Source, String> {
+    let ns = &ctx.config.namespace;
+    let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), ns);
+    let backup = backups
+        .get(backup_name)
+        .await
+        .map_err(|e| format!("Error retrieving backup: {}", crate::kube_message(&e)))?;
+    let location_name = backup.spec.storage_location.clone().unwrap_or_default();
+    let location = locations::get_location(&ctx.client, ns, &location_name)
+        .await
+        .map_err(|e| format!("Error retrieving backup: {e}"))?;
+    let available = location.status.as_ref().and_then(|s| s.phase)
+        == Some(velero_api::v1::BackupStorageLocationPhase::Available);
+    if !available {
+        return Err(format!(
+            "The BSL {location_name} is unavailable, cannot retrieve the backup"
+        ));
+    }
+    let store = locations::open_store(&ctx.client, ns, &location)
+        .await
+        .map_err(|e| format!("The BSL {location_name} cannot be opened: {e}"))?;
+    Ok(Source { backup, store })
+}
+
+async fn delete_restore_files(ctx: &Ctx, restore: &Restore) -> Result<(), String> {
+    let Some(backup) = restore.spec.backup_name.as_deref().filter(|b| !b.is_empty()) else {
+        return Ok(());
+    };
+    match find_source(ctx, backup).await {
+        Ok(source) => source
+            .store
+            .delete_restore(&restore.name_any())
+            .await
+            .map_err(|e| e.to_string()),
+        // Velero skips the clean-up when the backup or its location is gone.
+        Err(e) => {
+            tracing::info!(restore = %restore.name_any(), "not removing restore files: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// Newest (by start time) Completed backup of a schedule.
+async fn newest_backup_of_schedule(ctx: &Ctx, schedule: &str) -> Result<String, String> {
+    let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
+    let list = backups
+        .list(&ListParams::default().labels(&format!("{}={schedule}", labels::SCHEDULE_NAME)))
+        .await
+        .map_err(|_| "Unable to list backups for schedule".to_string())?;
+    if list.items.is_empty() {
+        return Err("No backups found for schedule".into());
+    }
+    list.items
+        .iter()
+        .filter(|b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed))
+        .max_by_key(|b| b.status.as_ref().and_then(|s| s.start_timestamp.clone()).map(|t| t.0))
+        .map(|b| b.name_any())
+        .ok_or_else(|| "No completed backups found for schedule".to_string())
+}
+
+async fn load_modifiers(ctx: &Ctx, restore: &Restore) -> Result<Option<ResourceModifiers>, String> {
+    let Some(reference) = &restore.spec.resource_modifier else {
+        return Ok(None);
+    };
+    if !reference.kind.eq_ignore_ascii_case("configmap") {
+        return Ok(None);
+    }
+    let ns = &ctx.config.namespace;
+    let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let map = maps
+        .get(&reference.name)
+        .await
+        .map_err(|_| format!("failed to get resource modifiers configmap {ns}/{}", reference.name))?;
+    ResourceModifiers::from_config_map_data(&map.data.unwrap_or_default())
+        .map(Some)
+        .map_err(|e| {
+            format!(
+                "Error in parsing resource modifiers provided in configmap {ns}/{}: {e}",
+                reference.name
+            )
+        })
+}
+
+/// The plugin ConfigMaps of the change-storage-class and change-image-name actions.
+async fn plugin_config(ctx: &Ctx, action: &str) -> Option<BTreeMap<String, String>> {
+    let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
+    let selector = format!("{},{action}=RestoreItemAction", labels::PLUGIN_CONFIG);
+    let list = maps.list(&ListParams::default().labels(&selector)).await.ok()?;
+    list.items.into_iter().next().map(|m| m.data.unwrap_or_default())
+}
+
+async fn process(ctx: &Ctx, api: &Api<Restore>, restore: &Restore) -> Result<(), RestoreControllerError> {
+    let name = restore.name_any();
+    let mut spec = restore.spec.clone();
+    let mut errors = velero_restore::selection::validate_restore_spec(&spec);
+    // Velero appends the types it never restores to every Restore's exclusions.
+    let excluded = spec.excluded_resources.get_or_insert_with(Vec::new);
+    for r in velero_restore::selection::NON_RESTORABLE {
+        if !excluded.iter().any(|e| e == r) {
+            excluded.push(r.to_string());
+        }
+    }
+    let mut source = None;
+    let mut modifiers = None;
+    if errors.is_empty() {
+        if let Some(schedule) = spec.schedule_name.clone().filter(|s| !s.is_empty()) {
+            match newest_backup_of_schedule(ctx, &schedule).await {
+                Ok(b) => spec.backup_name = Some(b),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    if errors.is_empty()
+        && let Some(backup_name) = spec.backup_name.clone()
+    {
+        match find_source(ctx, &backup_name).await {
+            Ok(s) => {
+                if spec.schedule_name.as_deref().is_none_or(str::is_empty)
+                    && let Some(schedule) = s.backup.labels().get(labels::SCHEDULE_NAME)
+                {
+                    spec.schedule_name = Some(schedule.clone());
+                }
+                source = Some(s);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        match load_modifiers(ctx, restore).await {
+            Ok(m) => modifiers = m,
+            Err(e) => errors.push(e),
+        }
+    }
+    let (true, Some(source)) = (errors.is_empty(), source) else {
+        tracing::info!(restore = %name, ?errors, "restore failed validation");
+        patch(api, &name, json!({
+            "spec": spec,
+            "status": { "phase": RestorePhase::FailedValidation, "validationErrors": errors, "completionTimestamp": crate::now() },
+        }))
+        .await?;
+        return Ok(());
+    };
+    spec.item_operation_timeout
+        .get_or_insert(velero_api::Duration::from_hours(4));
+    patch(api, &name, json!({
+        "spec": spec,
+        "status": { "phase": RestorePhase::InProgress, "startTimestamp": crate::now() },
+    }))
+    .await?;
+    tracing::info!(restore = %name, backup = %source.backup.name_any(), "restore started");
+
+    let status = match run(ctx, api, &name, spec, &source, modifiers).await {
+        Ok(status) => status,
+        Err(reason) => {
+            tracing::warn!(restore = %name, "restore failed: {reason}");
+            json!({ "phase": RestorePhase::Failed, "failureReason": reason, "completionTimestamp": crate::now() })
+        }
+    };
+    patch(api, &name, json!({ "status": status })).await?;
+    Ok(())
+}
+
+async fn run(
+    ctx: &Ctx,
+    api: &Api<Restore>,
+    name: &str,
+    spec: velero_api::v1::RestoreSpec,
+    source: &Source,
+    modifiers: Option<ResourceModifiers>,
+) -> Result<Value, String> {
+    let backup_name = source.backup.name_any();
+    let store = &source.store;
+    let key = store.layout().backup_contents(&backup_name);
+    let reader = store
+        .get_object(&key)
+        .await
+        .map_err(|e| format!("error downloading the backup tarball {key}: {e}"))?;
+    let tarball = tokio_util::io::SyncIoBridge::new(reader);
+    let image_rules = match plugin_config(ctx, "velero.io/change-image-name").await {
+        Some(data) => velero_restore::actions::parse_image_rules(&data)?,
+        None => Vec::new(),
+    };
+    let params = RestoreParams {
+        velero_namespace: ctx.config.namespace.clone(),
+        restore_name: name.to_string(),
+        backup_name: backup_name.clone(),
+        spec,
+        priorities: ctx.config.priorities.clone(),
+        max_in_flight: ctx.config.max_in_flight,
+        resource_timeout: ctx.config.resource_timeout,
+        terminating_timeout: ctx.config.terminating_timeout,
+        modifiers,
+        storage_classes: plugin_config(ctx, "velero.io/change-storage-class").await,
+        image_rules,
+        scratch_dir: None,
+    };
+
+    let (progress_tx, mut progress_rx) = tokio::sync::watch::channel(Progress::default());
+    let progress_api = api.clone();
+    let progress_name = name.to_string();
+    let reporter = tokio::spawn(async move {
+        while progress_rx.changed().await.is_ok() {
+            let p = *progress_rx.borrow_and_update();
+            let body = json!({ "status": { "progress": { "totalItems": p.total_items, "itemsRestored": p.items_restored } } });
+            let _ = progress_api
+                .patch(&progress_name, &PatchParams::default(), &Patch::Merge(&body))
+                .await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let result = velero_restore::run(ctx.client.clone(), tarball, params, &|p| {
+        let _ = progress_tx.send(p);
+    })
+    .await;
+    drop(progress_tx);
+    reporter.abort();
+    let outcome = result.map_err(|e| e.to_string())?;
+
+    let layout = store.layout().clone();
+    let files = [
+        (layout.restore_file(name, "logs"), Bytes::from(outcome.log_gz.clone())),
+        (layout.restore_file(name, "results"), crate::gzip_json(&outcome.results)),
+        (
+            layout.restore_file(name, "resource-list.json"),
+            crate::gzip_json(&outcome.resource_list),
+        ),
+        (
+            layout.restore_file(name, "itemoperations.json"),
+            crate::gzip_json(&Value::Array(vec![])),
+        ),
+        (layout.restore_volume_info(name), crate::gzip_json(&Value::Array(vec![]))),
+    ];
+    for (key, data) in files {
+        if let Err(e) = store.put_object(&key, data).await {
+            return Err(format!("error uploading {key}: {e}"));
+        }
+    }
+    let warnings = outcome.results.warnings.len();
+    let errors = outcome.results.errors.len();
+    tracing::info!(restore = %name, items = outcome.items_restored, warnings, errors, "restore completed");
+    Ok(json!({
+        "phase": if errors > 0 { RestorePhase::PartiallyFailed } else { RestorePhase::Completed },
+        "completionTimestamp": crate::now(),
+        "warnings": warnings,
+        "errors": errors,
+        "progress": { "totalItems": outcome.total_items, "itemsRestored": outcome.items_restored },
+    }))
+}
