@@ -302,7 +302,6 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Co
     Ok(())
 }
 
-
 /// Runs the engine into the location and uploads every file, `velero-backup.json` last so that
 /// its presence means the backup is complete.
 async fn run(

@@ -172,7 +172,12 @@ async fn find_source(ctx: &Ctx, backup_name: &str) -> Result<Source, String> {
 }
 
 async fn delete_restore_files(ctx: &Ctx, restore: &Restore) -> Result<(), String> {
-    let Some(backup) = restore.spec.backup_name.as_deref().filter(|b| !b.is_empty()) else {
+    let Some(backup) = restore
+        .spec
+        .backup_name
+        .as_deref()
+        .filter(|b| !b.is_empty())
+    else {
         return Ok(());
     };
     match find_source(ctx, backup).await {
@@ -202,7 +207,12 @@ async fn newest_backup_of_schedule(ctx: &Ctx, schedule: &str) -> Result<String, 
     list.items
         .iter()
         .filter(|b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed))
-        .max_by_key(|b| b.status.as_ref().and_then(|s| s.start_timestamp.clone()).map(|t| t.0))
+        .max_by_key(|b| {
+            b.status
+                .as_ref()
+                .and_then(|s| s.start_timestamp.clone())
+                .map(|t| t.0)
+        })
         .map(|b| b.name_any())
         .ok_or_else(|| "No completed backups found for schedule".to_string())
 }
@@ -216,10 +226,12 @@ async fn load_modifiers(ctx: &Ctx, restore: &Restore) -> Result<Option<ResourceM
     }
     let ns = &ctx.config.namespace;
     let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-    let map = maps
-        .get(&reference.name)
-        .await
-        .map_err(|_| format!("failed to get resource modifiers configmap {ns}/{}", reference.name))?;
+    let map = maps.get(&reference.name).await.map_err(|_| {
+        format!(
+            "failed to get resource modifiers configmap {ns}/{}",
+            reference.name
+        )
+    })?;
     ResourceModifiers::from_config_map_data(&map.data.unwrap_or_default())
         .map(Some)
         .map_err(|e| {
@@ -234,11 +246,21 @@ async fn load_modifiers(ctx: &Ctx, restore: &Restore) -> Result<Option<ResourceM
 async fn plugin_config(ctx: &Ctx, action: &str) -> Option<BTreeMap<String, String>> {
     let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
     let selector = format!("{},{action}=RestoreItemAction", labels::PLUGIN_CONFIG);
-    let list = maps.list(&ListParams::default().labels(&selector)).await.ok()?;
-    list.items.into_iter().next().map(|m| m.data.unwrap_or_default())
+    let list = maps
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .ok()?;
+    list.items
+        .into_iter()
+        .next()
+        .map(|m| m.data.unwrap_or_default())
 }
 
-async fn process(ctx: &Ctx, api: &Api<Restore>, restore: &Restore) -> Result<(), RestoreControllerError> {
+async fn process(
+    ctx: &Ctx,
+    api: &Api<Restore>,
+    restore: &Restore,
+) -> Result<(), RestoreControllerError> {
     let name = restore.name_any();
     let mut spec = restore.spec.clone();
     let mut errors = velero_restore::selection::validate_restore_spec(&spec);
@@ -291,10 +313,14 @@ async fn process(ctx: &Ctx, api: &Api<Restore>, restore: &Restore) -> Result<(),
     };
     spec.item_operation_timeout
         .get_or_insert(velero_api::Duration::from_hours(4));
-    patch(api, &name, json!({
-        "spec": spec,
-        "status": { "phase": RestorePhase::InProgress, "startTimestamp": crate::now() },
-    }))
+    patch(
+        api,
+        &name,
+        json!({
+            "spec": spec,
+            "status": { "phase": RestorePhase::InProgress, "startTimestamp": crate::now() },
+        }),
+    )
     .await?;
     tracing::info!(restore = %name, backup = %source.backup.name_any(), "restore started");
 
@@ -352,7 +378,11 @@ async fn run(
             let p = *progress_rx.borrow_and_update();
             let body = json!({ "status": { "progress": { "totalItems": p.total_items, "itemsRestored": p.items_restored } } });
             let _ = progress_api
-                .patch(&progress_name, &PatchParams::default(), &Patch::Merge(&body))
+                .patch(
+                    &progress_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&body),
+                )
                 .await;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -367,8 +397,14 @@ async fn run(
 
     let layout = store.layout().clone();
     let files = [
-        (layout.restore_file(name, "logs"), Bytes::from(outcome.log_gz.clone())),
-        (layout.restore_file(name, "results"), crate::gzip_json(&outcome.results)),
+        (
+            layout.restore_file(name, "logs"),
+            Bytes::from(outcome.log_gz.clone()),
+        ),
+        (
+            layout.restore_file(name, "results"),
+            crate::gzip_json(&outcome.results),
+        ),
         (
             layout.restore_file(name, "resource-list.json"),
             crate::gzip_json(&outcome.resource_list),
@@ -377,7 +413,10 @@ async fn run(
             layout.restore_file(name, "itemoperations.json"),
             crate::gzip_json(&Value::Array(vec![])),
         ),
-        (layout.restore_volume_info(name), crate::gzip_json(&Value::Array(vec![]))),
+        (
+            layout.restore_volume_info(name),
+            crate::gzip_json(&Value::Array(vec![])),
+        ),
     ];
     for (key, data) in files {
         if let Err(e) = store.put_object(&key, data).await {

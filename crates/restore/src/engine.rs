@@ -1059,7 +1059,8 @@ async fn existing(
             None
         }
         Policy::Update => {
-            let Some(patch) = merge_patch(&cluster, &wanted) else {
+            // From the object as it is, so the patch also moves the restore labels to this restore.
+            let Some(patch) = merge_patch(&comparable(&from_cluster), &wanted) else {
                 return None;
             };
             match ctx.writer.merge_patch(object_path, &patch).await {

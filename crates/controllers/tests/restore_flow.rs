@@ -1,0 +1,576 @@
+//! Restores on a real API server from a `local` location: the round trip of several namespaces
+//! with every kind the restore transforms plus a CRD and its custom resources, then the same
+//! backup with namespace mappings, the update policy and label selectors.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+use velero_api::v1::{Backup, BackupPhase, Restore, RestorePhase};
+use velero_test_harness::{ControlPlane, create_object};
+
+const NS: &str = "velero";
+
+pub struct Env {
+    pub cp: ControlPlane,
+    pub client: kube::Client,
+    pub bucket: tempfile::TempDir,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// A control plane with a `local` location and the server running in this process.
+pub async fn setup() -> anyhow::Result<Env> {
+    let cp = ControlPlane::start().await?;
+    let client = cp.client().await?;
+    let bucket = tempfile::tempdir()?;
+    let options = velero_install::InstallOptions {
+        provider: Some("local".into()),
+        bucket: Some(bucket.path().display().to_string()),
+        no_secret: true,
+        use_volume_snapshots: false,
+        ..Default::default()
+    };
+    velero_install::apply(&client, &options.render(), &mut std::io::sink()).await?;
+    let config = velero_controllers::ServerConfig {
+        namespace: NS.into(),
+        store_validation_frequency: Duration::from_secs(1),
+        resource_timeout: Duration::from_secs(60),
+        terminating_resource_timeout: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let server_client = client.clone();
+    let server = tokio::spawn(async move {
+        if let Err(e) =
+            velero_controllers::run_server(server_client, config, std::future::pending()).await
+        {
+            panic!("server stopped: {e}");
+        }
+    });
+    let bsls: Api<velero_api::v1::BackupStorageLocation> = Api::namespaced(client.clone(), NS);
+    wait_for("the location to be Available", || async {
+        let bsl = bsls.get("default").await.ok()?;
+        (bsl.status?.phase? == velero_api::v1::BackupStorageLocationPhase::Available).then_some(())
+    })
+    .await?;
+    Ok(Env {
+        cp,
+        client,
+        bucket,
+        _server: server,
+    })
+}
+
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub async fn get(client: &kube::Client, path: &str) -> Option<Value> {
+    let request = http::Request::get(path).body(Vec::new()).ok()?;
+    client.request::<Value>(request).await.ok()
+}
+
+pub async fn delete(client: &kube::Client, path: &str) -> anyhow::Result<()> {
+    let request = http::Request::delete(path).body(Vec::new())?;
+    match client.request::<Value>(request).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes and waits until each path is gone (namespaces take a few seconds to finalize).
+pub async fn delete_all(client: &kube::Client, paths: &[String]) -> anyhow::Result<()> {
+    for path in paths {
+        delete(client, path).await?;
+    }
+    for path in paths {
+        wait_for(&format!("{path} to be deleted"), || async {
+            get(client, path).await.is_none().then_some(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn backup(client: &kube::Client, name: &str, spec: Value) -> anyhow::Result<Backup> {
+    let api: Api<Backup> = Api::namespaced(client.clone(), NS);
+    let object: Backup = serde_json::from_value(json!({
+        "apiVersion": "velero.io/v1", "kind": "Backup",
+        "metadata": { "name": name, "namespace": NS }, "spec": spec,
+    }))?;
+    api.create(&PostParams::default(), &object).await?;
+    let done = wait_for(&format!("backup {name} to finish"), || async {
+        let b = api.get(name).await.ok()?;
+        b.status.as_ref()?.phase?.is_terminal().then_some(b)
+    })
+    .await?;
+    anyhow::ensure!(
+        done.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed),
+        "backup {name} did not complete: {:?}",
+        done.status
+    );
+    Ok(done)
+}
+
+pub async fn restore(client: &kube::Client, name: &str, spec: Value) -> anyhow::Result<Restore> {
+    let api: Api<Restore> = Api::namespaced(client.clone(), NS);
+    let object: Restore = serde_json::from_value(json!({
+        "apiVersion": "velero.io/v1", "kind": "Restore",
+        "metadata": { "name": name, "namespace": NS }, "spec": spec,
+    }))?;
+    api.create(&PostParams::default(), &object).await?;
+    wait_for(&format!("restore {name} to finish"), || async {
+        let r = api.get(name).await.ok()?;
+        r.status.as_ref()?.phase?.is_terminal().then_some(r)
+    })
+    .await
+}
+
+pub fn phase(r: &Restore) -> Option<RestorePhase> {
+    r.status.as_ref().and_then(|s| s.phase)
+}
+
+fn gunzip_json(path: &Path) -> anyhow::Result<Value> {
+    let file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
+    Ok(serde_json::from_reader(flate2::read::GzDecoder::new(file))?)
+}
+
+/// The uploaded resource list and results of a restore.
+pub fn restore_files(env: &Env, name: &str) -> anyhow::Result<(Value, Value)> {
+    let dir = env.bucket.path().join("restores").join(name);
+    let list = gunzip_json(&dir.join(format!("restore-{name}-resource-list.json.gz")))?;
+    let results = gunzip_json(&dir.join(format!("restore-{name}-results.gz")))?;
+    anyhow::ensure!(
+        dir.join(format!("restore-{name}-logs.gz")).exists(),
+        "no restore log"
+    );
+    Ok((list, results))
+}
+
+fn strip_velero_labels(labels: &Value) -> Value {
+    let mut labels = labels.clone();
+    if let Some(map) = labels.as_object_mut() {
+        map.remove("velero.io/backup-name");
+        map.remove("velero.io/restore-name");
+        if map.is_empty() {
+            return Value::Null;
+        }
+    }
+    labels
+}
+
+/// What must survive a round trip: spec (minus what the server assigns), labels, annotations, data.
+fn essence(object: &Value) -> Value {
+    let mut o = object.clone();
+    let kind = o["kind"].as_str().unwrap_or_default().to_string();
+    if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
+        match kind.as_str() {
+            "Service" => {
+                spec.remove("clusterIP");
+                spec.remove("clusterIPs");
+            }
+            "PersistentVolume" => {
+                if let Some(c) = spec.get_mut("claimRef").and_then(Value::as_object_mut) {
+                    c.remove("uid");
+                    c.remove("resourceVersion");
+                }
+            }
+            "Job" => {
+                spec.remove("selector");
+                if let Some(l) = spec
+                    .get_mut("template")
+                    .and_then(|t| t.pointer_mut("/metadata/labels"))
+                    .and_then(Value::as_object_mut)
+                {
+                    l.remove("controller-uid");
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut annotations = o["metadata"]["annotations"].clone();
+    if let Some(a) = annotations.as_object_mut() {
+        // The server's own bookkeeping on claims and volumes.
+        a.remove("pv.kubernetes.io/bind-completed");
+        a.remove("pv.kubernetes.io/bound-by-controller");
+        a.remove("deployment.kubernetes.io/revision");
+    }
+    json!({
+        "labels": strip_velero_labels(&o["metadata"]["labels"]),
+        "annotations": annotations,
+        "spec": o.get("spec").cloned().unwrap_or(Value::Null),
+        "data": o.get("data").cloned().unwrap_or(Value::Null),
+        "rules": o.get("rules").cloned().unwrap_or(Value::Null),
+        "subjects": o.get("subjects").cloned().unwrap_or(Value::Null),
+        "roleRef": o.get("roleRef").cloned().unwrap_or(Value::Null),
+        "value": o.get("value").cloned().unwrap_or(Value::Null),
+    })
+}
+
+fn crd() -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}})
+}
+
+/// Objects of one application namespace, by API path.
+fn app(ns: &str) -> Vec<(String, Value)> {
+    let labels = json!({"app": "web", "team": ns});
+    vec![
+        (
+            format!("/api/v1/namespaces/{ns}/configmaps/settings"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": ns, "labels": labels, "annotations": {"note": "keep me"}}, "data": {"color": "blue"}}),
+        ),
+        (
+            format!("/api/v1/namespaces/{ns}/configmaps/unlabelled"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unlabelled", "namespace": ns}, "data": {"x": "y"}}),
+        ),
+        (
+            format!("/api/v1/namespaces/{ns}/secrets/creds"),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": ns, "labels": labels}, "type": "Opaque", "data": {"password": "aHVudGVyMg=="}}),
+        ),
+        (
+            format!("/api/v1/namespaces/{ns}/serviceaccounts/runner"),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner", "namespace": ns, "labels": labels}}),
+        ),
+        (
+            format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/reader"),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "reader", "namespace": ns, "labels": labels},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+        ),
+        (
+            format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings/reader"),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "reader", "namespace": ns, "labels": labels},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+                "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": ns}]}),
+        ),
+        (
+            format!("/api/v1/namespaces/{ns}/services/web"),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": ns, "labels": labels},
+                "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}),
+        ),
+        (
+            format!("/api/v1/namespaces/{ns}/services/headless"),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "headless", "namespace": ns, "labels": labels},
+                "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+        ),
+        (
+            format!("/apis/apps/v1/namespaces/{ns}/deployments/web"),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns, "labels": labels},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"serviceAccountName": "runner", "containers": [{"name": "web", "image": "nginx:1.25"}]}}}}),
+        ),
+        (
+            format!("/apis/batch/v1/namespaces/{ns}/jobs/migrate"),
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": ns, "labels": labels},
+                "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "busybox", "command": ["true"]}]}}}}),
+        ),
+        (
+            format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/data"),
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": ns, "labels": labels},
+                "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "manual", "volumeName": format!("pv-{ns}"), "resources": {"requests": {"storage": "1Gi"}}}}),
+        ),
+        (
+            format!("/api/v1/persistentvolumes/pv-{ns}"),
+            json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": format!("pv-{ns}"), "labels": labels},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "manual",
+                "hostPath": {"path": format!("/tmp/{ns}")}, "claimRef": {"kind": "PersistentVolumeClaim", "namespace": ns, "name": "data", "apiVersion": "v1"}}}),
+        ),
+        (
+            format!("/apis/example.com/v1/namespaces/{ns}/widgets/gear"),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "gear", "namespace": ns, "labels": labels}, "spec": {"teeth": 12, "size": {"mm": 40}}}),
+        ),
+    ]
+}
+
+fn cluster_objects() -> Vec<(String, Value)> {
+    vec![
+        (
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles/rt-viewer".to_string(),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "rt-viewer", "labels": {"app": "web"}},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}),
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/rt-viewer".to_string(),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "rt-viewer", "labels": {"app": "web"}},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "rt-viewer"},
+                "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": "rt-a"}]}),
+        ),
+        (
+            "/apis/scheduling.k8s.io/v1/priorityclasses/rt-high".to_string(),
+            json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "rt-high", "labels": {"app": "web"}}, "value": 1000}),
+        ),
+    ]
+}
+
+fn count(results: &Value, kind: &str) -> usize {
+    let r = &results[kind];
+    r["velero"].as_array().map_or(0, Vec::len)
+        + r["cluster"].as_array().map_or(0, Vec::len)
+        + r["namespaces"].as_object().map_or(0, |m| {
+            m.values().map(|v| v.as_array().map_or(0, Vec::len)).sum()
+        })
+}
+
+fn entries(list: &Value, key: &str) -> Vec<String> {
+    list[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_crds_and_cluster_objects_come_back_as_they_were() -> anyhow::Result<()> {
+    let env = setup().await?;
+    let client = &env.client;
+    create_object(client, crd()).await?;
+    wait_for("the CRD to be served", || async {
+        get(client, "/apis/example.com/v1/widgets")
+            .await
+            .map(|_| ())
+    })
+    .await?;
+    for ns in ["rt-a", "rt-b"] {
+        create_object(client, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"tier": "apps"}, "annotations": {"owner": "team"}}})).await?;
+    }
+    let mut originals: BTreeMap<String, Value> = BTreeMap::new();
+    for (path, object) in app("rt-a")
+        .into_iter()
+        .chain(app("rt-b"))
+        .chain(cluster_objects())
+    {
+        create_object(client, object).await?;
+        originals.insert(path, Value::Null);
+    }
+    for (path, value) in originals.iter_mut() {
+        *value = get(client, path)
+            .await
+            .with_context(|| format!("created {path}"))?;
+    }
+
+    backup(
+        client,
+        "rt",
+        json!({"includedNamespaces": ["rt-a", "rt-b"], "includeClusterResources": true}),
+    )
+    .await?;
+
+    let mut gone: Vec<String> = originals
+        .keys()
+        .filter(|p| p.contains("/persistentvolumes/") || !p.contains("/namespaces/"))
+        .cloned()
+        .collect();
+    gone.push("/api/v1/namespaces/rt-a".into());
+    gone.push("/api/v1/namespaces/rt-b".into());
+    gone.push("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com".into());
+    delete_all(client, &gone).await?;
+
+    // 1. Everything back.
+    let done = restore(client, "rt-1", json!({"backupName": "rt"})).await?;
+    assert_eq!(
+        phase(&done),
+        Some(RestorePhase::Completed),
+        "{:?}",
+        done.status
+    );
+    for (path, original) in &originals {
+        let restored = get(client, path)
+            .await
+            .with_context(|| format!("{path} was not restored"))?;
+        assert_eq!(essence(&restored), essence(original), "{path}");
+        assert_eq!(
+            restored["metadata"]["labels"]["velero.io/restore-name"], "rt-1",
+            "{path}"
+        );
+        assert_eq!(
+            restored["metadata"]["labels"]["velero.io/backup-name"], "rt",
+            "{path}"
+        );
+    }
+    let ns = get(client, "/api/v1/namespaces/rt-a")
+        .await
+        .context("namespace")?;
+    assert_eq!(ns["metadata"]["labels"]["tier"], "apps");
+    assert_eq!(ns["metadata"]["annotations"]["owner"], "team");
+    // Cluster IPs are assigned anew; headless stays headless.
+    let headless = get(client, "/api/v1/namespaces/rt-a/services/headless")
+        .await
+        .context("svc")?;
+    assert_eq!(headless["spec"]["clusterIP"], "None");
+    let (list, results) = restore_files(&env, "rt-1")?;
+    assert_eq!(count(&results, "errors"), 0, "{results}");
+    assert!(
+        entries(&list, "v1/ConfigMap").contains(&"rt-a/settings(created)".to_string()),
+        "{list}"
+    );
+    assert!(
+        entries(&list, "example.com/v1/Widget").contains(&"rt-b/gear(created)".to_string()),
+        "{list}"
+    );
+    assert!(
+        entries(&list, "apiextensions.k8s.io/v1/CustomResourceDefinition")
+            .contains(&"widgets.example.com(created)".to_string()),
+        "{list}"
+    );
+    assert!(
+        entries(&list, "v1/PersistentVolume").contains(&"pv-rt-a(created)".to_string()),
+        "{list}"
+    );
+    assert!(
+        entries(&list, "v1/Namespace").contains(&"rt-a(created)".to_string()),
+        "{list}"
+    );
+    let status = done.status.clone().unwrap_or_default();
+    let progress = status.progress.clone().unwrap_or_default();
+    assert!(
+        progress.items_restored.unwrap_or(0) >= originals.len() as i32,
+        "{progress:?}"
+    );
+
+    // 2. Restoring over what is there changes nothing and says why.
+    let again = restore(
+        client,
+        "rt-2",
+        json!({"backupName": "rt", "includedNamespaces": ["rt-a"]}),
+    )
+    .await?;
+    let (list, _) = restore_files(&env, "rt-2")?;
+    assert!(
+        entries(&list, "v1/ConfigMap").contains(&"rt-a/settings(skipped)".to_string()),
+        "{list} {:?}",
+        again.status
+    );
+
+    // 3. Modified objects: warnings by default, patched back with the update policy.
+    let settings = "/api/v1/namespaces/rt-b/configmaps/settings";
+    let patch = json!({"data": {"color": "red"}});
+    let request = http::Request::patch(settings)
+        .header("Content-Type", "application/merge-patch+json")
+        .body(serde_json::to_vec(&patch)?)?;
+    client.request::<Value>(request).await?;
+    let warned = restore(
+        client,
+        "rt-3",
+        json!({"backupName": "rt", "includedNamespaces": ["rt-b"]}),
+    )
+    .await?;
+    assert_eq!(phase(&warned), Some(RestorePhase::Completed));
+    let (_, results) = restore_files(&env, "rt-3")?;
+    let warnings = results["warnings"]["namespaces"]["rt-b"].to_string();
+    assert!(
+        warnings.contains("could not restore, ConfigMap:settings already exists"),
+        "{results}"
+    );
+    assert_eq!(
+        get(client, settings).await.context("cm")?["data"]["color"],
+        "red"
+    );
+    let updated = restore(client, "rt-4", json!({"backupName": "rt", "includedNamespaces": ["rt-b"], "existingResourcePolicy": "update"})).await?;
+    assert_eq!(
+        phase(&updated),
+        Some(RestorePhase::Completed),
+        "{:?}",
+        updated.status
+    );
+    let cm = get(client, settings).await.context("cm")?;
+    assert_eq!(cm["data"]["color"], "blue");
+    assert_eq!(cm["metadata"]["labels"]["velero.io/restore-name"], "rt-4");
+    let (list, _) = restore_files(&env, "rt-4")?;
+    assert!(
+        entries(&list, "v1/ConfigMap").contains(&"rt-b/settings(updated)".to_string()),
+        "{list}"
+    );
+
+    // 4. Into new namespaces: bindings follow the mapping; the Retain volume, still claimed by
+    // the original, is cloned under a new name for the copy's claim.
+    let mapped = restore(client, "rt-5", json!({"backupName": "rt", "includedNamespaces": ["rt-a"], "namespaceMapping": {"rt-a": "rt-a-copy"}})).await?;
+    assert_eq!(
+        phase(&mapped),
+        Some(RestorePhase::Completed),
+        "{:?}",
+        mapped.status
+    );
+    let binding = get(
+        client,
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/rt-a-copy/rolebindings/reader",
+    )
+    .await
+    .context("binding")?;
+    assert_eq!(binding["subjects"][0]["namespace"], "rt-a-copy");
+    let claim = get(
+        client,
+        "/api/v1/namespaces/rt-a-copy/persistentvolumeclaims/data",
+    )
+    .await
+    .context("claim")?;
+    let volume = claim["spec"]["volumeName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(volume.starts_with("velero-clone-"), "{claim}");
+    let pv = get(client, &format!("/api/v1/persistentvolumes/{volume}"))
+        .await
+        .context("cloned pv")?;
+    assert_eq!(pv["spec"]["claimRef"]["namespace"], "rt-a-copy");
+    assert_eq!(
+        pv["metadata"]["annotations"]["velero.io/original-pv-name"],
+        "pv-rt-a"
+    );
+    assert!(
+        get(
+            client,
+            "/apis/example.com/v1/namespaces/rt-a-copy/widgets/gear"
+        )
+        .await
+        .is_some()
+    );
+    assert!(
+        get(client, "/api/v1/namespaces/rt-a").await.is_some(),
+        "the source namespace is untouched"
+    );
+
+    // 5. Label selectors: only the labelled objects of the namespace come back.
+    delete_all(client, &["/api/v1/namespaces/rt-b".to_string()]).await?;
+    let selected = restore(client, "rt-6", json!({"backupName": "rt", "includedNamespaces": ["rt-b"], "labelSelector": {"matchLabels": {"team": "rt-b"}}})).await?;
+    assert_eq!(
+        phase(&selected),
+        Some(RestorePhase::Completed),
+        "{:?}",
+        selected.status
+    );
+    assert!(
+        get(client, "/api/v1/namespaces/rt-b/configmaps/settings")
+            .await
+            .is_some()
+    );
+    assert!(
+        get(client, "/api/v1/namespaces/rt-b/configmaps/unlabelled")
+            .await
+            .is_none()
+    );
+    let (list, _) = restore_files(&env, "rt-6")?;
+    assert!(!list.to_string().contains("unlabelled"), "{list}");
+    Ok(())
+}
