@@ -12,7 +12,7 @@
 //!     matches:                            # optional; each path must hold the value
 //!     - path: /spec/replicas
 //!       value: "3"
-//!   patches:                              # or mergePatches: [{patchData: …}]
+//!   patches:                              # or mergePatches / strategicPatches: [{patchData: …}]
 //!   - operation: replace
 //!     path: /spec/replicas
 //!     value: "1"
@@ -31,6 +31,8 @@
 
 mod go_yaml;
 mod rfc6902;
+mod scheme;
+mod strategic;
 
 use std::collections::BTreeMap;
 
@@ -104,8 +106,6 @@ pub enum RuleProblem {
     SeveralPatchKinds,
     #[error("the rule has nothing to apply: give it patches, mergePatches or strategicPatches")]
     NoPatches,
-    #[error("strategicPatches are not supported yet; use patches or mergePatches")]
-    StrategicPatchesUnsupported,
     #[error(
         "patches[{index}].operation cannot be empty; use one of add, remove, replace, test, move, copy"
     )]
@@ -152,6 +152,7 @@ enum Action {
     Json(Result<Vec<Op>, String>),
     /// Each patch document as JSON, or why its YAML does not parse.
     Merge(Vec<Result<Value, String>>),
+    Strategic(Vec<Result<Value, String>>),
 }
 
 impl ResourceModifiers {
@@ -287,7 +288,7 @@ impl Rule {
         let action = match kinds {
             [true, false, false] => Action::Json(rfc6902::decode(&compile_ops(raw.patches)?)),
             [false, true, false] => Action::Merge(documents(raw.merge_patches)),
-            [false, false, true] => return Err(RuleProblem::StrategicPatchesUnsupported),
+            [false, false, true] => Action::Strategic(documents(raw.strategic_patches)),
             [false, false, false] => return Err(RuleProblem::NoPatches),
             _ => return Err(RuleProblem::SeveralPatchKinds),
         };
@@ -371,11 +372,56 @@ impl Action {
                     .map_err(|e| format!("error in applying patch: {e}"))?;
                 working
             }
+            Action::Strategic(documents) => strategic_patch(object, documents)?,
         };
         let changed = patched != *object;
         *object = patched;
         Ok(changed)
     }
+}
+
+/// Velero looks the type up once, from the object before the rule's patches, and refuses kinds
+/// its scheme does not register (custom resources among them).
+fn strategic_patch(object: &Value, documents: &[Result<Value, String>]) -> Result<Value, String> {
+    let api_version = string_at(object, "/apiVersion");
+    let kind = string_at(object, "/kind");
+    let schema = scheme::lookup(api_version, kind).ok_or_else(|| {
+        if kind.is_empty() {
+            format!(
+                "error in applying patch: no version {api_version:?} has been registered in scheme \"velero\""
+            )
+        } else {
+            format!(
+                "error in applying patch: no kind {kind:?} is registered for version {api_version:?} in scheme \"velero\"; strategic merge patches work on built-in core, apps and batch types and Velero's own, use patches or mergePatches for other types"
+            )
+        }
+    })?;
+    let fail = |e: &dyn std::fmt::Display| {
+        format!("error in applying patch: error in applying Strategic Patch: {e}")
+    };
+    let mut working = object.clone();
+    for document in documents {
+        let patch = document.as_ref().map_err(|e| {
+            format!("error in applying patch: error in converting YAML to JSON: {e}")
+        })?;
+        let patch = match patch {
+            // Go decodes `null` into an empty patch map.
+            Value::Null => serde_json::Map::new(),
+            Value::Object(map) => map.clone(),
+            other => {
+                return Err(fail(&format!(
+                    "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                    json_type(other)
+                )));
+            }
+        };
+        let Value::Object(original) = std::mem::take(&mut working) else {
+            return Err(fail(&"the object is not a JSON object"));
+        };
+        working = Value::Object(strategic::apply(original, patch, schema).map_err(|e| fail(&e))?);
+        ensure_object_with_kind(&working).map_err(|e| fail(&e))?;
+    }
+    Ok(working)
 }
 
 /// Velero turns the patched JSON back into an object, which needs a kind.

@@ -596,6 +596,158 @@ fn a_merge_patch_may_not_remove_the_kind() {
     assert_eq!(object["kind"], "PersistentVolumeClaim");
 }
 
+// ---- Strategic merge patches ----
+
+fn strategic(conditions: &str, patch: &str) -> ResourceModifiers {
+    let indented: String = patch.lines().map(|l| format!("      {l}\n")).collect();
+    load(&one_rule(
+        conditions,
+        &format!("  strategicPatches:\n  - patchData: |\n{indented}"),
+    ))
+}
+
+fn containers(object: &Value) -> &Value {
+    &object["spec"]["template"]["spec"]["containers"]
+}
+
+#[test]
+fn strategic_patch_changes_a_container_image_by_name() {
+    let rules = strategic(
+        "    groupResource: deployments.apps",
+        "spec:\n  template:\n    spec:\n      containers:\n      - name: sidecar\n        image: envoy:1.31",
+    );
+    let mut object = deployment();
+    assert_eq!(rules.apply(&mut object, "deployments.apps"), Ok(true));
+    assert_eq!(containers(&object)[0]["image"], "nginx:1.25");
+    assert_eq!(containers(&object)[1]["image"], "envoy:1.31");
+    assert_eq!(containers(&object).as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn strategic_patch_merges_env_by_name() {
+    let rules = strategic(
+        "    groupResource: deployments.apps",
+        "spec:\n  template:\n    spec:\n      containers:\n      - name: nginx\n        env:\n        - name: LOG\n          value: debug\n        - name: NEW\n          value: '1'",
+    );
+    let mut object = deployment();
+    rules.apply(&mut object, "deployments.apps").unwrap();
+    assert_eq!(
+        containers(&object)[0]["env"],
+        json!([
+            {"name": "MODE", "value": "prod"},
+            {"name": "LOG", "value": "debug"},
+            {"name": "NEW", "value": "1"}
+        ])
+    );
+}
+
+#[test]
+fn strategic_patch_deletes_a_container() {
+    let rules = strategic(
+        "    groupResource: deployments.apps",
+        "spec:\n  template:\n    spec:\n      containers:\n      - name: sidecar\n        $patch: delete",
+    );
+    let mut object = deployment();
+    rules.apply(&mut object, "deployments.apps").unwrap();
+    assert_eq!(
+        containers(&object),
+        &json!([{"name": "nginx", "image": "nginx:1.25",
+                 "env": [{"name": "MODE", "value": "prod"}, {"name": "LOG", "value": "info"}]}])
+    );
+}
+
+#[test]
+fn strategic_patch_is_refused_for_kinds_outside_velero_scheme() {
+    let rules = strategic("    groupResource: '**'", "spec:\n  size: 3");
+    let mut custom = json!({
+        "apiVersion": "example.com/v1", "kind": "Database",
+        "metadata": {"name": "db", "namespace": "shop"},
+        "spec": {"size": 1}
+    });
+    let before = custom.clone();
+    let err = rules
+        .apply(&mut custom, "databases.example.com")
+        .unwrap_err();
+    assert!(
+        err.starts_with(
+            "error in applying patch: no kind \"Database\" is registered for version \"example.com/v1\""
+        ),
+        "{err}"
+    );
+    assert_eq!(custom, before);
+
+    // A built-in type Velero's scheme lacks fails the same way.
+    let mut ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "spec": {}});
+    assert!(
+        rules
+            .apply(&mut ingress, "ingresses.networking.k8s.io")
+            .is_err()
+    );
+}
+
+#[test]
+fn strategic_patch_replaces_a_volume_source() {
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "pod1", "namespace": "fake"},
+        "spec": {
+            "containers": [{"name": "fake", "image": "fake", "volumeMounts": [
+                {"mountPath": "/fake1", "name": "vol1"}, {"mountPath": "/fake2", "name": "vol2"}
+            ]}],
+            "volumes": [{"name": "vol1", "nfs": {"path": "/fake2"}}, {"name": "vol2", "emptyDir": {}}]
+        }
+    });
+    let mut want = pod.clone();
+    want["spec"]["volumes"][0] =
+        json!({"name": "vol1", "persistentVolumeClaim": {"claimName": "pvc1"}});
+    for patch in [
+        r#"{"spec":{"volumes":[{"nfs":null,"name":"vol1","persistentVolumeClaim":{"claimName":"pvc1"}}]}}"#,
+        r#"{"spec":{"volumes":[{"$retainKeys":["name","persistentVolumeClaim"],"name":"vol1","persistentVolumeClaim":{"claimName":"pvc1"}}]}}"#,
+    ] {
+        let rules = strategic("    groupResource: pods\n    namespaces: [fake]", patch);
+        let mut object = pod.clone();
+        assert_eq!(rules.apply(&mut object, "pods"), Ok(true));
+        assert_eq!(object, want, "{patch}");
+    }
+}
+
+#[test]
+fn strategic_patch_orders_service_ports_with_set_element_order() {
+    let service = |middle: Value| {
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "svc1", "namespace": "fake"},
+            "spec": {"ports": [
+                {"name": "fake1", "port": 8001, "protocol": "TCP", "targetPort": 8001},
+                middle,
+                {"name": "fake2", "port": 8002, "protocol": "TCP", "targetPort": 8002}
+            ]}
+        })
+    };
+    let rules = strategic(
+        "    groupResource: services",
+        r#"{"spec":{"$setElementOrder/ports":[{"port":8001},{"port":9000},{"port":8002}],"ports":[{"name":"fake","port":9000,"protocol":"TCP","targetPort":9000},{"$patch":"delete","port":8000}]}}"#,
+    );
+    let mut object =
+        service(json!({"name": "fake", "port": 8000, "protocol": "TCP", "targetPort": 8000}));
+    rules.apply(&mut object, "services").unwrap();
+    assert_eq!(
+        object,
+        service(json!({"name": "fake", "port": 9000, "protocol": "TCP", "targetPort": 9000}))
+    );
+}
+
+#[test]
+fn strategic_patches_of_one_rule_apply_in_turn() {
+    let rules = load(&one_rule(
+        "    groupResource: configmaps",
+        "  strategicPatches:\n  - patchData: 'data: {a: \"2\"}'\n  - patchData: 'data: {b: null}'",
+    ));
+    let mut object = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1", "b": "1"}});
+    rules.apply(&mut object, "configmaps").unwrap();
+    assert_eq!(object["data"], json!({"a": "2"}));
+}
+
 // ---- Properties ----
 
 fn label_value() -> impl Strategy<Value = String> {
