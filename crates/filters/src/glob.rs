@@ -17,9 +17,9 @@ use regex::Regex;
 #[error("{0}")]
 pub struct GlobError(String);
 
-/// A compiled gobwas glob: `*` and `**` match any run of characters (there are no separators),
-/// `?` one character, `[abc]`/`[a-z]`/`[!…]` one character of a class, `{a,b}` alternatives,
-/// `\c` the character `c`. The whole string must match.
+/// A compiled gobwas glob: `*` and `**` match any run of characters (unless separators are
+/// given, see [`Glob::with_separators`]), `?` one character, `[abc]`/`[a-z]`/`[!…]` one character
+/// of a class, `{a,b}` alternatives, `\c` the character `c`. The whole string must match.
 #[derive(Debug, Clone)]
 pub struct Glob {
     regex: Regex,
@@ -27,9 +27,17 @@ pub struct Glob {
 
 impl Glob {
     pub fn new(pattern: &str) -> Result<Self, GlobError> {
+        Self::with_separators(pattern, &[])
+    }
+
+    /// gobwas's `glob.Compile(pattern, separators...)`: `*` and `?` no longer match a separator,
+    /// `**` still matches anything, and character classes ignore separators (`[!a]` matches `.`).
+    /// Velero's restore resource modifiers compile `groupResource` this way with `.`, so `*`
+    /// matches `pods` but not `deployments.apps`.
+    pub fn with_separators(pattern: &str, separators: &[char]) -> Result<Self, GlobError> {
         let nodes = Parser::new(pattern).parse()?;
         let mut re = String::from("^(?s:");
-        render(&nodes, &mut re);
+        render(&nodes, &separator_class(separators), &mut re);
         re.push_str(")$");
         let regex = Regex::new(&re).map_err(|e| GlobError(e.to_string()))?;
         Ok(Glob { regex })
@@ -43,20 +51,48 @@ impl Glob {
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
     Text(String),
+    /// `*`: any run of non-separator characters.
     Any,
+    /// `**`: any run of characters, separators included.
+    Super,
     Single,
-    Range { lo: char, hi: char, not: bool },
-    List { chars: Vec<char>, not: bool },
+    Range {
+        lo: char,
+        hi: char,
+        not: bool,
+    },
+    List {
+        chars: Vec<char>,
+        not: bool,
+    },
     AnyOf(Vec<Vec<Node>>),
 }
 
-fn render(nodes: &[Node], out: &mut String) {
+/// The regex class of one non-separator character: `.` when there are no separators.
+fn separator_class(separators: &[char]) -> String {
+    use std::fmt::Write as _;
+    if separators.is_empty() {
+        return ".".to_string();
+    }
+    let mut class = String::from("[^");
+    for c in separators {
+        let _ = write!(class, "\\x{{{:x}}}", *c as u32);
+    }
+    class.push(']');
+    class
+}
+
+fn render(nodes: &[Node], non_separator: &str, out: &mut String) {
     use std::fmt::Write as _;
     for node in nodes {
         match node {
             Node::Text(text) => out.push_str(&regex::escape(text)),
-            Node::Any => out.push_str(".*"),
-            Node::Single => out.push('.'),
+            Node::Any => {
+                out.push_str(non_separator);
+                out.push('*');
+            }
+            Node::Super => out.push_str(".*"),
+            Node::Single => out.push_str(non_separator),
             Node::Range { lo, hi, not } => {
                 let neg = if *not { "^" } else { "" };
                 let _ = write!(
@@ -81,7 +117,7 @@ fn render(nodes: &[Node], out: &mut String) {
                     if i > 0 {
                         out.push('|');
                     }
-                    render(alt, out);
+                    render(alt, non_separator, out);
                 }
                 out.push(')');
             }
@@ -298,7 +334,8 @@ impl Parser {
             match token {
                 Token::Eof => break,
                 Token::Text(text) => current.push(Node::Text(text)),
-                Token::Any | Token::Super => current.push(Node::Any),
+                Token::Any => current.push(Node::Any),
+                Token::Super => current.push(Node::Super),
                 Token::Single => current.push(Node::Single),
                 Token::RangeOpen => {
                     let node = self.parse_range()?;
@@ -390,6 +427,26 @@ mod tests {
         assert!(matches("**", "any/thing"));
         assert!(!matches("*.apps", "deployments.apps.k8s.io.x"));
         assert!(matches("*.apps*", "deployments.apps.k8s.io.x"));
+    }
+
+    #[test]
+    fn separators_stop_star_and_question_mark_but_not_double_star() {
+        let matches = |pattern: &str, candidate: &str| {
+            Glob::with_separators(pattern, &['.'])
+                .unwrap()
+                .is_match(candidate)
+        };
+        assert!(matches("*", "pods"));
+        assert!(!matches("*", "deployments.apps"));
+        assert!(matches("*.apps", "deployments.apps"));
+        assert!(!matches("*.apps", "ingresses.networking.k8s.io"));
+        assert!(matches("**", "ingresses.networking.k8s.io"));
+        assert!(matches("*.**", "ingresses.networking.k8s.io"));
+        assert!(matches("pod?", "pods"));
+        assert!(!matches("a?b", "a.b"));
+        assert!(matches("a[!x]b", "a.b"));
+        assert!(matches("{pods,*.apps}", "statefulsets.apps"));
+        assert!(!matches("{pods,*.apps}", "jobs.batch"));
     }
 
     #[test]
