@@ -840,13 +840,11 @@ async fn restore_claimed(
         }
     }
 
-    if let Some(modifiers) = &params.modifiers
-        && let Err(e) = modifiers.apply(&mut item, group_resource)
-    {
-        report
-            .errors
-            .push(format!("error applying resource modifiers to {id}: {e}"));
-        return None;
+    // A rule that fails is an error for the item, which is still restored with the rules that
+    // applied, as Velero does.
+    if let Some(modifiers) = &params.modifiers {
+        let outcome = modifiers.apply_rules(&mut item, group_resource);
+        report.errors.extend(outcome.errors);
     }
 
     if let (Some(ns), Some(meta)) = (
