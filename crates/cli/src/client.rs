@@ -82,3 +82,20 @@ fn client_config_value(key: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
 }
+
+/// Creates `object`, saying plainly when the name is taken (the usual mistake) instead of passing
+/// on the API server's status.
+pub async fn create_new<K>(api: &kube::Api<K>, object: &K, kind: &str) -> anyhow::Result<K>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    api.create(&kube::api::PostParams::default(), object)
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(status) if status.is_already_exists() => {
+                anyhow::anyhow!("a {kind} named {name:?} already exists; choose another name")
+            }
+            other => anyhow::Error::new(other).context(format!("creating the {kind}")),
+        })
+}

@@ -35,6 +35,24 @@ pub async fn download(
     fetch(&url, tls).await
 }
 
+/// Writes a log (`BackupLog`, `RestoreLog`) to stdout, as `velero ... logs` does.
+pub async fn print_log(
+    client: &kube::Client,
+    namespace: &str,
+    kind: DownloadTargetKind,
+    name: &str,
+    timeout: velero_api::Duration,
+    tls: &TlsOptions,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let timeout = timeout.to_std().unwrap_or(Duration::from_secs(60));
+    let data = download(client, namespace, kind, name, timeout, tls).await?;
+    let text = maybe_gunzip(data)?;
+    std::io::stdout()
+        .write_all(&text)
+        .context("writing the log to stdout")
+}
+
 /// Asks the server for a URL to `kind` of `name` and waits for it.
 pub async fn request_url(
     client: &kube::Client,
@@ -85,11 +103,31 @@ pub async fn request_url(
     }
 }
 
+/// The object store has no such file: the server never wrote it (an older or different server,
+/// or a backup or restore that did not get that far). Callers may treat that as "nothing to show".
+#[derive(Debug)]
+pub struct NotFound;
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("file not found in the object store")
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+pub fn is_not_found(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| e.is::<NotFound>())
+}
+
 /// Fetches a URL the server handed out: `http(s)://` for object stores, `file://` for the local
 /// provider.
 pub async fn fetch(url: &str, tls: &TlsOptions) -> anyhow::Result<Vec<u8>> {
     if let Some(path) = url.strip_prefix("file://") {
-        return std::fs::read(path).with_context(|| format!("reading {path}: the local provider's files must be readable from where the CLI runs"));
+        return match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(NotFound.into()),
+            other => other.with_context(|| format!("reading {path}: the local provider's files must be readable from where the CLI runs")),
+        };
     }
     let mut builder =
         reqwest::Client::builder().danger_accept_invalid_certs(tls.insecure_skip_tls_verify);
@@ -107,6 +145,9 @@ pub async fn fetch(url: &str, tls: &TlsOptions) -> anyhow::Result<Vec<u8>> {
         .await
         .context("downloading from the object store")?;
     let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Err(NotFound.into());
+    }
     if !status.is_success() {
         bail!("the object store answered {status} for the download URL");
     }

@@ -2,9 +2,11 @@
 
 mod client;
 mod commands;
+mod describe;
 mod download;
 mod flags;
 mod output;
+mod progress;
 mod prompt;
 mod select;
 mod table;
@@ -42,6 +44,9 @@ enum Command {
     /// Work with backups
     #[command(subcommand)]
     Backup(commands::backup::BackupCommand),
+    /// Work with restores
+    #[command(subcommand, alias = "restores")]
+    Restore(commands::restore::RestoreCommand),
     /// Work with backup storage locations
     #[command(subcommand, name = "backup-location")]
     BackupLocation(commands::location::LocationCommand),
@@ -87,6 +92,7 @@ fn main() -> std::process::ExitCode {
             Command::Install(args) => commands::install::run(&cli.global, *args).await,
             Command::Uninstall(args) => commands::uninstall::run(&cli.global, args).await,
             Command::Backup(command) => commands::backup::run(&cli.global, command).await,
+            Command::Restore(command) => commands::restore::run(&cli.global, command).await,
             Command::BackupLocation(command) => commands::location::run(&cli.global, command).await,
             Command::Server(args) => commands::server::run(&cli.global, args).await,
         }

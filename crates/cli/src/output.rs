@@ -32,3 +32,23 @@ pub fn print(value: &Value, format: Format, out: &mut impl Write) -> anyhow::Res
     }
     Ok(())
 }
+
+/// A `get` command's `-o json|yaml`: a `<Kind>List`, or the object itself when there is exactly
+/// one, as Velero prints.
+pub fn print_list<T: serde::Serialize>(
+    list_kind: &str,
+    items: &[T],
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let value = match items {
+        [one] => serde_json::to_value(one)?,
+        _ => serde_json::json!({
+            "apiVersion": "velero.io/v1",
+            "kind": list_kind,
+            "items": items,
+            "metadata": {},
+        }),
+    };
+    print(&value, format, out)
+}

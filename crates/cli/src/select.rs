@@ -36,3 +36,38 @@ impl DeleteOptions {
         Ok(true)
     }
 }
+
+/// The objects a `get`, `describe` or `delete` command names, or else those matching its label
+/// selector (all of them without one), as Velero's commands choose.
+pub async fn named_or_selected<K>(
+    api: &kube::Api<K>,
+    names: &[String],
+    selector: Option<&str>,
+    kind: &str,
+) -> anyhow::Result<Vec<K>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    use anyhow::Context as _;
+    if !names.is_empty() {
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let object = api
+                .get_opt(name)
+                .await
+                .with_context(|| format!("reading {kind} {name:?}"))?
+                .with_context(|| format!("{kind} {name:?} not found"))?;
+            out.push(object);
+        }
+        return Ok(out);
+    }
+    let mut params = kube::api::ListParams::default();
+    if let Some(s) = selector {
+        params = params.labels(s);
+    }
+    Ok(api
+        .list(&params)
+        .await
+        .with_context(|| format!("listing {kind}s"))?
+        .items)
+}

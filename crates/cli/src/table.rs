@@ -73,6 +73,20 @@ pub fn time(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) ->
     }
 }
 
+/// Kubernetes' `FormatLabelSelector`: the selector as `kubectl` takes it, or `<none>`.
+pub fn selector(
+    selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+) -> String {
+    match selector {
+        None => "<none>".into(),
+        Some(s) => match velero_filters::selector::Selector::new(s) {
+            Ok(sel) if !sel.is_empty() => sel.to_string(),
+            Ok(_) => "<none>".into(),
+            Err(e) => format!("<invalid: {e}>"),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,27 +1,14 @@
 //! `velero server` and the backup commands, as a user runs them, against a real control plane and a
 //! `local` storage location.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use common::{run, text, velero};
 use velero_test_harness::ControlPlane;
-
-fn velero(kubeconfig: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_velero"));
-    cmd.env_remove("VELERO_NAMESPACE")
-        .env("HOME", env!("CARGO_TARGET_TMPDIR"))
-        .env("KUBECONFIG", kubeconfig);
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("velero runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// Kills the server when the test ends, however it ends.
 struct Server(Child);

@@ -1,16 +1,14 @@
 //! `velero backup create|get|describe|logs|download|delete`.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{ArgAction, Args, Subcommand};
 use k8s_openapi::api::core::v1::TypedLocalObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta, PostParams};
 use velero_api::labels;
 use velero_api::v1::{
     Backup, BackupPhase, BackupSpec, BackupStorageLocation, DeleteBackupRequest,
@@ -19,9 +17,9 @@ use velero_api::v1::{
 
 use crate::client::GlobalArgs;
 use crate::download::{self, TlsOptions};
-use crate::flags::{parse_duration, parse_map};
+use crate::flags::{label_selectors, non_empty, parse_duration, parse_map};
 use crate::output::{self, Format};
-use crate::table;
+use crate::{describe, progress, select, table};
 
 #[derive(Subcommand, Debug)]
 pub enum BackupCommand {
@@ -140,15 +138,8 @@ pub struct CreateArgs {
     output: Option<Format>,
 }
 
-fn non_empty(v: &[String]) -> Option<Vec<String>> {
-    (!v.is_empty()).then(|| v.to_vec())
-}
-
 impl CreateArgs {
     fn spec(&self) -> anyhow::Result<BackupSpec> {
-        if self.selector.is_some() && self.or_selector.is_some() {
-            bail!("either a 'selector' or an 'or-selector' can be specified, but not both");
-        }
         let old_style = !self.include_resources.is_empty()
             || !self.exclude_resources.is_empty()
             || self.include_cluster_resources.is_some();
@@ -161,20 +152,8 @@ impl CreateArgs {
                 "include-resources, exclude-resources and include-cluster-resources are old filter parameters.\ninclude-cluster-scoped-resources, exclude-cluster-scoped-resources, include-namespace-scoped-resources and exclude-namespace-scoped-resources are new filter parameters.\nThey cannot be used together"
             );
         }
-        let label_selector: Option<LabelSelector> = match &self.selector {
-            Some(s) => Some(
-                velero_filters::selector::parse_label_selector(s)
-                    .with_context(|| format!("invalid --selector {s:?}"))?,
-            ),
-            None => None,
-        };
-        let or_label_selectors = match &self.or_selector {
-            Some(s) => Some(
-                velero_filters::selector::parse_or_label_selectors(s)
-                    .with_context(|| format!("invalid --or-selector {s:?}"))?,
-            ),
-            None => None,
-        };
+        let (label_selector, or_label_selectors) =
+            label_selectors(self.selector.as_deref(), self.or_selector.as_deref())?;
         let ordered_resources = match &self.ordered_resources {
             Some(s) => Some(
                 velero_filters::parse_ordered_resources(s)
@@ -301,14 +280,7 @@ async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
         }
     }
     let api: Api<Backup> = Api::namespaced(client.clone(), &namespace);
-    api.create(&PostParams::default(), &backup)
-        .await
-        .map_err(|e| match e {
-            kube::Error::Api(status) if status.is_already_exists() => {
-                anyhow::anyhow!("a backup named {name:?} already exists; choose another name")
-            }
-            other => anyhow::Error::new(other).context("creating the backup"),
-        })?;
+    crate::client::create_new(&api, &backup, "backup").await?;
     println!("Backup request {name:?} submitted successfully.");
     if args.wait {
         println!(
@@ -329,9 +301,7 @@ async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
 
 /// Polls the backup until it is done, showing items done/total as they change.
 async fn wait_for_backup(api: &Api<Backup>, name: &str) -> anyhow::Result<BackupPhase> {
-    let tty = std::io::stdout().is_terminal();
-    let mut last = String::new();
-    loop {
+    progress::until_done(|| async {
         let backup = api.get(name).await.context("reading the backup")?;
         let status = backup.status.unwrap_or_default();
         let phase = status.phase.unwrap_or(BackupPhase::New);
@@ -342,20 +312,9 @@ async fn wait_for_backup(api: &Api<Backup>, name: &str) -> anyhow::Result<Backup
             progress.items_backed_up.unwrap_or(0),
             progress.total_items.unwrap_or(0)
         );
-        if line != last {
-            if tty {
-                print!("\r\x1b[2K{line}");
-            } else {
-                println!("{line}");
-            }
-            let _ = std::io::stdout().flush();
-            last = line;
-        }
-        if phase.is_terminal() {
-            return Ok(phase);
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+        Ok((line, phase.is_terminal().then_some(phase)))
+    })
+    .await
 }
 
 #[derive(Args, Debug)]
@@ -377,22 +336,7 @@ async fn list_backups(
 ) -> anyhow::Result<Vec<Backup>> {
     let client = global.client().await?;
     let api: Api<Backup> = Api::namespaced(client, &global.namespace());
-    if !names.is_empty() {
-        let mut out = Vec::new();
-        for name in names {
-            out.push(
-                api.get_opt(name)
-                    .await?
-                    .with_context(|| format!("backup {name:?} not found"))?,
-            );
-        }
-        return Ok(out);
-    }
-    let mut params = ListParams::default();
-    if let Some(s) = selector {
-        params = params.labels(s);
-    }
-    Ok(api.list(&params).await.context("listing backups")?.items)
+    select::named_or_selected(&api, names, selector, "backup").await
 }
 
 /// Velero's order: scheduled backups (`<schedule>-<14 digits>`) grouped by schedule, newest
@@ -411,27 +355,11 @@ fn sort_backups(backups: &mut [Backup]) {
     backups.sort_by_key(|b| key(&b.name_any()));
 }
 
-pub fn format_selector(selector: Option<&LabelSelector>) -> String {
-    match selector {
-        None => "<none>".into(),
-        Some(s) => match velero_filters::selector::Selector::new(s) {
-            Ok(sel) if !sel.is_empty() => sel.to_string(),
-            Ok(_) => "<none>".into(),
-            Err(e) => format!("<invalid: {e}>"),
-        },
-    }
-}
-
 async fn get(global: &GlobalArgs, args: GetArgs) -> anyhow::Result<()> {
     let mut backups = list_backups(global, &args.names, args.selector.as_deref()).await?;
     sort_backups(&mut backups);
     if args.output != Format::Table {
-        let value = if backups.len() == 1 && !args.names.is_empty() {
-            serde_json::to_value(&backups[0])?
-        } else {
-            serde_json::json!({ "apiVersion": "velero.io/v1", "kind": "BackupList", "items": backups, "metadata": {} })
-        };
-        return output::print(&value, args.output, &mut std::io::stdout());
+        return output::print_list("BackupList", &backups, args.output, &mut std::io::stdout());
     }
     let rows: Vec<Vec<String>> = backups
         .iter()
@@ -465,7 +393,7 @@ async fn get(global: &GlobalArgs, args: GetArgs) -> anyhow::Result<()> {
                     .filter(|p| *p > 0)
                     .map(|p| p.to_string())
                     .unwrap_or_default(),
-                format_selector(b.spec.label_selector.as_ref()),
+                table::selector(b.spec.label_selector.as_ref()),
             ]
         })
         .collect();
@@ -500,13 +428,6 @@ pub struct DescribeArgs {
     /// Output display format: plaintext or json
     #[arg(short = 'o', long, default_value = "plaintext")]
     output: String,
-}
-
-fn list_or_none(values: Option<&Vec<String>>, empty: &str) -> String {
-    match values {
-        Some(v) if !v.is_empty() => v.join(", "),
-        _ => empty.to_string(),
-    }
 }
 
 fn describe_one(b: &Backup, out: &mut String) {
@@ -555,12 +476,12 @@ fn describe_one(b: &Backup, out: &mut String) {
     let _ = writeln!(
         out,
         "  Included:  {}",
-        list_or_none(spec.included_namespaces.as_ref(), "*")
+        describe::list_or(spec.included_namespaces.as_ref(), "*")
     );
     let _ = writeln!(
         out,
         "  Excluded:  {}",
-        list_or_none(spec.excluded_namespaces.as_ref(), "<none>")
+        describe::list_or(spec.excluded_namespaces.as_ref(), "<none>")
     );
     let _ = writeln!(out);
     let _ = writeln!(out, "Resources:");
@@ -572,33 +493,33 @@ fn describe_one(b: &Backup, out: &mut String) {
         let _ = writeln!(
             out,
             "  Included cluster-scoped:    {}",
-            list_or_none(spec.included_cluster_scoped_resources.as_ref(), "<none>")
+            describe::list_or(spec.included_cluster_scoped_resources.as_ref(), "<none>")
         );
         let _ = writeln!(
             out,
             "  Excluded cluster-scoped:    {}",
-            list_or_none(spec.excluded_cluster_scoped_resources.as_ref(), "<none>")
+            describe::list_or(spec.excluded_cluster_scoped_resources.as_ref(), "<none>")
         );
         let _ = writeln!(
             out,
             "  Included namespace-scoped:  {}",
-            list_or_none(spec.included_namespace_scoped_resources.as_ref(), "*")
+            describe::list_or(spec.included_namespace_scoped_resources.as_ref(), "*")
         );
         let _ = writeln!(
             out,
             "  Excluded namespace-scoped:  {}",
-            list_or_none(spec.excluded_namespace_scoped_resources.as_ref(), "<none>")
+            describe::list_or(spec.excluded_namespace_scoped_resources.as_ref(), "<none>")
         );
     } else {
         let _ = writeln!(
             out,
             "  Included:        {}",
-            list_or_none(spec.included_resources.as_ref(), "*")
+            describe::list_or(spec.included_resources.as_ref(), "*")
         );
         let _ = writeln!(
             out,
             "  Excluded:        {}",
-            list_or_none(spec.excluded_resources.as_ref(), "<none>")
+            describe::list_or(spec.excluded_resources.as_ref(), "<none>")
         );
         let cluster = match spec.include_cluster_resources {
             None => "auto",
@@ -611,7 +532,7 @@ fn describe_one(b: &Backup, out: &mut String) {
     let _ = writeln!(
         out,
         "Label selector:  {}",
-        format_selector(spec.label_selector.as_ref())
+        table::selector(spec.label_selector.as_ref())
     );
     let _ = writeln!(out);
     let or = spec
@@ -620,7 +541,7 @@ fn describe_one(b: &Backup, out: &mut String) {
         .filter(|s| !s.is_empty())
         .map(|s| {
             s.iter()
-                .map(|l| format_selector(Some(l)))
+                .map(|l| table::selector(Some(l)))
                 .collect::<Vec<_>>()
                 .join(" or ")
         })
@@ -723,50 +644,22 @@ fn describe_one(b: &Backup, out: &mut String) {
     );
 }
 
+/// Velero's layout for one half of the results file, shortened to `<none>` when it is empty.
 fn write_results(title: &str, results: &serde_json::Value, out: &mut String) {
-    use std::fmt::Write as _;
-    let section = |key: &str| {
-        results
-            .get(key)
-            .and_then(|v| v.as_array())
-            .cloned()
-            .unwrap_or_default()
-    };
-    let velero = section("velero");
-    let cluster = section("cluster");
-    let namespaces = results
-        .get("namespaces")
-        .and_then(|v| v.as_object())
-        .cloned()
-        .unwrap_or_default();
-    if velero.is_empty() && cluster.is_empty() && namespaces.is_empty() {
-        let _ = writeln!(out, "{title}:  <none>");
+    let empty = ["velero", "cluster", "namespaces"].iter().all(|key| {
+        results.get(key).is_none_or(|v| match v {
+            serde_json::Value::Array(a) => a.is_empty(),
+            serde_json::Value::Object(o) => o.is_empty(),
+            _ => true,
+        })
+    });
+    if empty {
+        out.push_str(&format!("{title}:  <none>\n"));
         return;
     }
-    let _ = writeln!(out, "{title}:");
-    let print = |label: &str, entries: &[serde_json::Value], out: &mut String| {
-        if entries.is_empty() {
-            let _ = writeln!(out, "  {label}  <none>");
-        } else {
-            let _ = writeln!(out, "  {label}");
-            for e in entries {
-                let _ = writeln!(out, "    {}", e.as_str().unwrap_or_default().trim());
-            }
-        }
-    };
-    print("Velero:   ", &velero, out);
-    print("Cluster:  ", &cluster, out);
-    if namespaces.is_empty() {
-        let _ = writeln!(out, "  Namespaces: <none>");
-    } else {
-        let _ = writeln!(out, "  Namespaces:");
-        for (ns, entries) in namespaces {
-            let _ = writeln!(out, "    {ns}:");
-            for e in entries.as_array().into_iter().flatten() {
-                let _ = writeln!(out, "      {}", e.as_str().unwrap_or_default().trim());
-            }
-        }
-    }
+    let mut d = describe::Describer::default();
+    d.result(title, results);
+    out.push_str(&d.finish());
 }
 
 async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow::Result<()> {
@@ -888,13 +781,16 @@ async fn logs(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<()> {
             args.name
         );
     }
-    let timeout = args.timeout.to_std().unwrap_or(Duration::from_secs(60));
     let kind = DownloadTargetKind::BackupLog;
-    let data =
-        download::download(&client, &namespace, kind, &args.name, timeout, &args.tls).await?;
-    let text = download::maybe_gunzip(data)?;
-    std::io::stdout().write_all(&text)?;
-    Ok(())
+    download::print_log(
+        &client,
+        &namespace,
+        kind,
+        &args.name,
+        args.timeout,
+        &args.tls,
+    )
+    .await
 }
 
 #[derive(Args, Debug)]

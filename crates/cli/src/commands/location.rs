@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::{ArgAction, Args, Subcommand, ValueEnum};
 use k8s_openapi::api::core::v1::SecretKeySelector;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 use velero_api::v1::{
     AccessMode, Backup, BackupStorageLocation, BackupStorageLocationSpec, ObjectStorageLocation,
@@ -141,15 +141,7 @@ async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     if args.default {
         unset_other_defaults(&api, &args.name).await?;
     }
-    api.create(&PostParams::default(), &bsl)
-        .await
-        .map_err(|e| match e {
-            kube::Error::Api(s) if s.is_already_exists() => anyhow::anyhow!(
-                "a backup storage location named {:?} already exists",
-                args.name
-            ),
-            other => anyhow::Error::new(other).context("creating the backup storage location"),
-        })?;
+    crate::client::create_new(&api, &bsl, "backup storage location").await?;
     println!(
         "Backup storage location {:?} configured successfully.",
         args.name

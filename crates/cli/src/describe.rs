@@ -1,0 +1,302 @@
+//! Velero's `describe` layout: text written with tab-separated cells and aligned the way Go's
+//! `text/tabwriter` aligns it (minimum width 0, padding 2, spaces), so columns line up exactly as
+//! in Velero's output.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Display};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// Collects a description; `finish` aligns it.
+#[derive(Default)]
+pub struct Describer {
+    text: String,
+}
+
+impl fmt::Write for Describer {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.text.push_str(s);
+        Ok(())
+    }
+}
+
+impl Describer {
+    /// Text as is (Velero's `Printf` without a trailing newline).
+    pub fn print(&mut self, text: impl Display) {
+        use fmt::Write as _;
+        let _ = write!(self, "{text}");
+    }
+
+    /// Text and a newline.
+    pub fn line(&mut self, text: impl Display) {
+        use fmt::Write as _;
+        let _ = writeln!(self, "{text}");
+    }
+
+    /// `Name:`, `Namespace:`, `Labels:` and `Annotations:`, as every Velero description starts.
+    pub fn metadata(&mut self, meta: &ObjectMeta) {
+        self.line(format_args!(
+            "Name:\t{}",
+            meta.name.as_deref().unwrap_or_default()
+        ));
+        self.line(format_args!(
+            "Namespace:\t{}",
+            meta.namespace.as_deref().unwrap_or_default()
+        ));
+        self.map("Labels", meta.labels.as_ref());
+        self.map("Annotations", meta.annotations.as_ref());
+    }
+
+    /// `name:` then one `key=value` per line, sorted, or `<none>`.
+    pub fn map(&mut self, name: &str, map: Option<&BTreeMap<String, String>>) {
+        self.print(format_args!("{name}:\t"));
+        match map.filter(|m| !m.is_empty()) {
+            None => self.line("<none>"),
+            Some(map) => {
+                let mut prefix = "";
+                for (key, value) in map {
+                    self.line(format_args!("{prefix}{key}={value}"));
+                    prefix = "\t";
+                }
+            }
+        }
+    }
+
+    /// `name:` then one entry per line, indented by `preindent` cells, or `<none>`.
+    pub fn slice(&mut self, preindent: usize, name: &str, items: &[String]) {
+        let pretab = "\t".repeat(preindent);
+        self.print(format_args!("{pretab}{name}:\t"));
+        if items.is_empty() {
+            self.line(format_args!("{pretab}<none>"));
+            return;
+        }
+        let mut prefix = String::new();
+        for item in items {
+            self.line(format_args!("{prefix}{item}"));
+            prefix = format!("{pretab}\t");
+        }
+    }
+
+    /// One half of a results file (`{"velero": [..], "cluster": [..], "namespaces": {ns: [..]}}`)
+    /// under `name`, as Velero's `describeResult`.
+    pub fn result(&mut self, name: &str, result: &serde_json::Value) {
+        let strings = |v: Option<&serde_json::Value>| -> Vec<String> {
+            v.and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .map(|e| {
+                    e.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| e.to_string())
+                })
+                .collect()
+        };
+        self.line(format_args!("{name}:"));
+        self.slice(1, "Velero", &strings(result.get("velero")));
+        self.slice(1, "Cluster", &strings(result.get("cluster")));
+        match result
+            .get("namespaces")
+            .and_then(|v| v.as_object())
+            .filter(|m| !m.is_empty())
+        {
+            None => self.line("\tNamespaces: <none>"),
+            Some(namespaces) => {
+                self.line("\tNamespaces:");
+                for (ns, entries) in namespaces {
+                    self.slice(2, ns, &strings(Some(entries)));
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> String {
+        tabwrite(&self.text, 2)
+    }
+}
+
+/// `values` joined by `, `, or `empty` when there are none.
+pub fn list_or(values: Option<&Vec<String>>, empty: &str) -> String {
+    match values {
+        Some(v) if !v.is_empty() => v.join(", "),
+        _ => empty.to_string(),
+    }
+}
+
+/// Velero's `BoolPointerString`.
+pub fn bool_or<'a>(
+    value: Option<bool>,
+    if_false: &'a str,
+    if_true: &'a str,
+    unset: &'a str,
+) -> &'a str {
+    match value {
+        None => unset,
+        Some(true) => if_true,
+        Some(false) => if_false,
+    }
+}
+
+/// Go's `text/tabwriter` with padding character ' ' and no flags: a cell is text ended by a tab;
+/// the text after a line's last tab is not aligned. Consecutive lines that have a cell in the
+/// same column form a block whose cells are padded to the block's widest cell plus `padding`.
+fn tabwrite(text: &str, padding: usize) -> String {
+    let lines: Vec<(Vec<&str>, bool)> = text
+        .split_inclusive('\n')
+        .map(|l| match l.strip_suffix('\n') {
+            Some(l) => (l.split('\t').collect(), true),
+            None => (l.split('\t').collect(), false),
+        })
+        .collect();
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut widths = Vec::new();
+    format_block(&lines, 0, lines.len(), &mut widths, padding, &mut out);
+    out
+}
+
+fn width(cell: &str) -> usize {
+    cell.chars().count()
+}
+
+fn format_block(
+    lines: &[(Vec<&str>, bool)],
+    mut start: usize,
+    end: usize,
+    widths: &mut Vec<usize>,
+    padding: usize,
+    out: &mut String,
+) {
+    let column = widths.len();
+    let mut this = start;
+    while this < end {
+        if column + 1 >= lines[this].0.len() {
+            this += 1;
+            continue;
+        }
+        // A block for `column` starts here: everything before it is laid out with the widths so far.
+        write_lines(lines, start, this, widths, out);
+        start = this;
+        let mut block_width = 0;
+        while this < end && column + 1 < lines[this].0.len() {
+            block_width = block_width.max(width(lines[this].0[column]) + padding);
+            this += 1;
+        }
+        widths.push(block_width);
+        format_block(lines, start, this, widths, padding, out);
+        widths.pop();
+        start = this;
+    }
+    write_lines(lines, start, end, widths, out);
+}
+
+fn write_lines(
+    lines: &[(Vec<&str>, bool)],
+    start: usize,
+    end: usize,
+    widths: &[usize],
+    out: &mut String,
+) {
+    for (cells, newline) in &lines[start..end] {
+        for (j, cell) in cells.iter().enumerate() {
+            out.push_str(cell);
+            if let Some(w) = widths.get(j) {
+                out.extend(std::iter::repeat_n(' ', w.saturating_sub(width(cell))));
+            }
+        }
+        if *newline {
+            out.push('\n');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligns_like_go_tabwriter() {
+        let mut d = Describer::default();
+        d.line("Phase:\tCompleted");
+        d.line("Total items to be restored:\t5");
+        d.line("Items restored:\t5");
+        d.line("");
+        d.line("Started:\tx");
+        d.line("Completed:\ty");
+        assert_eq!(
+            d.finish(),
+            "Phase:                       Completed\n\
+             Total items to be restored:  5\n\
+             Items restored:              5\n\
+             \n\
+             Started:    x\n\
+             Completed:  y\n"
+        );
+    }
+
+    #[test]
+    fn nested_columns_only_align_within_their_block() {
+        let mut d = Describer::default();
+        d.line("Resources:");
+        d.line("\tIncluded:\t*");
+        d.line("\tExcluded:\t<none>");
+        d.line("\tCluster-scoped:\tauto");
+        assert_eq!(
+            d.finish(),
+            "Resources:\n  Included:        *\n  Excluded:        <none>\n  Cluster-scoped:  auto\n"
+        );
+    }
+
+    #[test]
+    fn metadata_and_maps() {
+        let mut d = Describer::default();
+        d.metadata(&ObjectMeta {
+            name: Some("r1".into()),
+            namespace: Some("velero".into()),
+            labels: Some(BTreeMap::from([
+                ("b".to_string(), "2".to_string()),
+                ("a".to_string(), "1".to_string()),
+            ])),
+            ..Default::default()
+        });
+        assert_eq!(
+            d.finish(),
+            "Name:         r1\nNamespace:    velero\nLabels:       a=1\n              b=2\nAnnotations:  <none>\n"
+        );
+    }
+
+    #[test]
+    fn results_as_velero_prints_them() {
+        let mut d = Describer::default();
+        d.result(
+            "Warnings",
+            &serde_json::json!({
+                "velero": [],
+                "cluster": ["could not restore a", "could not restore b"],
+                "namespaces": {"shop": ["already exists"], "default": ["x"]}
+            }),
+        );
+        assert_eq!(
+            d.finish(),
+            "Warnings:\n\
+             \x20 Velero:     <none>\n\
+             \x20 Cluster:  could not restore a\n\
+             \x20           could not restore b\n\
+             \x20 Namespaces:\n\
+             \x20   default:  x\n\
+             \x20   shop:     already exists\n"
+        );
+        let mut d = Describer::default();
+        d.result("Errors", &serde_json::json!({}));
+        assert_eq!(
+            d.finish(),
+            "Errors:\n  Velero:     <none>\n  Cluster:    <none>\n  Namespaces: <none>\n"
+        );
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(list_or(None, "*"), "*");
+        assert_eq!(list_or(Some(&vec!["a".into(), "b".into()]), "*"), "a, b");
+        assert_eq!(bool_or(None, "f", "t", "auto"), "auto");
+        assert_eq!(bool_or(Some(false), "f", "t", "auto"), "f");
+    }
+}

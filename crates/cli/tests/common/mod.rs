@@ -1,0 +1,22 @@
+//! Running the `velero` binary against a test control plane.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `velero` talking to the cluster of `kubeconfig`, never to the developer's own cluster or
+/// client config.
+pub fn velero(kubeconfig: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_velero"));
+    cmd.env_remove("VELERO_NAMESPACE")
+        .env("HOME", env!("CARGO_TARGET_TMPDIR"))
+        .env("KUBECONFIG", kubeconfig);
+    cmd
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("velero runs")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
