@@ -273,12 +273,12 @@ async fn process(
     }
     let mut source = None;
     let mut modifiers = None;
-    if errors.is_empty() {
-        if let Some(schedule) = spec.schedule_name.clone().filter(|s| !s.is_empty()) {
-            match newest_backup_of_schedule(ctx, &schedule).await {
-                Ok(b) => spec.backup_name = Some(b),
-                Err(e) => errors.push(e),
-            }
+    if errors.is_empty()
+        && let Some(schedule) = spec.schedule_name.clone().filter(|s| !s.is_empty())
+    {
+        match newest_backup_of_schedule(ctx, &schedule).await {
+            Ok(b) => spec.backup_name = Some(b),
+            Err(e) => errors.push(e),
         }
     }
     if errors.is_empty()

@@ -421,5 +421,78 @@ async fn namespaces_crds_and_cluster_objects_come_back_as_they_were() -> anyhow:
     );
     let (list, _) = restore_files(&env, "rt-6")?;
     assert!(!list.to_string().contains("unlabelled"), "{list}");
+
+    // 6. Resource modifiers from a ConfigMap: a JSON patch with a value test, a merge patch and a
+    // strategic patch, each on the types its conditions name.
+    let rules = r#"version: v1
+resourceModifierRules:
+- conditions:
+    groupResource: configmaps
+    resourceNameRegex: "^settings$"
+    namespaces: [rt-a]
+  patches:
+  - operation: test
+    path: /data/color
+    value: blue
+  - operation: replace
+    path: /data/color
+    value: green
+- conditions:
+    groupResource: deployments.apps
+  mergePatches:
+  - patchData: |
+      metadata:
+        labels:
+          modified: "yes"
+- conditions:
+    groupResource: deployments.apps
+  strategicPatches:
+  - patchData: |
+      spec:
+        template:
+          spec:
+            containers:
+            - name: web
+              image: nginx:1.27
+"#;
+    create_object(
+        client,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "modifiers", "namespace": "velero"}, "data": {"rules.yaml": rules}}),
+    )
+    .await?;
+    let modified = restore(client, "rt-7", json!({"backupName": "rt", "includedNamespaces": ["rt-a"],
+        "namespaceMapping": {"rt-a": "rt-mod"}, "resourceModifier": {"kind": "ConfigMap", "name": "modifiers"}})).await?;
+    assert_eq!(
+        phase(&modified),
+        Some(RestorePhase::Completed),
+        "{:?}",
+        modified.status
+    );
+    let cm = get(client, "/api/v1/namespaces/rt-mod/configmaps/settings")
+        .await
+        .context("cm")?;
+    assert_eq!(cm["data"]["color"], "green");
+    let other = get(client, "/api/v1/namespaces/rt-mod/configmaps/unlabelled")
+        .await
+        .context("cm")?;
+    assert_eq!(
+        other["data"]["x"], "y",
+        "rules apply only where their conditions hold"
+    );
+    let deploy = get(client, "/apis/apps/v1/namespaces/rt-mod/deployments/web")
+        .await
+        .context("deploy")?;
+    assert_eq!(deploy["metadata"]["labels"]["modified"], "yes");
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     Ok(())
 }

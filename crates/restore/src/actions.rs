@@ -57,10 +57,10 @@ pub fn apply_builtin(group_resource: &str, item: &mut Value, ctx: &ActionContext
         "mutatingwebhookconfigurations.admissionregistration.k8s.io"
         | "validatingwebhookconfigurations.admissionregistration.k8s.io" => webhook(item),
         "persistentvolumeclaims" => pvc(item),
-        "apiservices.apiregistration.k8s.io" => {
-            if label(item, "kube-aggregator.kubernetes.io/automanaged").is_some() {
-                return Verdict::Skip("the APIService is managed by the API server".into());
-            }
+        "apiservices.apiregistration.k8s.io"
+            if label(item, "kube-aggregator.kubernetes.io/automanaged").is_some() =>
+        {
+            return Verdict::Skip("the APIService is managed by the API server".into());
         }
         _ => {}
     }
@@ -301,11 +301,7 @@ fn crd_preserve_fields(item: &mut Value) {
 }
 
 fn webhook(item: &mut Value) {
-    if !item
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .is_some_and(|v| v == "admissionregistration.k8s.io/v1")
-    {
+    if item.get("apiVersion").and_then(Value::as_str) != Some("admissionregistration.k8s.io/v1") {
         return;
     }
     for hook in item

@@ -101,6 +101,9 @@ struct Restored {
     created_name: Option<String>,
 }
 
+/// Whether a target namespace is there to restore into, decided once per restore.
+type NamespaceReady = Arc<OnceCell<Result<(), String>>>;
+
 struct Ctx {
     writer: ApiWriter,
     discovery: RwLock<Discovery>,
@@ -110,7 +113,7 @@ struct Ctx {
     status_filter: Option<IncludesExcludes>,
     log: Mutex<OperationLog>,
     restored: Mutex<HashMap<RestoredKey, Restored>>,
-    namespaces: Mutex<HashMap<String, Arc<OnceCell<Result<(), String>>>>>,
+    namespaces: Mutex<HashMap<String, NamespaceReady>>,
     service_accounts: Mutex<HashMap<String, Arc<OnceCell<BTreeSet<String>>>>>,
     backup_namespaces: BTreeMap<String, Value>,
     additional: HashMap<ItemKey, Value>,
@@ -1032,9 +1035,7 @@ async fn existing(
     }
     if group_resource == "serviceaccounts" {
         let desired = merge_service_accounts(&cluster, &wanted);
-        let Some(patch) = merge_patch(&cluster, &desired) else {
-            return None;
-        };
+        let patch = merge_patch(&cluster, &desired)?;
         return match ctx.writer.merge_patch(object_path, &patch).await {
             Ok(_) => Some((Action::Updated, None)),
             Err(e) => {
@@ -1058,9 +1059,7 @@ async fn existing(
         }
         Policy::Update => {
             // From the object as it is, so the patch also moves the restore labels to this restore.
-            let Some(patch) = merge_patch(&comparable(&from_cluster), &wanted) else {
-                return None;
-            };
+            let patch = merge_patch(&comparable(&from_cluster), &wanted)?;
             match ctx.writer.merge_patch(object_path, &patch).await {
                 Ok(_) => Some((Action::Updated, None)),
                 Err(e) => {
