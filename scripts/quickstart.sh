@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian machine: set everything up, start a local control plane, install
 # velero-rs into it with a `local` backup storage location, run `velero server` beside it, deploy a
-# small sample application and back it up.
+# small sample application, back it up, delete its namespace, restore it and show it is back.
 #
 #   scripts/quickstart.sh           run, show, tear down
 #   scripts/quickstart.sh --keep    leave the control plane running and print how to use it
@@ -62,6 +62,23 @@ echo "== velero backup create shop-backup --include-namespaces shop --wait" >&2
 "${velero[@]}" backup create shop-backup --include-namespaces shop --wait
 "${velero[@]}" backup get
 "${velero[@]}" backup describe shop-backup --details
+
+echo "== disaster: kubectl delete namespace shop" >&2
+kubectl get all,configmaps,secrets -n shop
+kubectl delete namespace shop --wait=true
+kubectl get namespace shop 2>&1 || true
+
+echo "== velero restore create shop-restore --from-backup shop-backup --wait" >&2
+"${velero[@]}" restore create shop-restore --from-backup shop-backup --wait
+"${velero[@]}" restore get
+"${velero[@]}" restore describe shop-restore --details
+
+echo "== the application is back" >&2
+kubectl get all,configmaps,secrets -n shop
+test "$(kubectl -n shop get configmap settings -o jsonpath='{.data.color}')" = blue
+test "$(kubectl -n shop get secret token -o jsonpath='{.data.password}' | base64 -d)" = s3cr3t
+kubectl -n shop get deployment/web service/web >/dev/null
+
 echo "== what is in the location" >&2
 find "$work/backups" -type f | sort
 
@@ -74,6 +91,7 @@ if $keep; then
 The control plane (pid $cluster) and velero server (pid $server) keep running. Use them with:
   export KUBECONFIG=$KUBECONFIG
   $bin/velero backup get
+  $bin/velero restore get
 Stop them with: kill $server $cluster
 MSG
 fi
