@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The backup benchmark: builds release binaries, seeds objects into a fresh local control plane and
+# The backup and restore benchmark: builds release binaries, seeds objects into a fresh local control plane and
 # prints the figures recorded in the README. `scripts/bench.sh --objects 100000` for the large run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

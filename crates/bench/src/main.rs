@@ -1,7 +1,9 @@
 //! `velero-bench [--objects N]`: seeds N objects of several kinds into a fresh local control plane,
-//! then in one run measures (a) the raw time to list them with plain paginated GETs and (b) a full
-//! backup of them by `velero server`, and prints objects/s, the server's peak RSS and the ratio
-//! (b)/(a). It measures; it asserts nothing.
+//! then in one run measures (a) the raw time to list them with plain paginated GETs, (b) a full
+//! backup of them by `velero server`, (c) the raw time to create them again with plain concurrent
+//! POSTs after their namespaces are deleted, and (d) a restore of the backup by `velero server`
+//! after the namespaces are deleted again. It prints objects/s, the server's peak RSS and the
+//! ratios (b)/(a) and (d)/(c). It measures; it asserts nothing.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,6 +15,8 @@ use serde_json::{Value, json};
 use velero_test_harness::ControlPlane;
 
 const NAMESPACES: usize = 10;
+/// Requests in flight for the raw creates: the restore's own default window.
+const IN_FLIGHT: usize = 32;
 
 struct Args {
     objects: usize,
@@ -122,24 +126,67 @@ async fn seed(client: &kube::Client, objects: usize) -> anyhow::Result<()> {
         Duration::from_secs(60),
     )
     .await?;
+    let took = create_all(client, objects).await?;
+    eprintln!("seeded {objects} objects in {:.1}s", took.as_secs_f64());
+    Ok(())
+}
+
+/// The namespaces, then every object with plain POSTs, [`IN_FLIGHT`] at a time.
+async fn create_all(client: &kube::Client, objects: usize) -> anyhow::Result<Duration> {
+    let started = Instant::now();
     for n in 0..NAMESPACES {
         post(client, "/api/v1/namespaces", &json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": format!("bench-{n}") } })).await?;
     }
-    let started = Instant::now();
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..objects)
         .map(|i| async move {
             let (path, body) = object(i);
             post(client, &path, &body).await
         })
-        .buffer_unordered(32)
+        .buffer_unordered(IN_FLIGHT)
         .collect()
         .await;
     results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    eprintln!(
-        "seeded {objects} objects in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    Ok(started.elapsed())
+}
+
+/// Deletes the bench namespaces and waits until the namespace controller has emptied them.
+async fn delete_namespaces(client: &kube::Client) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    for n in 0..NAMESPACES {
+        let request =
+            http::Request::delete(format!("/api/v1/namespaces/bench-{n}")).body(Vec::new())?;
+        client.request_text(request).await?;
+    }
+    for n in 0..NAMESPACES {
+        loop {
+            let request =
+                http::Request::get(format!("/api/v1/namespaces/bench-{n}")).body(Vec::new())?;
+            match client.request_text(request).await {
+                Err(kube::Error::Api(s)) if s.code == 404 => break,
+                _ => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// Polls a Velero object until it reaches a final phase; returns the phase and the object.
+async fn wait_done(client: &kube::Client, path: &str) -> anyhow::Result<(String, Value)> {
+    loop {
+        let object: Value = client
+            .request(http::Request::get(path).body(Vec::new())?)
+            .await?;
+        let phase = object
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if ["Completed", "PartiallyFailed", "Failed", "FailedValidation"].contains(&phase.as_str())
+        {
+            return Ok((phase, object));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -281,7 +328,7 @@ async fn main() -> anyhow::Result<()> {
             ])
             .env(
                 "VELERO_LOG",
-                "velero_controllers=debug,velero_backup=debug,warn",
+                "velero_controllers=debug,velero_backup=debug,velero_restore=debug,warn",
             )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(work.path().join("server.log"))?)
@@ -317,21 +364,11 @@ async fn main() -> anyhow::Result<()> {
         "bench-*",
     ])?;
     // Polled through the API, not kubectl: a process per poll would steal CPU from the server.
-    let phase = loop {
-        let request = http::Request::get("/apis/velero.io/v1/namespaces/velero/backups/bench")
-            .body(Vec::new())?;
-        let backup: Value = client.request(request).await?;
-        let phase = backup
-            .pointer("/status/phase")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if ["Completed", "PartiallyFailed", "Failed", "FailedValidation"].contains(&phase.as_str())
-        {
-            break phase;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (phase, _) = wait_done(
+        &client,
+        "/apis/velero.io/v1/namespaces/velero/backups/bench",
+    )
+    .await?;
     let backup = started.elapsed();
     let peak_rss = peak_rss_kib(server.0.id())?;
     let cpu = cpu_seconds(server.0.id())? - cpu_before;
@@ -351,6 +388,48 @@ async fn main() -> anyhow::Result<()> {
     .unwrap_or(0);
     let tarball = std::fs::metadata(bucket.join("backups/bench/bench.tar.gz"))
         .map(|m| m.len())
+        .unwrap_or(0);
+
+    // The restore half: (c) plain concurrent creates of the same objects, (d) velero restore,
+    // each into namespaces just deleted.
+    let deleted = delete_namespaces(&client).await?;
+    eprintln!(
+        "deleted the bench namespaces in {:.1}s",
+        deleted.as_secs_f64()
+    );
+    let raw_create = create_all(&client, args.objects).await?;
+    eprintln!("raw concurrent creates: {:.2}s", raw_create.as_secs_f64());
+    delete_namespaces(&client).await?;
+    // Peak RSS from here on: writing 5 to clear_refs resets VmHWM (Linux 4.0+).
+    let _ = std::fs::write(format!("/proc/{}/clear_refs", server.0.id()), "5");
+    let cpu_before = cpu_seconds(server.0.id())?;
+    let started = Instant::now();
+    velero(&[
+        "restore",
+        "create",
+        "bench-restore",
+        "--from-backup",
+        "bench",
+    ])?;
+    let (restore_phase, restore_object) = wait_done(
+        &client,
+        "/apis/velero.io/v1/namespaces/velero/restores/bench-restore",
+    )
+    .await?;
+    let restore_time = started.elapsed();
+    let restore_rss = peak_rss_kib(server.0.id())?;
+    let restore_cpu = cpu_seconds(server.0.id())? - cpu_before;
+    let restored = restore_object
+        .pointer("/status/progress/itemsRestored")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let restore_warnings = restore_object
+        .pointer("/status/warnings")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let restore_errors = restore_object
+        .pointer("/status/errors")
+        .and_then(Value::as_u64)
         .unwrap_or(0);
 
     if std::env::var_os("VELERO_BENCH_SERVER_LOG").is_some() {
@@ -384,5 +463,30 @@ async fn main() -> anyhow::Result<()> {
         idle_rss as f64 / 1024.0
     );
     println!("  server CPU during backup:  {cpu:.2} s");
+    println!("velero-rs restore benchmark");
+    println!(
+        "  restore phase:             {restore_phase} ({restore_warnings} warnings, {restore_errors} errors)"
+    );
+    println!("  items restored:            {restored}");
+    println!(
+        "  (c) raw concurrent POSTs:  {:.2} s ({} objects, {IN_FLIGHT} in flight, {:.0} objects/s)",
+        raw_create.as_secs_f64(),
+        args.objects,
+        args.objects as f64 / raw_create.as_secs_f64()
+    );
+    println!(
+        "  (d) velero-rs restore:     {:.2} s ({:.0} objects/s)",
+        restore_time.as_secs_f64(),
+        restored as f64 / restore_time.as_secs_f64()
+    );
+    println!(
+        "  ratio (d)/(c):             {:.2}",
+        restore_time.as_secs_f64() / raw_create.as_secs_f64()
+    );
+    println!(
+        "  server peak RSS:           {:.1} MiB",
+        restore_rss as f64 / 1024.0
+    );
+    println!("  server CPU during restore: {restore_cpu:.2} s");
     Ok(())
 }
