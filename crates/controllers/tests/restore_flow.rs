@@ -78,8 +78,10 @@ fn crd() -> Value {
         "metadata": {"name": "widgets.example.com"},
         "spec": {"group": "example.com", "scope": "Namespaced",
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}})
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}})
 }
 
 /// Objects of one application namespace, by API path.
@@ -494,5 +496,101 @@ resourceModifierRules:
             .map(Vec::len),
         Some(1)
     );
+    // 7. The change-image-name plugin ConfigMap rewrites images on the way in.
+    create_object(
+        client,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "images", "namespace": "velero", "labels": {
+            "velero.io/plugin-config": "", "velero.io/change-image-name": "RestoreItemAction"}},
+        "data": {"case1": "nginx,registry.local/nginx"}}),
+    )
+    .await?;
+    let renamed = restore(
+        client,
+        "rt-8",
+        json!({"backupName": "rt", "includedNamespaces": ["rt-a"],
+        "includedResources": ["deployments"], "namespaceMapping": {"rt-a": "rt-img"}}),
+    )
+    .await?;
+    assert_eq!(
+        phase(&renamed),
+        Some(RestorePhase::Completed),
+        "{:?}",
+        renamed.status
+    );
+    let deploy = get(client, "/apis/apps/v1/namespaces/rt-img/deployments/web")
+        .await
+        .context("deploy")?;
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.local/nginx:1.25"
+    );
+    assert!(
+        get(client, "/api/v1/namespaces/rt-img/configmaps/settings")
+            .await
+            .is_none(),
+        "only deployments were included"
+    );
+    delete_all(
+        client,
+        &["/api/v1/namespaces/velero/configmaps/images".to_string()],
+    )
+    .await?;
+
+    // 8. Status is restored for the types `restoreStatus` names, unless an object's
+    // velero.io/restore-status annotation says otherwise.
+    create_object(
+        client,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "rt-status"}}),
+    )
+    .await?;
+    for (name, annotations) in [
+        ("counted", json!({})),
+        ("opted-out", json!({"velero.io/restore-status": "false"})),
+    ] {
+        create_object(client, json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": name, "namespace": "rt-status", "annotations": annotations}, "spec": {"teeth": 3}})).await?;
+        let path = format!("/apis/example.com/v1/namespaces/rt-status/widgets/{name}");
+        let mut widget = get(client, &path).await.context("widget")?;
+        widget["status"] = json!({"turns": 7});
+        let request = http::Request::put(format!("{path}/status"))
+            .header("Content-Type", "application/json")
+            .body(serde_json::to_vec(&widget)?)?;
+        client.request::<Value>(request).await?;
+    }
+    backup(
+        client,
+        "rt-status",
+        json!({"includedNamespaces": ["rt-status"]}),
+    )
+    .await?;
+    delete_all(client, &["/api/v1/namespaces/rt-status".to_string()]).await?;
+    let with_status = restore(
+        client,
+        "rt-9",
+        json!({"backupName": "rt-status",
+        "restoreStatus": {"includedResources": ["widgets.example.com"]}}),
+    )
+    .await?;
+    assert_eq!(
+        phase(&with_status),
+        Some(RestorePhase::Completed),
+        "{:?}",
+        with_status.status
+    );
+    let counted = get(
+        client,
+        "/apis/example.com/v1/namespaces/rt-status/widgets/counted",
+    )
+    .await
+    .context("widget")?;
+    assert_eq!(counted["status"]["turns"], 7, "{counted}");
+    let opted_out = get(
+        client,
+        "/apis/example.com/v1/namespaces/rt-status/widgets/opted-out",
+    )
+    .await
+    .context("widget")?;
+    assert!(opted_out.get("status").is_none(), "{opted_out}");
     Ok(())
 }

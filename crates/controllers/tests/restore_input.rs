@@ -286,11 +286,27 @@ async fn hand_written_backups_restore_and_bad_input_changes_nothing() -> anyhow:
         failure(&no_cm)
     );
 
+    // A restore the server was running when it stopped is Failed when it starts again.
+    create_object(
+        &env.client,
+        json!({"apiVersion": "velero.io/v1", "kind": "Restore",
+        "metadata": {"name": "interrupted", "namespace": "velero"},
+        "spec": {"backupName": "handmade"}, "status": {"phase": "InProgress"}}),
+    )
+    .await?;
+    velero_controllers::restore::fail_interrupted_restores(&env.client, "velero").await?;
+    let restores: kube::Api<velero_api::v1::Restore> =
+        kube::Api::namespaced(env.client.clone(), "velero");
+    let interrupted = restores.get("interrupted").await?;
+    assert_eq!(phase(&interrupted), Some(RestorePhase::Failed));
+    assert_eq!(
+        failure(&interrupted).trim(),
+        velero_controllers::restore::RESTART_FAILURE
+    );
+
     // Deleting a Restore removes its files from the location.
     let restore_dir = env.bucket.path().join("restores").join("from-hand");
     assert!(Path::new(&restore_dir).exists());
-    let restores: kube::Api<velero_api::v1::Restore> =
-        kube::Api::namespaced(env.client.clone(), "velero");
     restores.delete("from-hand", &Default::default()).await?;
     wait_for("the restore and its files to go", || async {
         (restores.get_opt("from-hand").await.ok()?.is_none() && !restore_dir.exists()).then_some(())

@@ -186,7 +186,7 @@ impl Ctx {
         group_resource: &str,
         api_version: &str,
         namespace: Option<&str>,
-    ) -> Option<(String, bool)> {
+    ) -> Option<String> {
         let resource = discovery.by_group_resource(group_resource)?;
         let version = api_version.rsplit('/').next().unwrap_or(api_version);
         let base = if resource.group.is_empty() {
@@ -194,11 +194,10 @@ impl Ctx {
         } else {
             format!("/apis/{}/{version}", resource.group)
         };
-        let path = match namespace.filter(|_| resource.namespaced) {
+        Some(match namespace.filter(|_| resource.namespaced) {
             Some(ns) => format!("{base}/namespaces/{ns}/{}", resource.resource),
             None => format!("{base}/{}", resource.resource),
-        };
-        Some((path, resource.namespaced))
+        })
     }
 
     /// Velero's `EnsureNamespaceExistsAndIsReady`, once per target namespace for the whole run.
@@ -443,7 +442,7 @@ pub async fn run(
         &format!("starting restore of backup {}", params.backup_name),
     );
 
-    let spool = {
+    let mut spool = {
         let filter = filter.clone();
         let scratch = params.scratch_dir.clone();
         tokio::task::spawn_blocking(move || Spool::read(tarball, &filter, scratch.as_deref()))
@@ -490,8 +489,8 @@ pub async fn run(
         restored: Mutex::new(HashMap::new()),
         namespaces: Mutex::new(HashMap::new()),
         service_accounts: Mutex::new(HashMap::new()),
-        backup_namespaces: spool.namespaces.clone(),
-        additional: spool.additional.clone(),
+        backup_namespaces: std::mem::take(&mut spool.namespaces),
+        additional: std::mem::take(&mut spool.additional),
         provision: Mutex::new(HashSet::new()),
         renamed: Mutex::new(HashMap::new()),
         total: AtomicU64::new(spool.total()),
@@ -864,7 +863,7 @@ async fn restore_claimed(
         let discovery = ctx.discovery.read().await;
         ctx.api_path(&discovery, group_resource, &api_version, target)
     };
-    let Some((collection, _namespaced)) = resolved else {
+    let Some(collection) = resolved else {
         report.warnings.push(format!(
             "could not restore {id}: the cluster does not serve {group_resource} (restore its CustomResourceDefinition or API service first)"
         ));
