@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -85,22 +85,12 @@ async fn patch(api: &Api<Backup>, name: &str, body: Value) -> Result<Backup, Con
 /// Velero marks backups a previous server left InProgress as Failed: nothing resumes them.
 pub async fn fail_interrupted_backups(client: &Client, namespace: &str) -> Result<(), kube::Error> {
     let api: Api<Backup> = Api::namespaced(client.clone(), namespace);
-    for backup in api.list(&ListParams::default()).await? {
-        let phase = backup.status.as_ref().and_then(|s| s.phase);
-        if phase == Some(BackupPhase::InProgress) {
-            let name = backup.name_any();
-            tracing::warn!(backup = %name, "{RESTART_FAILURE}");
-            let body = json!({ "status": {
-                "phase": BackupPhase::Failed,
-                "failureReason": RESTART_FAILURE,
-                "completionTimestamp": crate::now(),
-            }});
-            if let Err(e) = patch(&api, &name, body).await {
-                tracing::warn!("{e}");
-            }
-        }
-    }
-    Ok(())
+    crate::fail_interrupted(
+        &api,
+        |b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::InProgress),
+        RESTART_FAILURE,
+    )
+    .await
 }
 
 pub async fn run_backup_controller(client: Client, config: BackupControllerConfig) {

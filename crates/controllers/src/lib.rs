@@ -42,3 +42,35 @@ pub(crate) fn kube_message(e: &kube::Error) -> String {
         other => other.to_string(),
     }
 }
+
+/// Marks the objects a previous server left running as Failed with `reason` (phase `Failed`,
+/// `failureReason`, `completionTimestamp`): nothing resumes a backup or restore half done.
+pub(crate) async fn fail_interrupted<K>(
+    api: &kube::Api<K>,
+    running: impl Fn(&K) -> bool,
+    reason: &str,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    use kube::ResourceExt;
+    for object in api.list(&Default::default()).await? {
+        if !running(&object) {
+            continue;
+        }
+        let name = object.name_any();
+        tracing::warn!(%name, "{reason}");
+        let body = serde_json::json!({ "status": {
+            "phase": "Failed",
+            "failureReason": reason,
+            "completionTimestamp": now(),
+        }});
+        if let Err(e) = api
+            .patch(&name, &Default::default(), &kube::api::Patch::Merge(&body))
+            .await
+        {
+            tracing::warn!(%name, "could not mark it Failed: {e}");
+        }
+    }
+    Ok(())
+}

@@ -67,21 +67,12 @@ pub async fn fail_interrupted_restores(
     namespace: &str,
 ) -> Result<(), kube::Error> {
     let api: Api<Restore> = Api::namespaced(client.clone(), namespace);
-    for restore in api.list(&ListParams::default()).await? {
-        if restore.status.as_ref().and_then(|s| s.phase) == Some(RestorePhase::InProgress) {
-            let name = restore.name_any();
-            tracing::warn!(restore = %name, "{RESTART_FAILURE}");
-            let body = json!({ "status": {
-                "phase": RestorePhase::Failed,
-                "failureReason": RESTART_FAILURE,
-                "completionTimestamp": crate::now(),
-            }});
-            if let Err(e) = patch(&api, &name, body).await {
-                tracing::warn!("{e}");
-            }
-        }
-    }
-    Ok(())
+    crate::fail_interrupted(
+        &api,
+        |r| r.status.as_ref().and_then(|s| s.phase) == Some(RestorePhase::InProgress),
+        RESTART_FAILURE,
+    )
+    .await
 }
 
 pub async fn run_restore_controller(client: Client, config: RestoreControllerConfig) {

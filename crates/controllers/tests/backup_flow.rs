@@ -14,6 +14,10 @@ use velero_storage::{BackupStore, LocationConfig};
 use velero_test_harness::create_object;
 use velero_test_harness::{ControlPlane, S3Server};
 
+mod support;
+
+use support::wait_for;
+
 const NS: &str = "velero";
 
 struct Env {
@@ -80,24 +84,6 @@ async fn setup() -> anyhow::Result<Env> {
         client,
         _server: server,
     })
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 async fn backup(env: &Env, name: &str, spec: Value) -> anyhow::Result<Backup> {
