@@ -72,6 +72,7 @@ echo "== velero restore create shop-restore --from-backup shop-backup --wait" >&
 "${velero[@]}" restore create shop-restore --from-backup shop-backup --wait
 "${velero[@]}" restore get
 "${velero[@]}" restore describe shop-restore --details
+"${velero[@]}" restore logs shop-restore | tail -n 3
 
 echo "== the application is back" >&2
 kubectl get all,configmaps,secrets -n shop
