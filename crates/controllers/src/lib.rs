@@ -1,5 +1,5 @@
-//! The controllers of `velero server`: backups, backup storage locations, delete-backup, download
-//! and server-status requests.
+//! The controllers of `velero server`: backups, restores, backup storage locations, backup sync,
+//! garbage collection, delete-backup, download and server-status requests.
 //!
 //! Every controller works on the Velero custom resources of one namespace (the server's), as
 //! Velero's do. They use the backup engine (`velero-backup`) and the object store
@@ -8,10 +8,12 @@
 pub mod backup;
 pub mod delete;
 pub mod download;
+pub mod gc;
 pub mod locations;
 pub mod restore;
 pub mod server;
 pub mod status;
+pub mod sync;
 
 pub use server::{ServerConfig, run_server};
 

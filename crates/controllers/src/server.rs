@@ -21,6 +21,11 @@ pub struct ServerConfig {
     pub resource_timeout: Duration,
     /// `--terminating-resource-timeout`: how long a restore waits for a terminating namespace.
     pub terminating_resource_timeout: Duration,
+    /// `--garbage-collection-frequency`: how often expired backups are looked for; 0 disables.
+    pub garbage_collection_frequency: Duration,
+    /// `--backup-sync-period`: how often locations are synced into the cluster (a location's own
+    /// `backupSyncPeriod` wins); 0 disables.
+    pub backup_sync_period: Duration,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +40,8 @@ impl Default for ServerConfig {
             restore_parallelism: 32,
             resource_timeout: Duration::from_secs(600),
             terminating_resource_timeout: Duration::from_secs(600),
+            garbage_collection_frequency: Duration::from_secs(3600),
+            backup_sync_period: Duration::from_secs(60),
         }
     }
 }
@@ -89,6 +96,8 @@ pub async fn run_server(
         _ = crate::locations::run_location_controller(client.clone(), ns.clone(), config.store_validation_frequency) => {}
         _ = run_backup_controller(client.clone(), backup_config) => {}
         _ = crate::delete::run_delete_controller(client.clone(), ns.clone()) => {}
+        _ = crate::gc::run_gc_controller(client.clone(), ns.clone(), config.garbage_collection_frequency) => {}
+        _ = crate::sync::run_sync_controller(client.clone(), ns.clone(), config.backup_sync_period) => {}
         _ = crate::download::run_download_controller(client.clone(), ns.clone()) => {}
         _ = crate::status::run_status_controller(client.clone(), ns.clone()) => {}
         _ = shutdown => {

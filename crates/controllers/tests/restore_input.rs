@@ -89,7 +89,7 @@ fn escaping_tarball(item: &Value) -> anyhow::Result<Vec<u8>> {
 
 /// Puts a backup into the location by hand and registers its Backup object, as a sync would.
 async fn plant_backup(env: &Env, name: &str, location: &str, tarball: &[u8]) -> anyhow::Result<()> {
-    let dir = env.bucket.path().join("backups").join(name);
+    let dir = env.bucket.join("backups").join(name);
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join(format!("{name}.tar.gz")), tarball)?;
     let backup = json!({
@@ -305,7 +305,7 @@ async fn hand_written_backups_restore_and_bad_input_changes_nothing() -> anyhow:
     );
 
     // Deleting a Restore removes its files from the location.
-    let restore_dir = env.bucket.path().join("restores").join("from-hand");
+    let restore_dir = env.bucket.join("restores").join("from-hand");
     assert!(Path::new(&restore_dir).exists());
     restores.delete("from-hand", &Default::default()).await?;
     wait_for("the restore and its files to go", || async {

@@ -39,6 +39,12 @@ pub struct ServerArgs {
     /// Most API requests one restore keeps in flight; fewer while the API server pushes back (HTTP 429)
     #[arg(long, default_value_t = 32)]
     restore_parallelism: usize,
+    /// How often garbage collection checks for expired backups
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    garbage_collection_frequency: velero_api::Duration,
+    /// How often to ensure all Velero backups in object storage exist as Backup API objects in the cluster. This is the default sync period if none is explicitly specified for a backup storage location
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    backup_sync_period: velero_api::Duration,
 }
 
 fn parse_priorities(value: &str) -> Result<velero_restore::Priorities, String> {
@@ -74,6 +80,15 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs) -> anyhow::Result<()> {
             .terminating_resource_timeout
             .to_std()
             .unwrap_or(Duration::from_secs(600)),
+        garbage_collection_frequency: args
+            .garbage_collection_frequency
+            .to_std()
+            .unwrap_or(Duration::from_secs(3600)),
+        // Velero: a negative period means the default.
+        backup_sync_period: args
+            .backup_sync_period
+            .to_std()
+            .unwrap_or(Duration::from_secs(60)),
     };
     let shutdown = async {
         let mut term =

@@ -16,18 +16,31 @@ const NS: &str = "velero";
 pub struct Env {
     pub cp: ControlPlane,
     pub client: kube::Client,
-    pub bucket: tempfile::TempDir,
+    /// The `local` location's directory.
+    pub bucket: std::path::PathBuf,
+    _bucket: Option<tempfile::TempDir>,
     _server: tokio::task::JoinHandle<()>,
 }
 
 /// A control plane with a `local` location and the server running in this process.
 pub async fn setup() -> anyhow::Result<Env> {
+    let dir = tempfile::tempdir()?;
+    let mut env = setup_with(dir.path(), |_| {}).await?;
+    env._bucket = Some(dir);
+    Ok(env)
+}
+
+/// [`setup`] with the location in `bucket` (two clusters may share one) and server settings
+/// adjusted by `tune`.
+pub async fn setup_with(
+    bucket: &Path,
+    tune: impl FnOnce(&mut velero_controllers::ServerConfig),
+) -> anyhow::Result<Env> {
     let cp = ControlPlane::start().await?;
     let client = cp.client().await?;
-    let bucket = tempfile::tempdir()?;
     let options = velero_install::InstallOptions {
         provider: Some("local".into()),
-        bucket: Some(bucket.path().display().to_string()),
+        bucket: Some(bucket.display().to_string()),
         no_secret: true,
         use_volume_snapshots: false,
         ..Default::default()
@@ -40,6 +53,8 @@ pub async fn setup() -> anyhow::Result<Env> {
         terminating_resource_timeout: Duration::from_secs(60),
         ..Default::default()
     };
+    let mut config = config;
+    tune(&mut config);
     let server_client = client.clone();
     let server = tokio::spawn(async move {
         if let Err(e) =
@@ -57,7 +72,8 @@ pub async fn setup() -> anyhow::Result<Env> {
     Ok(Env {
         cp,
         client,
-        bucket,
+        bucket: bucket.to_path_buf(),
+        _bucket: None,
         _server: server,
     })
 }
@@ -153,7 +169,7 @@ fn gunzip_json(path: &Path) -> anyhow::Result<Value> {
 
 /// The uploaded resource list and results of a restore.
 pub fn restore_files(env: &Env, name: &str) -> anyhow::Result<(Value, Value)> {
-    let dir = env.bucket.path().join("restores").join(name);
+    let dir = env.bucket.join("restores").join(name);
     let list = gunzip_json(&dir.join(format!("restore-{name}-resource-list.json.gz")))?;
     let results = gunzip_json(&dir.join(format!("restore-{name}-results.gz")))?;
     anyhow::ensure!(

@@ -1,0 +1,155 @@
+//! Backups over their life on real control planes: expiry and garbage collection, sync of a
+//! location into a second cluster (migration, with a restore there under a namespace mapping), and
+//! removal of Backup objects whose files are gone.
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use kube::api::Api;
+use serde_json::json;
+use velero_api::v1::{Backup, BackupPhase, RestorePhase};
+use velero_test_harness::create_object;
+
+use support::{backup, get, phase, restore, setup_with, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_backups_are_collected_with_their_files() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env = setup_with(dir.path(), |c| {
+        c.garbage_collection_frequency = Duration::from_secs(1);
+    })
+    .await?;
+    create_object(
+        &env.client,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "short"}}),
+    )
+    .await?;
+    create_object(&env.client, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "short"}})).await?;
+    backup(
+        &env.client,
+        "keeper",
+        json!({"includedNamespaces": ["short"]}),
+    )
+    .await?;
+    backup(
+        &env.client,
+        "fleeting",
+        json!({"includedNamespaces": ["short"], "ttl": "2s"}),
+    )
+    .await?;
+    let files = env.bucket.join("backups/fleeting");
+    assert!(files.join("velero-backup.json").exists());
+    let backups: Api<Backup> = Api::namespaced(env.client.clone(), "velero");
+    wait_for("the expired backup to be collected", || async {
+        (backups.get_opt("fleeting").await.ok()?.is_none() && !files.exists()).then_some(())
+    })
+    .await?;
+    assert!(
+        backups.get_opt("keeper").await?.is_some(),
+        "an unexpired backup stays"
+    );
+    assert!(
+        env.bucket
+            .join("backups/keeper/velero-backup.json")
+            .exists()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_cluster_sees_the_first_ones_backups_and_restores_them() -> anyhow::Result<()> {
+    let shared = tempfile::tempdir()?;
+    let a = setup_with(shared.path(), |c| {
+        c.backup_sync_period = Duration::from_secs(1)
+    })
+    .await?;
+    create_object(&a.client, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"team": "web"}}})).await?;
+    create_object(&a.client, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "shop"}, "data": {"color": "blue"}})).await?;
+    create_object(&a.client, json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}})).await?;
+    backup(&a.client, "shop-1", json!({"includedNamespaces": ["shop"]})).await?;
+
+    // Cluster B shares the location and starts with no Backup objects.
+    let b = setup_with(shared.path(), |c| {
+        c.backup_sync_period = Duration::from_secs(1)
+    })
+    .await?;
+    let b_backups: Api<Backup> = Api::namespaced(b.client.clone(), "velero");
+    let synced = wait_for("the backup to be synced into cluster B", || async {
+        b_backups.get_opt("shop-1").await.ok().flatten()
+    })
+    .await?;
+    assert_eq!(
+        synced.status.as_ref().and_then(|s| s.phase),
+        Some(BackupPhase::Completed)
+    );
+    assert_eq!(synced.spec.storage_location.as_deref(), Some("default"));
+    assert_eq!(
+        synced
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("velero.io/storage-location"))
+            .map(String::as_str),
+        Some("default")
+    );
+
+    let migrated = restore(
+        &b.client,
+        "from-a",
+        json!({"backupName": "shop-1", "namespaceMapping": {"shop": "shop-b"}}),
+    )
+    .await?;
+    assert_eq!(
+        phase(&migrated),
+        Some(RestorePhase::Completed),
+        "{:?}",
+        migrated.status
+    );
+    let cm = get(&b.client, "/api/v1/namespaces/shop-b/configmaps/settings")
+        .await
+        .context("configmap in B")?;
+    assert_eq!(cm["data"]["color"], "blue");
+    assert!(
+        get(&b.client, "/apis/apps/v1/namespaces/shop-b/deployments/web")
+            .await
+            .is_some()
+    );
+    let ns = get(&b.client, "/api/v1/namespaces/shop-b")
+        .await
+        .context("namespace in B")?;
+    assert_eq!(ns["metadata"]["labels"]["team"], "web");
+    assert!(
+        get(&a.client, "/api/v1/namespaces/shop-b").await.is_none(),
+        "cluster A is untouched"
+    );
+
+    // A backup whose files disappear from the location is removed from cluster B too, while an
+    // unfinished one (no velero-backup.json yet) is never imported.
+    std::fs::create_dir_all(shared.path().join("backups/in-flight"))?;
+    std::fs::write(
+        shared.path().join("backups/in-flight/in-flight.tar.gz"),
+        b"partial",
+    )?;
+    std::fs::remove_dir_all(shared.path().join("backups/shop-1"))?;
+    wait_for(
+        "the orphaned backup to be removed from cluster B",
+        || async {
+            b_backups
+                .get_opt("shop-1")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        b_backups.get_opt("in-flight").await?.is_none(),
+        "an unfinished backup is not synced"
+    );
+    Ok(())
+}
