@@ -44,7 +44,13 @@ async fn backup_create_get_describe_logs_download_delete() -> anyhow::Result<()>
     let log = std::fs::File::create(storage.path().join("server.log"))?;
     let _server = Server(
         velero(&kubeconfig)
-            .args(["server", "--store-validation-frequency", "1s"])
+            .args([
+                "server",
+                "--store-validation-frequency",
+                "1s",
+                "--metrics-address",
+                "127.0.0.1:0",
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?,
@@ -293,7 +299,13 @@ async fn logs_and_downloads_through_s3_signed_urls() -> anyhow::Result<()> {
     let log = std::fs::File::create(work.path().join("server.log"))?;
     let _server = Server(
         velero(&kubeconfig)
-            .args(["server", "--store-validation-frequency", "1s"])
+            .args([
+                "server",
+                "--store-validation-frequency",
+                "1s",
+                "--metrics-address",
+                "127.0.0.1:0",
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?,

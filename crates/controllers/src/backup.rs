@@ -34,6 +34,7 @@ pub struct BackupControllerConfig {
     pub default_backup_ttl: velero_api::Duration,
     pub default_location: String,
     pub concurrency: usize,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 struct Ctx {
@@ -239,7 +240,18 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Co
         "labels": { labels::STORAGE_LOCATION: labels::valid_label_value(&location_name) },
         "annotations": annotations,
     });
+    let schedule = crate::metrics::Metrics::schedule(
+        backup
+            .labels()
+            .get(labels::SCHEDULE_NAME)
+            .map(String::as_str),
+    );
+    let metrics = &ctx.config.metrics;
     if !errors.is_empty() {
+        metrics
+            .backup_validation_failure
+            .get_or_create(&schedule)
+            .inc();
         tracing::info!(backup = %name, ?errors, "backup failed validation");
         patch(api, &name, json!({
             "metadata": meta,
@@ -274,6 +286,8 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Co
     )
     .await?;
     tracing::info!(backup = %name, location = %location_name, "backup started");
+    metrics.backup_attempt.get_or_create(&schedule).inc();
+    let started = std::time::Instant::now();
 
     // On success the status is the one written into velero-backup.json, so the two agree.
     let status = match run(ctx, api, &running, &location).await {
@@ -287,9 +301,58 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Co
             status
         }
     };
+    record_outcome(metrics, &schedule, &status, started.elapsed());
     let status_json = serde_json::to_value(&status).unwrap_or(Value::Null);
     patch(api, &name, json!({ "status": status_json })).await?;
     Ok(())
+}
+
+fn record_outcome(
+    metrics: &crate::metrics::Metrics,
+    schedule: &crate::metrics::ScheduleLabel,
+    status: &velero_api::v1::BackupStatus,
+    took: Duration,
+) {
+    let succeeded = match status.phase {
+        Some(BackupPhase::Completed) => {
+            metrics.backup_success.get_or_create(schedule).inc();
+            true
+        }
+        Some(BackupPhase::PartiallyFailed) => {
+            metrics.backup_partial_failure.get_or_create(schedule).inc();
+            false
+        }
+        _ => {
+            metrics.backup_failure.get_or_create(schedule).inc();
+            false
+        }
+    };
+    metrics
+        .backup_last_status
+        .get_or_create(schedule)
+        .set(i64::from(succeeded));
+    if succeeded {
+        metrics
+            .backup_last_successful_timestamp
+            .get_or_create(schedule)
+            .set(jiff::Timestamp::now().as_second() as f64);
+    }
+    metrics
+        .backup_duration_seconds
+        .get_or_create(schedule)
+        .observe(took.as_secs_f64());
+    let progress = status.progress.clone().unwrap_or_default();
+    metrics
+        .backup_items_total
+        .get_or_create(schedule)
+        .set(i64::from(progress.items_backed_up.unwrap_or(0)));
+    metrics
+        .backup_items_errors
+        .get_or_create(schedule)
+        .set(i64::from(status.errors.unwrap_or(0)));
+    if status.warnings.unwrap_or(0) > 0 {
+        metrics.backup_warning.get_or_create(schedule).inc();
+    }
 }
 
 /// Runs the engine into the location and uploads every file, `velero-backup.json` last so that

@@ -22,11 +22,20 @@ const REQUEST_TTL: Duration = Duration::from_secs(24 * 3600);
 struct Ctx {
     client: Client,
     namespace: String,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
-pub async fn run_delete_controller(client: Client, namespace: String) {
+pub async fn run_delete_controller(
+    client: Client,
+    namespace: String,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
     let api: Api<DeleteBackupRequest> = Api::namespaced(client.clone(), &namespace);
-    let ctx = Arc::new(Ctx { client, namespace });
+    let ctx = Arc::new(Ctx {
+        client,
+        namespace,
+        metrics,
+    });
     Controller::new(api, watcher::Config::default())
         .run(
             reconcile,
@@ -125,6 +134,16 @@ async fn reconcile(
     )
     .await?;
     let previous_phase = backup_phase;
+    let schedule = crate::metrics::Metrics::schedule(
+        backup
+            .labels()
+            .get(labels::SCHEDULE_NAME)
+            .map(String::as_str),
+    );
+    ctx.metrics
+        .backup_deletion_attempt
+        .get_or_create(&schedule)
+        .inc();
     backups
         .patch(
             &backup_name,
@@ -162,6 +181,12 @@ async fn reconcile(
             .await;
     }
     let ok = errors.is_empty();
+    let outcome = if ok {
+        &ctx.metrics.backup_deletion_success
+    } else {
+        &ctx.metrics.backup_deletion_failure
+    };
+    outcome.get_or_create(&schedule).inc();
     finish(&api, &name, errors).await?;
     if ok {
         // Everything is gone: earlier requests for the same backup are moot.

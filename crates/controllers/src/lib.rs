@@ -10,6 +10,7 @@ pub mod delete;
 pub mod download;
 pub mod gc;
 pub mod locations;
+pub mod metrics;
 pub mod restore;
 pub mod server;
 pub mod status;

@@ -139,6 +139,7 @@ pub async fn run_location_controller(
     client: Client,
     namespace: String,
     default_frequency: Duration,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) {
     let api: Api<BackupStorageLocation> = Api::namespaced(client.clone(), &namespace);
     loop {
@@ -146,9 +147,18 @@ pub async fn run_location_controller(
             Ok(list) => {
                 ensure_single_default(&api, &list.items).await;
                 for bsl in &list.items {
-                    if due_for_validation(bsl, default_frequency) {
-                        validate_location(&client, &namespace, bsl).await;
-                    }
+                    let available = if due_for_validation(bsl, default_frequency) {
+                        validate_location(&client, &namespace, bsl).await
+                    } else {
+                        bsl.status.as_ref().and_then(|s| s.phase)
+                            == Some(BackupStorageLocationPhase::Available)
+                    };
+                    metrics
+                        .backup_location_status
+                        .get_or_create(&crate::metrics::LocationLabel {
+                            backup_location_name: bsl.name_any(),
+                        })
+                        .set(i64::from(available));
                 }
             }
             Err(e) => tracing::warn!("listing backup storage locations: {e}"),

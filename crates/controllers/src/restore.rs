@@ -36,6 +36,7 @@ pub struct RestoreControllerConfig {
     pub max_in_flight: usize,
     pub resource_timeout: Duration,
     pub terminating_timeout: Duration,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -293,7 +294,13 @@ async fn process(
             Err(e) => errors.push(e),
         }
     }
+    let metrics = &ctx.config.metrics;
+    let schedule = crate::metrics::Metrics::schedule(spec.schedule_name.as_deref());
     let (true, Some(source)) = (errors.is_empty(), source) else {
+        metrics
+            .restore_validation_failed
+            .get_or_create(&schedule)
+            .inc();
         tracing::info!(restore = %name, ?errors, "restore failed validation");
         patch(api, &name, json!({
             "spec": spec,
@@ -314,6 +321,7 @@ async fn process(
     )
     .await?;
     tracing::info!(restore = %name, backup = %source.backup.name_any(), "restore started");
+    metrics.restore_attempt.get_or_create(&schedule).inc();
 
     let status = match run(ctx, api, &name, spec, &source, modifiers).await {
         Ok(status) => status,
@@ -322,6 +330,12 @@ async fn process(
             json!({ "phase": RestorePhase::Failed, "failureReason": reason, "completionTimestamp": crate::now() })
         }
     };
+    let counter = match status["phase"].as_str() {
+        Some("Completed") => &metrics.restore_success,
+        Some("PartiallyFailed") => &metrics.restore_partial_failure,
+        _ => &metrics.restore_failed,
+    };
+    counter.get_or_create(&schedule).inc();
     patch(api, &name, json!({ "status": status })).await?;
     Ok(())
 }

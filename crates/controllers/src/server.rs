@@ -26,6 +26,8 @@ pub struct ServerConfig {
     /// `--backup-sync-period`: how often locations are synced into the cluster (a location's own
     /// `backupSyncPeriod` wins); 0 disables.
     pub backup_sync_period: Duration,
+    /// `--metrics-address`: where `/metrics` and `/healthz` are served; `None` serves nothing.
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +44,7 @@ impl Default for ServerConfig {
             terminating_resource_timeout: Duration::from_secs(600),
             garbage_collection_frequency: Duration::from_secs(3600),
             backup_sync_period: Duration::from_secs(60),
+            metrics_address: None,
         }
     }
 }
@@ -52,6 +55,8 @@ pub enum ServerError {
     NoNamespace(String),
     #[error("the Velero CRDs are not installed ({0}): run `velero install --crds-only`")]
     NoCrds(String),
+    #[error("serving metrics: {0} (choose another --metrics-address)")]
+    Metrics(#[source] std::io::Error),
     #[error("talking to the API server: {0}")]
     Kube(#[from] kube::Error),
 }
@@ -78,11 +83,23 @@ pub async fn run_server(
     crate::restore::fail_interrupted_restores(&client, &config.namespace).await?;
     tracing::info!(namespace = %config.namespace, version = crate::SERVER_VERSION, "starting controllers");
     let ns = config.namespace.clone();
+    let metrics = crate::metrics::Metrics::new();
+    let metrics_server = {
+        let metrics = metrics.clone();
+        let address = config.metrics_address;
+        async move {
+            match address {
+                Some(address) => crate::metrics::serve(metrics, address).await,
+                None => std::future::pending().await,
+            }
+        }
+    };
     let backup_config = BackupControllerConfig {
         namespace: ns.clone(),
         default_backup_ttl: config.default_backup_ttl,
         default_location: config.default_backup_storage_location.clone(),
         concurrency: config.concurrent_backups,
+        metrics: metrics.clone(),
     };
     let restore_config = crate::restore::RestoreControllerConfig {
         namespace: ns.clone(),
@@ -90,12 +107,19 @@ pub async fn run_server(
         max_in_flight: config.restore_parallelism,
         resource_timeout: config.resource_timeout,
         terminating_timeout: config.terminating_resource_timeout,
+        metrics: metrics.clone(),
     };
     tokio::select! {
         _ = crate::restore::run_restore_controller(client.clone(), restore_config) => {}
-        _ = crate::locations::run_location_controller(client.clone(), ns.clone(), config.store_validation_frequency) => {}
+        _ = crate::locations::run_location_controller(client.clone(), ns.clone(), config.store_validation_frequency, metrics.clone()) => {}
         _ = run_backup_controller(client.clone(), backup_config) => {}
-        _ = crate::delete::run_delete_controller(client.clone(), ns.clone()) => {}
+        _ = crate::delete::run_delete_controller(client.clone(), ns.clone(), metrics.clone()) => {}
+        _ = crate::metrics::run_totals(client.clone(), ns.clone(), metrics.clone()) => {}
+        result = metrics_server => {
+            if let Err(e) = result {
+                return Err(ServerError::Metrics(e));
+            }
+        }
         _ = crate::gc::run_gc_controller(client.clone(), ns.clone(), config.garbage_collection_frequency) => {}
         _ = crate::sync::run_sync_controller(client.clone(), ns.clone(), config.backup_sync_period) => {}
         _ = crate::download::run_download_controller(client.clone(), ns.clone()) => {}

@@ -45,6 +45,20 @@ pub struct ServerArgs {
     /// How often to ensure all Velero backups in object storage exist as Backup API objects in the cluster. This is the default sync period if none is explicitly specified for a backup storage location
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     backup_sync_period: velero_api::Duration,
+    /// The address to expose prometheus metrics
+    #[arg(long, default_value = ":8085")]
+    metrics_address: String,
+}
+
+/// Go's `:8085` means every interface.
+fn socket_address(value: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let full = if value.starts_with(':') {
+        format!("0.0.0.0{value}")
+    } else {
+        value.to_string()
+    };
+    full.parse()
+        .map_err(|e| anyhow::anyhow!("--metrics-address {value:?} is not host:port or :port: {e}"))
 }
 
 fn parse_priorities(value: &str) -> Result<velero_restore::Priorities, String> {
@@ -85,6 +99,7 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs) -> anyhow::Result<()> {
             .to_std()
             .unwrap_or(Duration::from_secs(3600)),
         // Velero: a negative period means the default.
+        metrics_address: Some(socket_address(&args.metrics_address)?),
         backup_sync_period: args
             .backup_sync_period
             .to_std()
