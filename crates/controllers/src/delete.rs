@@ -164,6 +164,9 @@ async fn reconcile(
         }
     }
     if errors.is_empty() {
+        errors.extend(delete_restores_of(&ctx, &backup_name).await);
+    }
+    if errors.is_empty() {
         if let Err(e) = backups.delete(&backup_name, &DeleteParams::default()).await {
             errors.push(format!(
                 "error deleting backup {}/{backup_name}: {e}",
@@ -204,4 +207,39 @@ async fn reconcile(
         }
     }
     Ok(Action::await_change())
+}
+
+/// Velero deletes the Restores made from a deleted backup (their finalizer removes their files)
+/// and waits up to a minute for them to go.
+async fn delete_restores_of(ctx: &Ctx, backup_name: &str) -> Vec<String> {
+    let restores: Api<velero_api::v1::Restore> =
+        Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let of_backup = |list: &[velero_api::v1::Restore]| -> Vec<String> {
+        list.iter()
+            .filter(|r| r.spec.backup_name.as_deref() == Some(backup_name))
+            .map(|r| r.name_any())
+            .collect()
+    };
+    let names = match restores.list(&ListParams::default()).await {
+        Ok(list) => of_backup(&list.items),
+        Err(e) => {
+            return vec![format!(
+                "error listing the restores of backup {backup_name}: {e}"
+            )];
+        }
+    };
+    let mut errors = Vec::new();
+    for name in &names {
+        if let Err(e) = restores.delete(name, &DeleteParams::default()).await {
+            errors.push(format!("error deleting restore {name}: {e}"));
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !names.is_empty() && tokio::time::Instant::now() < deadline {
+        match restores.list(&ListParams::default()).await {
+            Ok(list) if of_backup(&list.items).is_empty() => break,
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    errors
 }

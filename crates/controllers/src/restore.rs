@@ -137,6 +137,7 @@ async fn reconcile(restore: Arc<Restore>, ctx: Arc<Ctx>) -> Result<Action, Resto
 struct Source {
     backup: Backup,
     store: BackupStore,
+    read_only: bool,
 }
 
 async fn find_source(ctx: &Ctx, backup_name: &str) -> Result<Source, String> {
@@ -160,7 +161,11 @@ async fn find_source(ctx: &Ctx, backup_name: &str) -> Result<Source, String> {
     let store = locations::open_store(&ctx.client, ns, &location)
         .await
         .map_err(|e| format!("The BSL {location_name} cannot be opened: {e}"))?;
-    Ok(Source { backup, store })
+    Ok(Source {
+        backup,
+        store,
+        read_only: locations::is_read_only(&location),
+    })
 }
 
 async fn delete_restore_files(ctx: &Ctx, restore: &Restore) -> Result<(), String> {
@@ -173,6 +178,10 @@ async fn delete_restore_files(ctx: &Ctx, restore: &Restore) -> Result<(), String
         return Ok(());
     };
     match find_source(ctx, backup).await {
+        Ok(source) if source.read_only => {
+            tracing::info!(restore = %restore.name_any(), "not removing restore files: the location is read-only");
+            Ok(())
+        }
         Ok(source) => source
             .store
             .delete_restore(&restore.name_any())

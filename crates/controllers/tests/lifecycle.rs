@@ -153,3 +153,87 @@ async fn a_second_cluster_sees_the_first_ones_backups_and_restores_them() -> any
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_refused_while_storage_is_down_succeeds_once_it_is_back() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let bucket = dir.path().join("bucket");
+    let env = setup_with(&bucket, |_| {}).await?;
+    create_object(
+        &env.client,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "d"}}),
+    )
+    .await?;
+    backup(&env.client, "doomed", json!({"includedNamespaces": ["d"]})).await?;
+    let made = restore(
+        &env.client,
+        "from-doomed",
+        json!({"backupName": "doomed", "includedNamespaces": ["nothing"]}),
+    )
+    .await?;
+    assert!(phase(&made).is_some());
+
+    // The location's directory is replaced by a plain file: the location goes Unavailable.
+    let parked = dir.path().join("parked");
+    std::fs::rename(&bucket, &parked)?;
+    std::fs::write(&bucket, b"not a directory")?;
+    let bsls: Api<velero_api::v1::BackupStorageLocation> =
+        Api::namespaced(env.client.clone(), "velero");
+    wait_for("the location to be Unavailable", || async {
+        let bsl = bsls.get("default").await.ok()?;
+        (bsl.status?.phase? == velero_api::v1::BackupStorageLocationPhase::Unavailable)
+            .then_some(())
+    })
+    .await?;
+    let requests: Api<velero_api::v1::DeleteBackupRequest> =
+        Api::namespaced(env.client.clone(), "velero");
+    let request = |name: &str| {
+        json!({"apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
+        "metadata": {"name": name, "namespace": "velero", "labels": {"velero.io/backup-name": "doomed"}},
+        "spec": {"backupName": "doomed"}})
+    };
+    create_object(&env.client, request("first-try")).await?;
+    let refused = wait_for("the first request to be processed", || async {
+        let r = requests.get("first-try").await.ok()?;
+        (r.status.as_ref()?.phase? == velero_api::v1::DeleteBackupRequestPhase::Processed)
+            .then_some(r)
+    })
+    .await?;
+    let errors = refused
+        .status
+        .and_then(|s| s.errors)
+        .unwrap_or_default()
+        .join("; ");
+    assert!(errors.contains("Unavailable"), "{errors}");
+    let backups: Api<Backup> = Api::namespaced(env.client.clone(), "velero");
+    let kept = backups.get("doomed").await?;
+    assert_eq!(
+        kept.status.and_then(|s| s.phase),
+        Some(BackupPhase::Completed),
+        "the backup is untouched"
+    );
+
+    // Storage comes back; the same request made again now deletes the backup, its files and the
+    // restores made from it.
+    std::fs::remove_file(&bucket)?;
+    std::fs::rename(&parked, &bucket)?;
+    wait_for("the location to be Available", || async {
+        let bsl = bsls.get("default").await.ok()?;
+        (bsl.status?.phase? == velero_api::v1::BackupStorageLocationPhase::Available).then_some(())
+    })
+    .await?;
+    create_object(&env.client, request("second-try")).await?;
+    let restores: Api<velero_api::v1::Restore> = Api::namespaced(env.client.clone(), "velero");
+    wait_for(
+        "the backup, its files and its restores to be gone",
+        || async {
+            let gone = backups.get_opt("doomed").await.ok()?.is_none()
+                && restores.get_opt("from-doomed").await.ok()?.is_none()
+                && !bucket.join("backups/doomed").exists()
+                && !bucket.join("restores/from-doomed").exists();
+            gone.then_some(())
+        },
+    )
+    .await?;
+    Ok(())
+}
