@@ -393,7 +393,7 @@ async fn backup_location_create_get_set_delete() -> anyhow::Result<()> {
         text(&first.stdout)
             .contains("Backup storage location \"primary\" configured successfully.")
     );
-    let second = run(velero(&kubeconfig).args([
+    let archive = [
         "backup-location",
         "create",
         "archive",
@@ -403,9 +403,20 @@ async fn backup_location_create_get_set_delete() -> anyhow::Result<()> {
         "/srv/velero",
         "--access-mode",
         "ReadOnly",
-        "--default",
-    ]));
+    ];
+    // A second default is refused, as by Velero, and nothing is created.
+    let refused = run(velero(&kubeconfig).args(archive).arg("--default"));
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr)
+            .contains("there is already a default backup storage location (primary)"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let second = run(velero(&kubeconfig).args(archive));
     assert!(second.status.success(), "{}", text(&second.stderr));
+    let moved = run(velero(&kubeconfig).args(["backup-location", "set", "archive", "--default"]));
+    assert!(moved.status.success(), "{}", text(&moved.stderr));
 
     // Making one location the default unsets the other.
     let listed = text(&run(velero(&kubeconfig).args(["backup-location", "get"])).stdout);

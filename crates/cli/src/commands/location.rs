@@ -139,7 +139,23 @@ async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     let client = global.client().await?;
     let api: Api<BackupStorageLocation> = Api::namespaced(client, &namespace);
     if args.default {
-        unset_other_defaults(&api, &args.name).await?;
+        // As Velero: creating a second default is refused; `set --default` moves the default.
+        let existing: Vec<String> = api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|l| l.spec.default == Some(true))
+            .map(|l| l.name_any())
+            .collect();
+        if !existing.is_empty() {
+            anyhow::bail!(
+                "there is already a default backup storage location ({}): unset it first (`velero backup-location set {} --default=false`), make the new one default afterwards with `velero backup-location set {} --default`, or leave out --default",
+                existing.join(", "),
+                existing[0],
+                args.name
+            );
+        }
     }
     crate::client::create_new(&api, &bsl, "backup storage location").await?;
     println!(
