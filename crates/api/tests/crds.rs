@@ -155,6 +155,20 @@ fn schemas_are_structural_with_velero_enums() {
     };
     assert_eq!(c.x_kubernetes_preserve_unknown_fields, Some(true));
 
+    // The velero-rs retention extension: optional, non-negative counts.
+    let schedule = root("schedules.velero.io");
+    let retention = prop(&schedule, &["spec", "retention"]);
+    assert!(retention.required.is_none());
+    let mut kinds: Vec<_> = retention.properties.clone().unwrap().into_keys().collect();
+    kinds.sort();
+    assert_eq!(kinds, ["daily", "hourly", "monthly", "weekly", "yearly"]);
+    let daily = prop(retention, &["daily"]);
+    assert_eq!(daily.type_.as_deref(), Some("integer"));
+    assert_eq!(daily.minimum, Some(0.0));
+    let mut spec_required = prop(&schedule, &["spec"]).required.clone().unwrap();
+    spec_required.sort();
+    assert_eq!(spec_required, ["schedule", "template"]);
+
     let bsl = root("backupstoragelocations.velero.io");
     let mut required = prop(&bsl, &["spec"]).required.clone().unwrap();
     required.sort();

@@ -52,6 +52,59 @@ pub struct ScheduleSpec {
     pub paused: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_immediately: Option<bool>,
+    /// Grandfather-father-son retention of this schedule's backups. A velero-rs extension:
+    /// Velero's own server ignores it (and Velero's own CRD prunes it), so a Schedule that uses
+    /// it still works there, with TTL as the only retention.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPolicy>,
+}
+
+/// How many backups of a schedule to keep per calendar period, as restic's and borg's
+/// `--keep-hourly/daily/weekly/monthly/yearly`. A velero-rs extension that Velero ignores.
+///
+/// Only backups that finished (Completed or PartiallyFailed) take part. For each period kind, the
+/// newest backup of each of the last N distinct periods (hours, days, ISO weeks, months, years in
+/// the schedule's time zone) that have a backup is kept; a backup kept by any kind is kept. The
+/// schedule's other finished backups are deleted. Periods without a backup do not count, so a
+/// paused schedule does not lose its old backups.
+///
+/// Retention only ever deletes: it does not extend a backup's `ttl`, which still expires backups
+/// on its own, so give the template a `ttl` at least as long as the longest period kept.
+/// A policy where every count is unset or 0 would keep nothing, so it counts as no policy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionPolicy {
+    /// Keep the newest backup of each of the last N hours that have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hourly: Option<u32>,
+    /// Keep the newest backup of each of the last N days that have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily: Option<u32>,
+    /// Keep the newest backup of each of the last N ISO weeks (Monday to Sunday) that have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<u32>,
+    /// Keep the newest backup of each of the last N months that have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<u32>,
+    /// Keep the newest backup of each of the last N years that have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub yearly: Option<u32>,
+}
+
+impl RetentionPolicy {
+    /// True when no count is above 0: such a policy would keep nothing, so it means "no GFS
+    /// retention" rather than "delete every backup".
+    pub fn is_empty(&self) -> bool {
+        [
+            self.hourly,
+            self.daily,
+            self.weekly,
+            self.monthly,
+            self.yearly,
+        ]
+        .iter()
+        .all(|n| n.unwrap_or(0) == 0)
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -79,5 +132,56 @@ impl Schedule {
     pub fn timestamped_name(&self, at: jiff::Timestamp) -> String {
         let name = self.metadata.name.as_deref().unwrap_or_default();
         format!("{name}-{}", at.strftime("%Y%m%d%H%M%S"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn retention_is_camel_case_and_left_out_when_unset() {
+        let mut spec = ScheduleSpec {
+            schedule: "@daily".into(),
+            ..Default::default()
+        };
+        let written = serde_json::to_value(&spec).unwrap();
+        assert!(written.get("retention").is_none(), "{written}");
+
+        spec.retention = Some(RetentionPolicy {
+            daily: Some(7),
+            weekly: Some(4),
+            ..Default::default()
+        });
+        let written = serde_json::to_value(&spec).unwrap();
+        assert_eq!(written["retention"], json!({"daily": 7, "weekly": 4}));
+        let read: ScheduleSpec = serde_json::from_value(written).unwrap();
+        assert_eq!(read, spec);
+    }
+
+    #[test]
+    fn a_velero_schedule_reads_without_retention() {
+        let spec: ScheduleSpec =
+            serde_json::from_value(json!({"schedule": "0 7 * * *", "template": {}})).unwrap();
+        assert_eq!(spec.retention, None);
+    }
+
+    #[test]
+    fn a_policy_without_positive_counts_is_empty() {
+        assert!(RetentionPolicy::default().is_empty());
+        let zeros = RetentionPolicy {
+            hourly: Some(0),
+            daily: Some(0),
+            weekly: Some(0),
+            monthly: Some(0),
+            yearly: Some(0),
+        };
+        assert!(zeros.is_empty());
+        let yearly = RetentionPolicy {
+            yearly: Some(1),
+            ..zeros
+        };
+        assert!(!yearly.is_empty());
     }
 }
