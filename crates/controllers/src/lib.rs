@@ -1,4 +1,4 @@
-//! The controllers of `velero server`: backups, restores, backup storage locations, backup sync,
+//! The controllers of `velero server`: schedules, backups, restores, backup storage locations, backup sync,
 //! garbage collection, delete-backup, download and server-status requests.
 //!
 //! Every controller works on the Velero custom resources of one namespace (the server's), as
@@ -12,6 +12,7 @@ pub mod gc;
 pub mod locations;
 pub mod metrics;
 pub mod restore;
+pub mod schedule;
 pub mod server;
 pub mod status;
 pub mod sync;

@@ -28,6 +28,10 @@ pub struct ServerConfig {
     pub backup_sync_period: Duration,
     /// `--metrics-address`: where `/metrics` and `/healthz` are served; `None` serves nothing.
     pub metrics_address: Option<std::net::SocketAddr>,
+    /// How often schedules are checked for being due (Velero: every minute).
+    pub schedule_check_every: Duration,
+    /// `--schedule-skip-immediately`: the default for schedules that do not say.
+    pub schedule_skip_immediately: bool,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +49,8 @@ impl Default for ServerConfig {
             garbage_collection_frequency: Duration::from_secs(3600),
             backup_sync_period: Duration::from_secs(60),
             metrics_address: None,
+            schedule_check_every: Duration::from_secs(60),
+            schedule_skip_immediately: false,
         }
     }
 }
@@ -109,7 +115,14 @@ pub async fn run_server(
         terminating_timeout: config.terminating_resource_timeout,
         metrics: metrics.clone(),
     };
+    let schedule_config = crate::schedule::ScheduleControllerConfig {
+        namespace: ns.clone(),
+        check_every: config.schedule_check_every,
+        skip_immediately: config.schedule_skip_immediately,
+        metrics: metrics.clone(),
+    };
     tokio::select! {
+        _ = crate::schedule::run_schedule_controller(client.clone(), schedule_config) => {}
         _ = crate::restore::run_restore_controller(client.clone(), restore_config) => {}
         _ = crate::locations::run_location_controller(client.clone(), ns.clone(), config.store_validation_frequency, metrics.clone()) => {}
         _ = run_backup_controller(client.clone(), backup_config) => {}

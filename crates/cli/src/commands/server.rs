@@ -48,6 +48,9 @@ pub struct ServerArgs {
     /// The address to expose prometheus metrics
     #[arg(long, default_value = ":8085")]
     metrics_address: String,
+    /// Specify whether to skip an immediate backup when a schedule is created or unpaused
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
+    schedule_skip_immediately: bool,
 }
 
 /// Go's `:8085` means every interface.
@@ -100,6 +103,8 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs) -> anyhow::Result<()> {
             .unwrap_or(Duration::from_secs(3600)),
         // Velero: a negative period means the default.
         metrics_address: Some(socket_address(&args.metrics_address)?),
+        schedule_skip_immediately: args.schedule_skip_immediately,
+        schedule_check_every: Duration::from_secs(60),
         backup_sync_period: args
             .backup_sync_period
             .to_std()
