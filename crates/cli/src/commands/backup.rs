@@ -840,17 +840,21 @@ async fn download_contents(global: &GlobalArgs, args: DownloadArgs) -> anyhow::R
 }
 
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("all", |a| a.help("Delete all backups")),
+    mut_arg("selector", |a| a.help("Delete all backups matching this label selector"))
+)]
 pub struct DeleteArgs {
     #[command(flatten)]
-    select: crate::select::DeleteOptions,
+    options: crate::select::DeleteOptions,
 }
 
 async fn delete(global: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<()> {
-    let args = args.select;
-    if !args.validate_and_confirm("backup")? {
+    if !args.options.validate_and_confirm("backup")? {
         return Ok(());
     }
-    let backups = list_backups(global, &args.names, args.selector.as_deref()).await?;
+    let select = &args.options.select;
+    let backups = list_backups(global, &select.names, select.selector.as_deref()).await?;
     let client = global.client().await?;
     let namespace = global.namespace();
     let api: Api<DeleteBackupRequest> = Api::namespaced(client, &namespace);
