@@ -73,6 +73,39 @@ where
     list_selected(api, selector, kind).await
 }
 
+/// What Velero's delete and pause commands act on: unlike `get`, a name that cannot be read does
+/// not stop the others; its error is returned beside them, for `finish` to report at the end.
+pub async fn chosen<K>(
+    api: &kube::Api<K>,
+    select: &SelectOptions,
+    kind: &str,
+) -> anyhow::Result<(Vec<K>, Vec<String>)>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if select.names.is_empty() {
+        let all = list_selected(api, select.selector.as_deref(), kind).await?;
+        return Ok((all, Vec::new()));
+    }
+    let mut found = Vec::with_capacity(select.names.len());
+    let mut errors = Vec::new();
+    for name in &select.names {
+        match get_named(api, name, kind).await {
+            Ok(object) => found.push(object),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    Ok((found, errors))
+}
+
+/// Fails with every error collected along the way, as Velero's aggregate error does.
+pub fn finish(errors: Vec<String>) -> anyhow::Result<()> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    bail!("{}", errors.join("; "))
+}
+
 async fn get_named<K>(api: &kube::Api<K>, name: &str, kind: &str) -> anyhow::Result<K>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -135,5 +168,12 @@ mod tests {
         ] {
             assert!(good.validate("schedule").is_ok(), "{good:?}");
         }
+        assert!(finish(Vec::new()).is_ok());
+        assert_eq!(
+            finish(vec!["a".into(), "b".into()])
+                .expect_err("fails")
+                .to_string(),
+            "a; b"
+        );
     }
 }
