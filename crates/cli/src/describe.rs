@@ -11,26 +11,29 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 #[derive(Default)]
 pub struct Describer {
     text: String,
-}
-
-impl fmt::Write for Describer {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.text.push_str(s);
-        Ok(())
-    }
+    prefix: String,
 }
 
 impl Describer {
-    /// Text as is (Velero's `Printf` without a trailing newline).
-    pub fn print(&mut self, text: impl Display) {
-        use fmt::Write as _;
-        let _ = write!(self, "{text}");
+    /// Velero's `Describer.Prefix`: written before the text of every later `print` and `line`
+    /// call (not before every line of text), so that one description can be nested in another,
+    /// as a schedule's backup template is. Go aligns the prefix's tabs like any other, and so do we.
+    pub fn set_prefix(&mut self, prefix: &str) {
+        self.prefix = prefix.to_string();
     }
 
-    /// Text and a newline.
+    /// The prefix, then text as is (Velero's `Printf` without a trailing newline).
+    pub fn print(&mut self, text: impl Display) {
+        use fmt::Write as _;
+        self.text.push_str(&self.prefix);
+        let _ = write!(self.text, "{text}");
+    }
+
+    /// The prefix, text and a newline.
     pub fn line(&mut self, text: impl Display) {
         use fmt::Write as _;
-        let _ = writeln!(self, "{text}");
+        self.text.push_str(&self.prefix);
+        let _ = writeln!(self.text, "{text}");
     }
 
     /// `Name:`, `Namespace:`, `Labels:` and `Annotations:`, as every Velero description starts.
@@ -289,6 +292,26 @@ mod tests {
         assert_eq!(
             d.finish(),
             "Errors:\n  Velero:     <none>\n  Cluster:    <none>\n  Namespaces: <none>\n"
+        );
+    }
+
+    #[test]
+    fn a_prefix_starts_every_call_as_in_go() {
+        let mut d = Describer::default();
+        d.line("Backup Template:");
+        d.set_prefix("\t");
+        d.line("Namespaces:");
+        d.line("\tIncluded:\t*");
+        d.line("");
+        d.map("Labels", Some(&BTreeMap::from([("a".into(), "1".into())])));
+        d.set_prefix("");
+        d.line("");
+        d.line("Last Backup:\t<never>");
+        // Go's blank lines inside the prefixed part keep the prefix's padding, and its maps
+        // repeat the prefix before their values.
+        assert_eq!(
+            d.finish(),
+            "Backup Template:\n  Namespaces:\n    Included:  *\n  \n  Labels:    a=1\n\nLast Backup:  <never>\n"
         );
     }
 

@@ -47,6 +47,9 @@ enum Command {
     /// Work with restores
     #[command(subcommand, alias = "restores")]
     Restore(commands::restore::RestoreCommand),
+    /// Work with schedules
+    #[command(subcommand, alias = "schedules")]
+    Schedule(commands::schedule::ScheduleCommand),
     /// Work with backup storage locations
     #[command(subcommand, name = "backup-location")]
     BackupLocation(commands::location::LocationCommand),
@@ -93,6 +96,7 @@ fn main() -> std::process::ExitCode {
             Command::Uninstall(args) => commands::uninstall::run(&cli.global, args).await,
             Command::Backup(command) => commands::backup::run(&cli.global, command).await,
             Command::Restore(command) => commands::restore::run(&cli.global, command).await,
+            Command::Schedule(command) => commands::schedule::run(&cli.global, command).await,
             Command::BackupLocation(command) => commands::location::run(&cli.global, command).await,
             Command::Server(args) => commands::server::run(&cli.global, args).await,
         }

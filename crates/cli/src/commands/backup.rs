@@ -7,19 +7,21 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{ArgAction, Args, Subcommand};
 use k8s_openapi::api::core::v1::TypedLocalObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::{Api, ObjectMeta, PostParams};
 use velero_api::labels;
 use velero_api::v1::{
     Backup, BackupPhase, BackupSpec, BackupStorageLocation, DeleteBackupRequest,
-    DeleteBackupRequestSpec, DownloadTargetKind, Schedule, VolumeSnapshotLocation,
+    DeleteBackupRequestSpec, DownloadTargetKind, HookErrorMode, Schedule, VolumeSnapshotLocation,
 };
 
 use crate::client::GlobalArgs;
+use crate::describe::{self, Describer};
 use crate::download::{self, TlsOptions};
 use crate::flags::{label_selectors, non_empty, parse_duration, parse_map};
 use crate::output::{self, Format};
-use crate::{describe, progress, select, table};
+use crate::{progress, select, table};
 
 #[derive(Subcommand, Debug)]
 pub enum BackupCommand {
@@ -48,10 +50,11 @@ pub async fn run(global: &GlobalArgs, command: BackupCommand) -> anyhow::Result<
     }
 }
 
+/// Every flag `backup create` shares with `schedule create` (Velero's `backup.CreateOptions`
+/// without `--from-schedule` and `--wait`): what goes into a BackupSpec, and the object's labels
+/// and annotations.
 #[derive(Args, Debug)]
-pub struct CreateArgs {
-    /// Name of the backup (optional with --from-schedule)
-    name: Option<String>,
+pub struct BackupFlags {
     /// Namespaces to include in the backup (use '*' for all namespaces)
     #[arg(long, value_delimiter = ',', default_value = "*")]
     include_namespaces: Vec<String>,
@@ -61,22 +64,22 @@ pub struct CreateArgs {
     /// Resources to include in the backup, formatted as resource.group, such as storageclasses.storage.k8s.io (use '*' for all resources). Cannot work with include-cluster-scoped-resources, exclude-cluster-scoped-resources, include-namespace-scoped-resources and exclude-namespace-scoped-resources
     #[arg(long, value_delimiter = ',')]
     include_resources: Vec<String>,
-    /// Resources to exclude from the backup, formatted as resource.group, such as storageclasses.storage.k8s.io
+    /// Resources to exclude from the backup, formatted as resource.group, such as storageclasses.storage.k8s.io. Cannot work with include-cluster-scoped-resources, exclude-cluster-scoped-resources, include-namespace-scoped-resources and exclude-namespace-scoped-resources
     #[arg(long, value_delimiter = ',')]
     exclude_resources: Vec<String>,
-    /// Include cluster-scoped resources in the backup
+    /// Include cluster-scoped resources in the backup. Cannot work with include-cluster-scoped-resources, exclude-cluster-scoped-resources, include-namespace-scoped-resources and exclude-namespace-scoped-resources
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     include_cluster_resources: Option<bool>,
-    /// Cluster-scoped resources to include in the backup, formatted as resource.group
+    /// Cluster-scoped resources to include in the backup, formatted as resource.group, such as storageclasses.storage.k8s.io(use '*' for all resources). Cannot work with include-resources, exclude-resources and include-cluster-resources
     #[arg(long, value_delimiter = ',')]
     include_cluster_scoped_resources: Vec<String>,
-    /// Cluster-scoped resources to exclude from the backup, formatted as resource.group
+    /// Cluster-scoped resources to exclude from the backup, formatted as resource.group, such as storageclasses.storage.k8s.io(use '*' for all resources). Cannot work with include-resources, exclude-resources and include-cluster-resources
     #[arg(long, value_delimiter = ',')]
     exclude_cluster_scoped_resources: Vec<String>,
-    /// Namespaced resources to include in the backup, formatted as resource.group
+    /// Namespaced resources to include in the backup, formatted as resource.group, such as deployments.apps(use '*' for all resources). Cannot work with include-resources, exclude-resources and include-cluster-resources
     #[arg(long, value_delimiter = ',')]
     include_namespace_scoped_resources: Vec<String>,
-    /// Namespaced resources to exclude from the backup, formatted as resource.group
+    /// Namespaced resources to exclude from the backup, formatted as resource.group, such as deployments.apps(use '*' for all resources). Cannot work with include-resources, exclude-resources and include-cluster-resources
     #[arg(long, value_delimiter = ',')]
     exclude_namespace_scoped_resources: Vec<String>,
     /// Only back up resources matching this label selector
@@ -87,10 +90,10 @@ pub struct CreateArgs {
     or_selector: Option<String>,
     /// Labels to apply to the backup
     #[arg(long, value_parser = parse_map, default_value = "")]
-    labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// Annotations to apply to the backup
     #[arg(long, value_parser = parse_map, default_value = "")]
-    annotations: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
     /// How long before the backup can be garbage collected
     #[arg(long, value_parser = parse_duration)]
     ttl: Option<velero_api::Duration>,
@@ -100,7 +103,7 @@ pub struct CreateArgs {
     /// List of locations (at most one per provider) where volume snapshots should be stored
     #[arg(long, value_delimiter = ',')]
     volume_snapshot_locations: Vec<String>,
-    /// Take snapshots of PersistentVolumes as part of the backup
+    /// Take snapshots of PersistentVolumes as part of the backup. If the parameter is not set, it is treated as setting to 'true'
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     snapshot_volumes: Option<bool>,
     /// Specify whether snapshot data should be moved
@@ -112,7 +115,7 @@ pub struct CreateArgs {
     /// Use pod volume file system backup by default for volumes
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     default_volumes_to_fs_backup: Option<bool>,
-    /// Mapping Kinds to an ordered list of specific resources of that Kind. Resource names are separated by commas and their names are in format 'namespace/resourcename'. For cluster scope resource, simply use resource name. Key-value pairs in the mapping are separated by semi-colon. Example: 'pods=ns1/pod1,ns1/pod2;persistentvolumeclaims=ns1/pvc4,ns1/pvc8'
+    /// Mapping Kinds to an ordered list of specific resources of that Kind.  Resource names are separated by commas and their names are in format 'namespace/resourcename'. For cluster scope resource, simply use resource name. Key-value pairs in the mapping are separated by semi-colon.  Example: 'pods=ns1/pod1,ns1/pod2;persistentvolumeclaims=ns1/pvc4,ns1/pvc8'.  Optional
     #[arg(long)]
     ordered_resources: Option<String>,
     /// How long to wait for CSI snapshot creation before timeout
@@ -121,25 +124,17 @@ pub struct CreateArgs {
     /// How long to wait for async plugin operations before timeout
     #[arg(long, value_parser = parse_duration)]
     item_operation_timeout: Option<velero_api::Duration>,
-    /// Reference to the resource policies configmap that backup using
+    /// Reference to the resource policies configmap that backup should use
     #[arg(long)]
     resource_policies_configmap: Option<String>,
-    /// Number of files uploads simultaneously when running a backup
+    /// Number of files uploads simultaneously when running a backup. This is only applicable for the kopia uploader
     #[arg(long)]
     parallel_files_upload: Option<i32>,
-    /// Create a backup from the template of an existing schedule. Cannot be used with any other filters
-    #[arg(long)]
-    from_schedule: Option<String>,
-    /// Wait for the operation to complete
-    #[arg(short = 'w', long, action = ArgAction::SetTrue)]
-    wait: bool,
-    /// Output display format. For create commands, display the object but do not send it to the server. Valid formats are 'table', 'json', and 'yaml'
-    #[arg(short = 'o', long, value_enum)]
-    output: Option<Format>,
 }
 
-impl CreateArgs {
-    fn spec(&self) -> anyhow::Result<BackupSpec> {
+impl BackupFlags {
+    /// The spec the flags describe, refused with Velero's messages when they contradict each other.
+    pub(crate) fn spec(&self) -> anyhow::Result<BackupSpec> {
         let old_style = !self.include_resources.is_empty()
             || !self.exclude_resources.is_empty()
             || self.include_cluster_resources.is_some();
@@ -209,76 +204,151 @@ impl CreateArgs {
     }
 }
 
-fn utc_stamp() -> String {
-    jiff::Timestamp::now().strftime("%Y%m%d%H%M%S").to_string()
+/// `map` added to `into`, overwriting keys already there (Velero's `WithLabelsMap`).
+pub(crate) fn merge_into(
+    into: &mut Option<BTreeMap<String, String>>,
+    map: &BTreeMap<String, String>,
+) {
+    if !map.is_empty() {
+        into.get_or_insert_default()
+            .extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+}
+
+/// Velero refuses a backup or schedule whose storage or snapshot locations do not exist, so the
+/// mistake shows now rather than as a failed backup later.
+pub(crate) async fn check_locations(
+    client: &kube::Client,
+    namespace: &str,
+    spec: &BackupSpec,
+) -> anyhow::Result<()> {
+    if let Some(location) = &spec.storage_location {
+        let api: Api<BackupStorageLocation> = Api::namespaced(client.clone(), namespace);
+        let found = api
+            .get_opt(location)
+            .await
+            .with_context(|| format!("reading backup storage location {location:?}"))?;
+        if found.is_none() {
+            bail!(
+                "backup storage location {location:?} does not exist; see `velero backup-location get`"
+            );
+        }
+    }
+    let api: Api<VolumeSnapshotLocation> = Api::namespaced(client.clone(), namespace);
+    for location in spec.volume_snapshot_locations.iter().flatten() {
+        let found = api
+            .get_opt(location)
+            .await
+            .with_context(|| format!("reading volume snapshot location {location:?}"))?;
+        if found.is_none() {
+            bail!(
+                "volume snapshot location {location:?} does not exist; see `velero snapshot-location get`"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Velero's `BackupBuilder.FromSchedule`, which its schedule controller and `backup create
+/// --from-schedule` share: the schedule's template, labelled with the template's labels (else the
+/// schedule's own) plus the schedule's name, annotated as the schedule is, and owned by the
+/// schedule when it asks for owner references (so deleting it deletes its backups).
+pub(crate) fn backup_from_schedule(schedule: &Schedule, name: &str) -> Backup {
+    let schedule_name = schedule.name_any();
+    let mut backup_labels = schedule
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .or_else(|| schedule.metadata.labels.clone())
+        .unwrap_or_default();
+    backup_labels.insert(
+        labels::SCHEDULE_NAME.into(),
+        labels::valid_label_value(&schedule_name),
+    );
+    let mut backup = Backup::new(name, schedule.spec.template.clone());
+    backup.metadata.namespace = schedule.metadata.namespace.clone();
+    backup.metadata.labels = Some(backup_labels);
+    backup.metadata.annotations = schedule.metadata.annotations.clone();
+    if schedule.spec.use_owner_references_in_backup == Some(true) {
+        backup.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "velero.io/v1".into(),
+            kind: "Schedule".into(),
+            name: schedule_name,
+            uid: schedule.metadata.uid.clone().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }]);
+    }
+    backup
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Name of the backup (optional with --from-schedule)
+    name: Option<String>,
+    #[command(flatten)]
+    backup: BackupFlags,
+    /// Create a backup from the template of an existing schedule. Cannot be used with any other filters. Backup name is optional if used
+    #[arg(long)]
+    from_schedule: Option<String>,
+    /// Wait for the operation to complete
+    #[arg(short = 'w', long, action = ArgAction::SetTrue)]
+    wait: bool,
+    /// Output display format. For create commands, display the object but do not send it to the server. Valid formats are 'table', 'json', and 'yaml'
+    #[arg(short = 'o', long, value_enum)]
+    output: Option<Format>,
 }
 
 async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     let namespace = global.namespace();
-    let mut backup_labels = args.labels.clone();
-    let (name, spec) = if let Some(schedule_name) = &args.from_schedule {
-        let client = global.client().await?;
-        let schedules: Api<Schedule> = Api::namespaced(client, &namespace);
-        let schedule = schedules.get_opt(schedule_name).await?.with_context(|| {
-            format!("schedule {schedule_name:?} not found in namespace {namespace}")
-        })?;
-        println!("Creating backup from schedule, all other filters are ignored.");
-        backup_labels.insert(
-            labels::SCHEDULE_NAME.into(),
-            labels::valid_label_value(schedule_name),
-        );
-        if let Some(template_labels) = schedule
-            .spec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.labels.clone())
-        {
-            backup_labels.extend(template_labels);
+    let from_schedule = args.from_schedule.as_deref().map(str::trim);
+    if from_schedule == Some("") {
+        bail!("flag must have a non-empty value: --from-schedule");
+    }
+    let mut backup = match from_schedule {
+        Some(schedule_name) => {
+            let client = global.client().await?;
+            let schedules: Api<Schedule> = Api::namespaced(client, &namespace);
+            let schedule = schedules
+                .get_opt(schedule_name)
+                .await
+                .with_context(|| format!("reading schedule {schedule_name:?}"))?
+                .with_context(|| {
+                    format!(
+                        "schedule {schedule_name:?} not found in namespace {namespace}; see `velero schedule get`"
+                    )
+                })?;
+            // Velero names it with the UTC time, as its schedule controller does.
+            let name = args
+                .name
+                .clone()
+                .unwrap_or_else(|| schedule.timestamped_name(jiff::Timestamp::now()));
+            backup_from_schedule(&schedule, &name)
         }
-        let name = args
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{schedule_name}-{}", utc_stamp()));
-        (name, schedule.spec.template.clone())
-    } else {
-        let Some(name) = args.name.clone() else {
-            bail!("a backup name is required, unless you are creating based on a schedule");
-        };
-        (name, args.spec()?)
+        None => {
+            let Some(name) = args.name.clone() else {
+                bail!("a backup name is required, unless you are creating based on a schedule");
+            };
+            Backup::new(&name, args.backup.spec()?)
+        }
     };
-
-    let mut backup = Backup::new(&name, spec);
     backup.metadata.namespace = Some(namespace.clone());
-    backup.metadata.labels = (!backup_labels.is_empty()).then_some(backup_labels);
-    backup.metadata.annotations = (!args.annotations.is_empty()).then(|| args.annotations.clone());
+    // The flags win over what a schedule gives, as in Velero.
+    merge_into(&mut backup.metadata.labels, &args.backup.labels);
+    merge_into(&mut backup.metadata.annotations, &args.backup.annotations);
     if let Some(format) = args.output {
         let value = serde_json::to_value(&backup)?;
         return output::print(&value, format, &mut std::io::stdout());
     }
 
     let client = global.client().await?;
-    if let Some(location) = &backup.spec.storage_location {
-        let api: Api<BackupStorageLocation> = Api::namespaced(client.clone(), &namespace);
-        if api.get_opt(location).await?.is_none() {
-            bail!(
-                "backup storage location {location:?} does not exist; see `velero backup-location get`"
-            );
-        }
+    check_locations(&client, &namespace, &backup.spec).await?;
+    if from_schedule.is_some() {
+        println!("Creating backup from schedule, all other filters are ignored.");
     }
-    for location in backup
-        .spec
-        .volume_snapshot_locations
-        .clone()
-        .unwrap_or_default()
-    {
-        let api: Api<VolumeSnapshotLocation> = Api::namespaced(client.clone(), &namespace);
-        if api.get_opt(&location).await?.is_none() {
-            bail!(
-                "volume snapshot location {location:?} does not exist; see `velero snapshot-location get`"
-            );
-        }
-    }
+    let name = backup.name_any();
     let api: Api<Backup> = Api::namespaced(client.clone(), &namespace);
     crate::client::create_new(&api, &backup, "backup").await?;
     println!("Backup request {name:?} submitted successfully.");
@@ -430,218 +500,303 @@ pub struct DescribeArgs {
     output: String,
 }
 
+/// Velero's `DescribeBackup`, for what the Backup object itself holds.
 fn describe_one(b: &Backup, out: &mut String) {
-    use std::fmt::Write as _;
     let status = b.status.clone().unwrap_or_default();
     let spec = &b.spec;
-    let map = |m: Option<&BTreeMap<String, String>>| -> String {
-        match m {
-            Some(m) if !m.is_empty() => m
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("\n              "),
-            _ => "<none>".into(),
-        }
-    };
-    let _ = writeln!(out, "Name:         {}", b.name_any());
-    let _ = writeln!(out, "Namespace:    {}", b.namespace().unwrap_or_default());
-    let _ = writeln!(out, "Labels:       {}", map(b.metadata.labels.as_ref()));
-    let _ = writeln!(
-        out,
-        "Annotations:  {}",
-        map(b.metadata.annotations.as_ref())
-    );
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "Phase:  {}",
-        status.phase.unwrap_or(BackupPhase::New).as_str()
-    );
-    if let Some(reason) = status.failure_reason.as_ref().filter(|r| !r.is_empty()) {
-        let _ = writeln!(out, "\nFailure reason:  {reason}");
-    }
-    if let Some(errors) = status.validation_errors.as_ref().filter(|e| !e.is_empty()) {
-        let _ = writeln!(out, "\nValidation errors:");
-        for e in errors {
-            let _ = writeln!(out, "  {e}");
-        }
-    }
-    let _ = writeln!(out);
-    if status.errors.unwrap_or(0) > 0 || status.warnings.unwrap_or(0) > 0 {
-        let _ = writeln!(out, "Errors:    {}", status.errors.unwrap_or(0));
-        let _ = writeln!(out, "Warnings:  {}\n", status.warnings.unwrap_or(0));
-    }
-    let _ = writeln!(out, "Namespaces:");
-    let _ = writeln!(
-        out,
-        "  Included:  {}",
-        describe::list_or(spec.included_namespaces.as_ref(), "*")
-    );
-    let _ = writeln!(
-        out,
-        "  Excluded:  {}",
-        describe::list_or(spec.excluded_namespaces.as_ref(), "<none>")
-    );
-    let _ = writeln!(out);
-    let _ = writeln!(out, "Resources:");
-    let new_style = spec.included_cluster_scoped_resources.is_some()
-        || spec.excluded_cluster_scoped_resources.is_some()
-        || spec.included_namespace_scoped_resources.is_some()
-        || spec.excluded_namespace_scoped_resources.is_some();
-    if new_style {
-        let _ = writeln!(
-            out,
-            "  Included cluster-scoped:    {}",
-            describe::list_or(spec.included_cluster_scoped_resources.as_ref(), "<none>")
-        );
-        let _ = writeln!(
-            out,
-            "  Excluded cluster-scoped:    {}",
-            describe::list_or(spec.excluded_cluster_scoped_resources.as_ref(), "<none>")
-        );
-        let _ = writeln!(
-            out,
-            "  Included namespace-scoped:  {}",
-            describe::list_or(spec.included_namespace_scoped_resources.as_ref(), "*")
-        );
-        let _ = writeln!(
-            out,
-            "  Excluded namespace-scoped:  {}",
-            describe::list_or(spec.excluded_namespace_scoped_resources.as_ref(), "<none>")
-        );
+    let mut d = Describer::default();
+    d.metadata(&b.metadata);
+    d.line("");
+    let phase = status.phase.unwrap_or(BackupPhase::New);
+    let note = if matches!(phase, BackupPhase::Failed | BackupPhase::PartiallyFailed) {
+        format!(
+            " (run `velero backup logs {}` for more information)",
+            b.name_any()
+        )
     } else {
-        let _ = writeln!(
-            out,
-            "  Included:        {}",
-            describe::list_or(spec.included_resources.as_ref(), "*")
-        );
-        let _ = writeln!(
-            out,
-            "  Excluded:        {}",
-            describe::list_or(spec.excluded_resources.as_ref(), "<none>")
-        );
-        let cluster = match spec.include_cluster_resources {
-            None => "auto",
-            Some(true) => "included",
-            Some(false) => "excluded",
-        };
-        let _ = writeln!(out, "  Cluster-scoped:  {cluster}");
-    }
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "Label selector:  {}",
-        table::selector(spec.label_selector.as_ref())
-    );
-    let _ = writeln!(out);
-    let or = spec
-        .or_label_selectors
-        .as_ref()
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.iter()
-                .map(|l| table::selector(Some(l)))
-                .collect::<Vec<_>>()
-                .join(" or ")
-        })
-        .unwrap_or_else(|| "<none>".into());
-    let _ = writeln!(out, "Or label selector:  {or}");
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "Storage Location:  {}",
-        spec.storage_location.clone().unwrap_or_default()
-    );
-    let _ = writeln!(out);
-    let snapshot = match spec.snapshot_volumes {
-        None => "auto",
-        Some(true) => "true",
-        Some(false) => "false",
+        String::new()
     };
-    let _ = writeln!(out, "Velero-Native Snapshot PVs:  {snapshot}");
-    let _ = writeln!(
-        out,
-        "Snapshot Move Data:          {}",
-        spec.snapshot_move_data.unwrap_or(false)
-    );
-    let _ = writeln!(
-        out,
-        "Data Mover:                  {}",
+    d.line(format_args!("Phase:\t{}{note}", phase.as_str()));
+    if phase == BackupPhase::Queued {
+        d.line(format_args!(
+            "Queue position:\t{}",
+            status.queue_position.unwrap_or(0)
+        ));
+    }
+    if let Some(reason) = status.failure_reason.as_ref().filter(|r| !r.is_empty()) {
+        d.line("");
+        d.line(format_args!("Failure reason:\t{reason}"));
+    }
+    describe_policies_and_uploader(&mut d, spec);
+    describe_validation_errors(&mut d, status.validation_errors.as_deref());
+    d.line("");
+    if status.errors.unwrap_or(0) > 0 || status.warnings.unwrap_or(0) > 0 {
+        d.line(format_args!("Errors:\t{}", status.errors.unwrap_or(0)));
+        d.line(format_args!("Warnings:\t{}", status.warnings.unwrap_or(0)));
+        d.line("");
+    }
+    describe_backup_spec(&mut d, spec);
+    d.line("");
+    d.line(format_args!(
+        "Backup Format Version:\t{}",
+        status.format_version.clone().unwrap_or_default()
+    ));
+    d.line("");
+    d.line(format_args!(
+        "Started:\t{}",
+        table::time(status.start_timestamp.as_ref())
+    ));
+    d.line(format_args!(
+        "Completed:\t{}",
+        table::time(status.completion_timestamp.as_ref())
+    ));
+    d.line("");
+    d.line(format_args!(
+        "Expiration:\t{}",
+        table::time(status.expiration.as_ref())
+    ));
+    d.line("");
+    let progress = status.progress.clone().unwrap_or_default();
+    d.line(format_args!(
+        "Total items to be backed up:\t{}",
+        progress.total_items.unwrap_or(0)
+    ));
+    d.line(format_args!(
+        "Items backed up:\t{}",
+        progress.items_backed_up.unwrap_or(0)
+    ));
+    d.line("");
+    d.line("Backup Volumes:");
+    d.line("\t<none included>");
+    d.line("");
+    let hook_status = status.hook_status.clone().unwrap_or_default();
+    d.line(format_args!(
+        "HooksAttempted:\t{}",
+        hook_status.hooks_attempted.unwrap_or(0)
+    ));
+    d.line(format_args!(
+        "HooksFailed:\t{}",
+        hook_status.hooks_failed.unwrap_or(0)
+    ));
+    out.push_str(&d.finish());
+}
+
+/// The resource policy and uploader settings Velero shows under a backup's or schedule's phase.
+pub(crate) fn describe_policies_and_uploader(d: &mut Describer, spec: &BackupSpec) {
+    if let Some(policy) = &spec.resource_policy {
+        d.line("");
+        d.line("Resource policies:");
+        d.line(format_args!("\tType:\t{}", policy.kind));
+        d.line(format_args!("\tName:\t{}", policy.name));
+    }
+    if let Some(n) = spec
+        .uploader_config
+        .as_ref()
+        .and_then(|u| u.parallel_files_upload)
+        .filter(|n| *n > 0)
+    {
+        d.line("");
+        d.line("Uploader config:");
+        d.line(format_args!("\tParallel files upload:\t{n}"));
+    }
+}
+
+/// Velero's list of validation errors: the first beside the heading, the rest under it.
+pub(crate) fn describe_validation_errors(d: &mut Describer, errors: Option<&[String]>) {
+    let Some(errors) = errors.filter(|e| !e.is_empty()) else {
+        return;
+    };
+    d.line("");
+    d.print("Validation errors:");
+    for e in errors {
+        d.line(format_args!("\t{e}"));
+    }
+}
+
+/// Velero's `DescribeBackupSpec`: what a backup (or a schedule's template) selects and how.
+pub(crate) fn describe_backup_spec(d: &mut Describer, spec: &BackupSpec) {
+    let list = describe::list_or;
+    d.line("Namespaces:");
+    d.line(format_args!(
+        "\tIncluded:\t{}",
+        list(spec.included_namespaces.as_ref(), "*")
+    ));
+    d.line(format_args!(
+        "\tExcluded:\t{}",
+        list(spec.excluded_namespaces.as_ref(), "<none>")
+    ));
+
+    d.line("");
+    d.line("Resources:");
+    if velero_filters::uses_old_resource_filters(spec) {
+        d.line(format_args!(
+            "\tIncluded:\t{}",
+            list(spec.included_resources.as_ref(), "*")
+        ));
+        d.line(format_args!(
+            "\tExcluded:\t{}",
+            list(spec.excluded_resources.as_ref(), "<none>")
+        ));
+        d.line(format_args!(
+            "\tCluster-scoped:\t{}",
+            describe::bool_or(
+                spec.include_cluster_resources,
+                "excluded",
+                "included",
+                "auto"
+            )
+        ));
+    } else {
+        d.line(format_args!(
+            "\tIncluded cluster-scoped:\t{}",
+            list(spec.included_cluster_scoped_resources.as_ref(), "<none>")
+        ));
+        d.line(format_args!(
+            "\tExcluded cluster-scoped:\t{}",
+            list(spec.excluded_cluster_scoped_resources.as_ref(), "<none>")
+        ));
+        d.line(format_args!(
+            "\tIncluded namespace-scoped:\t{}",
+            list(spec.included_namespace_scoped_resources.as_ref(), "*")
+        ));
+        d.line(format_args!(
+            "\tExcluded namespace-scoped:\t{}",
+            list(spec.excluded_namespace_scoped_resources.as_ref(), "<none>")
+        ));
+    }
+
+    d.line("");
+    d.line(format_args!(
+        "Label selector:\t{}",
+        table::selector(spec.label_selector.as_ref())
+    ));
+
+    d.line("");
+    let or = match spec.or_label_selectors.as_deref() {
+        None | Some([]) => "<none>".to_string(),
+        Some(selectors) => selectors
+            .iter()
+            .map(|s| table::selector(Some(s)))
+            .collect::<Vec<_>>()
+            .join(" or "),
+    };
+    d.line(format_args!("Or label selector:\t{or}"));
+
+    d.line("");
+    d.line(format_args!(
+        "Storage Location:\t{}",
+        spec.storage_location.as_deref().unwrap_or_default()
+    ));
+
+    d.line("");
+    d.line(format_args!(
+        "Velero-Native Snapshot PVs:\t{}",
+        describe::bool_or(spec.snapshot_volumes, "false", "true", "auto")
+    ));
+    if let Some(fs) = spec.default_volumes_to_fs_backup {
+        d.line(format_args!("File System Backup (Default):\t{fs}"));
+    }
+    d.line(format_args!(
+        "Snapshot Move Data:\t{}",
+        describe::bool_or(spec.snapshot_move_data, "false", "true", "auto")
+    ));
+    d.line(format_args!(
+        "Data Mover:\t{}",
         spec.data_mover
-            .clone()
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| "velero".into())
-    );
-    let _ = writeln!(out);
-    let _ = writeln!(out, "TTL:  {}", spec.ttl.unwrap_or_default());
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "CSISnapshotTimeout:    {}",
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .unwrap_or("velero")
+    ));
+
+    d.line("");
+    d.line(format_args!("TTL:\t{}", spec.ttl.unwrap_or_default()));
+
+    d.line("");
+    d.line(format_args!(
+        "CSISnapshotTimeout:\t{}",
         spec.csi_snapshot_timeout.unwrap_or_default()
-    );
-    let _ = writeln!(
-        out,
-        "ItemOperationTimeout:  {}",
+    ));
+    d.line(format_args!(
+        "ItemOperationTimeout:\t{}",
         spec.item_operation_timeout.unwrap_or_default()
-    );
-    let _ = writeln!(out);
-    let hooks = spec
+    ));
+
+    d.line("");
+    describe_hooks(d, spec);
+
+    if let Some(orders) = &spec.ordered_resources {
+        d.line("");
+        d.line("OrderedResources:");
+        for (kind, names) in orders {
+            d.line(format_args!("\t{kind}: {names}"));
+        }
+    }
+}
+
+fn describe_hooks(d: &mut Describer, spec: &BackupSpec) {
+    let resources = spec
         .hooks
         .as_ref()
-        .and_then(|h| h.resources.as_ref())
-        .is_some_and(|r| !r.is_empty());
-    let _ = writeln!(out, "Hooks:  {}", if hooks { "defined" } else { "<none>" });
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "Backup Format Version:  {}",
-        status.format_version.clone().unwrap_or_default()
-    );
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "Started:    {}",
-        table::time(status.start_timestamp.as_ref())
-    );
-    let _ = writeln!(
-        out,
-        "Completed:  {}",
-        table::time(status.completion_timestamp.as_ref())
-    );
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "Expiration:  {}",
-        table::time(status.expiration.as_ref())
-    );
-    let _ = writeln!(out);
-    let progress = status.progress.clone().unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "Total items to be backed up:  {}",
-        progress.total_items.unwrap_or(0)
-    );
-    let _ = writeln!(
-        out,
-        "Items backed up:              {}",
-        progress.items_backed_up.unwrap_or(0)
-    );
-    let _ = writeln!(out);
-    let _ = writeln!(out, "Backup Volumes:\n  <none included>");
-    let _ = writeln!(out);
-    let hook_status = status.hook_status.clone().unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "HooksAttempted:  {}",
-        hook_status.hooks_attempted.unwrap_or(0)
-    );
-    let _ = writeln!(
-        out,
-        "HooksFailed:     {}",
-        hook_status.hooks_failed.unwrap_or(0)
-    );
+        .and_then(|h| h.resources.as_deref())
+        .unwrap_or_default();
+    if resources.is_empty() {
+        d.line("Hooks:\t<none>");
+        return;
+    }
+    let list = describe::list_or;
+    d.line("Hooks:");
+    d.line("\tResources:");
+    for hook in resources {
+        d.line(format_args!("\t\t{}:", hook.name));
+        d.line("\t\t\tNamespaces:");
+        d.line(format_args!(
+            "\t\t\t\tIncluded:\t{}",
+            list(hook.included_namespaces.as_ref(), "*")
+        ));
+        d.line(format_args!(
+            "\t\t\t\tExcluded:\t{}",
+            list(hook.excluded_namespaces.as_ref(), "<none>")
+        ));
+        d.line("");
+        d.line("\t\t\tResources:");
+        d.line(format_args!(
+            "\t\t\t\tIncluded:\t{}",
+            list(hook.included_resources.as_ref(), "*")
+        ));
+        d.line(format_args!(
+            "\t\t\t\tExcluded:\t{}",
+            list(hook.excluded_resources.as_ref(), "<none>")
+        ));
+        d.line("");
+        d.line(format_args!(
+            "\t\t\tLabel selector:\t{}",
+            table::selector(hook.label_selector.as_ref())
+        ));
+        for (title, hooks) in [
+            ("Pre Exec Hook", &hook.pre_hooks),
+            ("Post Exec Hook", &hook.post_hooks),
+        ] {
+            for exec in hooks.iter().flatten().map(|h| &h.exec) {
+                d.line("");
+                d.line(format_args!("\t\t\t{title}:"));
+                d.line(format_args!(
+                    "\t\t\t\tContainer:\t{}",
+                    exec.container.as_deref().unwrap_or_default()
+                ));
+                d.line(format_args!("\t\t\t\tCommand:\t{}", exec.command.join(" ")));
+                let on_error = match exec.on_error {
+                    Some(HookErrorMode::Continue) => "Continue",
+                    Some(HookErrorMode::Fail) => "Fail",
+                    None => "",
+                };
+                d.line(format_args!("\t\t\t\tOn Error:\t{on_error}"));
+                d.line(format_args!(
+                    "\t\t\t\tTimeout:\t{}",
+                    exec.timeout.unwrap_or_default()
+                ));
+            }
+        }
+    }
 }
 
 /// Velero's layout for one half of the results file, shortened to `<none>` when it is empty.
@@ -657,7 +812,7 @@ fn write_results(title: &str, results: &serde_json::Value, out: &mut String) {
         out.push_str(&format!("{title}:  <none>\n"));
         return;
     }
-    let mut d = describe::Describer::default();
+    let mut d = Describer::default();
     d.result(title, results);
     out.push_str(&d.finish());
 }
@@ -840,17 +995,21 @@ async fn download_contents(global: &GlobalArgs, args: DownloadArgs) -> anyhow::R
 }
 
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("all", |a| a.help("Delete all backups")),
+    mut_arg("selector", |a| a.help("Delete all backups matching this label selector"))
+)]
 pub struct DeleteArgs {
     #[command(flatten)]
-    select: crate::select::DeleteOptions,
+    options: crate::select::DeleteOptions,
 }
 
 async fn delete(global: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<()> {
-    let args = args.select;
-    if !args.validate_and_confirm("backup")? {
+    if !args.options.validate_and_confirm("backup")? {
         return Ok(());
     }
-    let backups = list_backups(global, &args.names, args.selector.as_deref()).await?;
+    let select = &args.options.select;
+    let backups = list_backups(global, &select.names, select.selector.as_deref()).await?;
     let client = global.client().await?;
     let namespace = global.namespace();
     let api: Api<DeleteBackupRequest> = Api::namespaced(client, &namespace);
@@ -889,6 +1048,158 @@ async fn delete(global: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+    use velero_api::v1::{
+        BackupHooks, BackupResourceHook, BackupResourceHookSpec, ExecHook, ScheduleSpec,
+        TemplateMetadata,
+    };
+
+    fn schedule(template_labels: Option<&[(&str, &str)]>, owned: Option<bool>) -> Schedule {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let spec = ScheduleSpec {
+            schedule: "@daily".into(),
+            template: BackupSpec {
+                included_namespaces: Some(vec!["shop".into()]),
+                metadata: template_labels.map(|l| TemplateMetadata {
+                    labels: Some(map(l)),
+                }),
+                ..Default::default()
+            },
+            use_owner_references_in_backup: owned,
+            ..Default::default()
+        };
+        let mut s = Schedule::new("nightly", spec);
+        s.metadata.namespace = Some("velero".into());
+        s.metadata.uid = Some("uid-1".into());
+        s.metadata.labels = Some(map(&[("team", "a")]));
+        s.metadata.annotations = Some(map(&[("note", "x")]));
+        s
+    }
+
+    #[test]
+    fn a_backup_from_a_schedule_is_built_as_velero_builds_it() {
+        let backup = backup_from_schedule(&schedule(None, Some(false)), "nightly-20260101000000");
+        assert_eq!(
+            serde_json::to_value(&backup).expect("serializes"),
+            json!({
+                "apiVersion": "velero.io/v1",
+                "kind": "Backup",
+                "metadata": {
+                    "name": "nightly-20260101000000",
+                    "namespace": "velero",
+                    "labels": {"team": "a", "velero.io/schedule-name": "nightly"},
+                    "annotations": {"note": "x"},
+                },
+                "spec": {"includedNamespaces": ["shop"]},
+            })
+        );
+        // The template's labels replace the schedule's; the schedule's name is always added.
+        let with_template = backup_from_schedule(
+            &schedule(
+                Some(&[("tier", "gold"), ("velero.io/schedule-name", "other")]),
+                Some(true),
+            ),
+            "b",
+        );
+        assert_eq!(
+            with_template.metadata.labels,
+            Some(BTreeMap::from([
+                ("tier".to_string(), "gold".to_string()),
+                ("velero.io/schedule-name".to_string(), "nightly".to_string()),
+            ]))
+        );
+        assert_eq!(
+            serde_json::to_value(&with_template.metadata.owner_references).expect("serializes"),
+            json!([{
+                "apiVersion": "velero.io/v1",
+                "kind": "Schedule",
+                "name": "nightly",
+                "uid": "uid-1",
+                "controller": true,
+            }])
+        );
+        // Flags given to `backup create --from-schedule` win.
+        let mut labels = with_template.metadata.labels.clone();
+        merge_into(
+            &mut labels,
+            &BTreeMap::from([("tier".to_string(), "silver".to_string())]),
+        );
+        assert_eq!(
+            labels
+                .as_ref()
+                .and_then(|l| l.get("tier"))
+                .map(String::as_str),
+            Some("silver")
+        );
+        let mut none = None;
+        merge_into(&mut none, &BTreeMap::new());
+        assert_eq!(none, None, "no flags, no empty map");
+    }
+
+    #[test]
+    fn the_spec_describer_shows_hooks_and_orders() {
+        let spec = BackupSpec {
+            included_resources: Some(vec!["pods".into()]),
+            default_volumes_to_fs_backup: Some(true),
+            snapshot_move_data: Some(false),
+            ordered_resources: Some(BTreeMap::from([(
+                "pods".to_string(),
+                "shop/a,shop/b".to_string(),
+            )])),
+            hooks: Some(BackupHooks {
+                resources: Some(vec![BackupResourceHookSpec {
+                    name: "freeze".into(),
+                    included_namespaces: Some(vec!["shop".into()]),
+                    pre_hooks: Some(vec![BackupResourceHook {
+                        exec: ExecHook {
+                            container: Some("db".into()),
+                            command: vec!["fsfreeze".into(), "-f".into()],
+                            on_error: Some(HookErrorMode::Fail),
+                            timeout: velero_api::Duration::parse("30s").ok(),
+                        },
+                    }]),
+                    ..Default::default()
+                }]),
+            }),
+            ..Default::default()
+        };
+        let mut d = Describer::default();
+        describe_backup_spec(&mut d, &spec);
+        let text = d.finish();
+        for want in [
+            "Resources:\n  Included:        pods\n  Excluded:        <none>\n  Cluster-scoped:  auto\n",
+            "Velero-Native Snapshot PVs:    auto\n\
+             File System Backup (Default):  true\n\
+             Snapshot Move Data:            false\n\
+             Data Mover:                    velero\n",
+            "Hooks:\n\
+             \x20 Resources:\n\
+             \x20   freeze:\n\
+             \x20     Namespaces:\n\
+             \x20       Included:  shop\n\
+             \x20       Excluded:  <none>\n\
+             \n\
+             \x20     Resources:\n\
+             \x20       Included:  *\n\
+             \x20       Excluded:  <none>\n\
+             \n\
+             \x20     Label selector:  <none>\n\
+             \n\
+             \x20     Pre Exec Hook:\n\
+             \x20       Container:  db\n\
+             \x20       Command:    fsfreeze -f\n\
+             \x20       On Error:   Fail\n\
+             \x20       Timeout:    30s\n",
+            "\nOrderedResources:\n  pods: shop/a,shop/b\n",
+        ] {
+            assert!(text.contains(want), "lacks {want:?}:\n{text}");
+        }
+    }
 
     #[test]
     fn scheduled_backups_group_newest_first() {

@@ -330,16 +330,20 @@ async fn set(global: &GlobalArgs, args: SetArgs) -> anyhow::Result<()> {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("all", |a| a.help("Delete all backup-locations")),
+    mut_arg("selector", |a| a.help("Delete all backup-locations matching this label selector"))
+)]
 pub struct DeleteArgs {
     #[command(flatten)]
-    select: crate::select::DeleteOptions,
+    options: crate::select::DeleteOptions,
 }
 
 async fn delete(global: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<()> {
-    let args = args.select;
-    if !args.validate_and_confirm("backup storage location")? {
+    if !args.options.validate_and_confirm("backup-location")? {
         return Ok(());
     }
+    let args = args.options.select;
     let client = global.client().await?;
     let namespace = global.namespace();
     let api: Api<BackupStorageLocation> = Api::namespaced(client.clone(), &namespace);

@@ -3,6 +3,7 @@ pub mod completion;
 pub mod install;
 pub mod location;
 pub mod restore;
+pub mod schedule;
 pub mod server;
 pub mod uninstall;
 pub mod version;

@@ -1166,17 +1166,21 @@ async fn logs(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<()> {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("all", |a| a.help("Delete all restores")),
+    mut_arg("selector", |a| a.help("Delete all restores matching this label selector"))
+)]
 pub struct DeleteArgs {
     #[command(flatten)]
-    select: crate::select::DeleteOptions,
+    options: crate::select::DeleteOptions,
 }
 
 async fn delete(global: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<()> {
-    let args = args.select;
-    if !args.validate_and_confirm("restore")? {
+    if !args.options.validate_and_confirm("restore")? {
         return Ok(());
     }
-    let restores = list_restores(global, &args.names, args.selector.as_deref()).await?;
+    let select = &args.options.select;
+    let restores = list_restores(global, &select.names, select.selector.as_deref()).await?;
     if restores.is_empty() {
         println!("No restores found");
         return Ok(());
