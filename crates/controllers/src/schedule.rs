@@ -2,7 +2,6 @@
 //! Backup `<schedule>-<YYYYMMDDHHMMSS>` whenever it is due (never at creation, one at a time), and
 //! applies the velero-rs grandfather-father-son retention when a Schedule asks for it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,7 +53,9 @@ pub fn validate(schedule: &Schedule) -> (Option<Cron>, Vec<String>) {
             None
         }
     };
-    errors.extend(velero_filters::validate_backup_spec(&schedule.spec.template));
+    errors.extend(velero_filters::validate_backup_spec(
+        &schedule.spec.template,
+    ));
     (cron, errors)
 }
 
@@ -106,7 +107,8 @@ async fn reconcile(
         .skip_immediately
         .unwrap_or(config.skip_immediately);
     if skip {
-        let body = json!({"spec": {"skipImmediately": false}, "status": {"lastSkipped": crate::now()}});
+        let body =
+            json!({"spec": {"skipImmediately": false}, "status": {"lastSkipped": crate::now()}});
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
             .await?;
         last_skipped = Some(now);
@@ -147,7 +149,9 @@ async fn reconcile(
     let backup = backup_for(schedule, now);
     let backup_name = backup.name_any();
     match backups.create(&PostParams::default(), &backup).await {
-        Ok(_) => tracing::info!(schedule = %name, backup = %backup_name, "created a scheduled backup"),
+        Ok(_) => {
+            tracing::info!(schedule = %name, backup = %backup_name, "created a scheduled backup")
+        }
         Err(kube::Error::Api(s)) if s.code == 409 => {}
         Err(e) => return Err(e),
     }
@@ -157,39 +161,9 @@ async fn reconcile(
     Ok(())
 }
 
-/// The Backup a schedule creates at `at`, with Velero's name, labels, annotations and owner.
+/// The Backup a schedule creates at `at`: `<schedule>-<YYYYMMDDHHMMSS>`, built as Velero builds it.
 pub fn backup_for(schedule: &Schedule, at: jiff::Timestamp) -> Backup {
-    let name = schedule.name_any();
-    let mut labels: BTreeMap<String, String> = schedule
-        .spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .filter(|l| !l.is_empty())
-        .unwrap_or_else(|| schedule.labels().clone());
-    labels.insert(
-        velero_api::labels::SCHEDULE_NAME.to_string(),
-        velero_api::labels::valid_label_value(&name),
-    );
-    let mut backup = Backup::new(&schedule.timestamped_name(at), schedule.spec.template.clone());
-    backup.metadata.namespace = schedule.namespace();
-    backup.metadata.labels = Some(labels);
-    let annotations = schedule.annotations().clone();
-    backup.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
-    if schedule.spec.use_owner_references_in_backup == Some(true) {
-        backup.metadata.owner_references = Some(vec![
-            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-                api_version: "velero.io/v1".into(),
-                kind: "Schedule".into(),
-                name: name.clone(),
-                uid: schedule.uid().unwrap_or_default(),
-                controller: Some(true),
-                ..Default::default()
-            },
-        ]);
-    }
-    backup
+    schedule.backup_named(&schedule.timestamped_name(at))
 }
 
 /// Grandfather-father-son retention (a velero-rs extension): finished backups of the schedule
@@ -293,7 +267,10 @@ mod tests {
             Some("nightly")
         );
         let owner = &b.metadata.owner_references.as_ref().unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Schedule", "uid-1"));
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("Schedule", "uid-1")
+        );
         // Template labels win over the schedule's own.
         s.spec.template.metadata = Some(velero_api::v1::TemplateMetadata {
             labels: Some([("from".to_string(), "template".to_string())].into()),

@@ -133,6 +133,45 @@ impl Schedule {
         let name = self.metadata.name.as_deref().unwrap_or_default();
         format!("{name}-{}", at.strftime("%Y%m%d%H%M%S"))
     }
+
+    /// The Backup this schedule makes under `name`, as Velero's `FromSchedule` builds it: the
+    /// template's spec; the template's labels if it has any, else the schedule's; the
+    /// `velero.io/schedule-name` label; the schedule's annotations; an owner reference when
+    /// `useOwnerReferencesInBackup` is set. The CLI (`backup create --from-schedule`) and the
+    /// schedule controller both use it.
+    pub fn backup_named(&self, name: &str) -> super::Backup {
+        let schedule_name = self.metadata.name.clone().unwrap_or_default();
+        let mut labels = self
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .filter(|l| !l.is_empty())
+            .or_else(|| self.metadata.labels.clone())
+            .unwrap_or_default();
+        labels.insert(
+            crate::labels::SCHEDULE_NAME.to_string(),
+            crate::labels::valid_label_value(&schedule_name),
+        );
+        let mut backup = super::Backup::new(name, self.spec.template.clone());
+        backup.metadata.namespace = self.metadata.namespace.clone();
+        backup.metadata.labels = Some(labels);
+        backup.metadata.annotations = self.metadata.annotations.clone().filter(|a| !a.is_empty());
+        if self.spec.use_owner_references_in_backup == Some(true) {
+            backup.metadata.owner_references = Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    api_version: "velero.io/v1".into(),
+                    kind: "Schedule".into(),
+                    name: schedule_name,
+                    uid: self.metadata.uid.clone().unwrap_or_default(),
+                    controller: Some(true),
+                    block_owner_deletion: None,
+                },
+            ]);
+        }
+        backup
+    }
 }
 
 #[cfg(test)]

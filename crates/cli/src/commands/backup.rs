@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{ArgAction, Args, Subcommand};
 use k8s_openapi::api::core::v1::TypedLocalObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::{Api, ObjectMeta, PostParams};
 use velero_api::labels;
@@ -249,41 +248,6 @@ pub(crate) async fn check_locations(
     Ok(())
 }
 
-/// Velero's `BackupBuilder.FromSchedule`, which its schedule controller and `backup create
-/// --from-schedule` share: the schedule's template, labelled with the template's labels (else the
-/// schedule's own) plus the schedule's name, annotated as the schedule is, and owned by the
-/// schedule when it asks for owner references (so deleting it deletes its backups).
-pub(crate) fn backup_from_schedule(schedule: &Schedule, name: &str) -> Backup {
-    let schedule_name = schedule.name_any();
-    let mut backup_labels = schedule
-        .spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .or_else(|| schedule.metadata.labels.clone())
-        .unwrap_or_default();
-    backup_labels.insert(
-        labels::SCHEDULE_NAME.into(),
-        labels::valid_label_value(&schedule_name),
-    );
-    let mut backup = Backup::new(name, schedule.spec.template.clone());
-    backup.metadata.namespace = schedule.metadata.namespace.clone();
-    backup.metadata.labels = Some(backup_labels);
-    backup.metadata.annotations = schedule.metadata.annotations.clone();
-    if schedule.spec.use_owner_references_in_backup == Some(true) {
-        backup.metadata.owner_references = Some(vec![OwnerReference {
-            api_version: "velero.io/v1".into(),
-            kind: "Schedule".into(),
-            name: schedule_name,
-            uid: schedule.metadata.uid.clone().unwrap_or_default(),
-            controller: Some(true),
-            block_owner_deletion: None,
-        }]);
-    }
-    backup
-}
-
 #[derive(Args, Debug)]
 pub struct CreateArgs {
     /// Name of the backup (optional with --from-schedule)
@@ -325,7 +289,7 @@ async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
                 .name
                 .clone()
                 .unwrap_or_else(|| schedule.timestamped_name(jiff::Timestamp::now()));
-            backup_from_schedule(&schedule, &name)
+            schedule.backup_named(&name)
         }
         None => {
             let Some(name) = args.name.clone() else {
@@ -1083,7 +1047,7 @@ mod tests {
 
     #[test]
     fn a_backup_from_a_schedule_is_built_as_velero_builds_it() {
-        let backup = backup_from_schedule(&schedule(None, Some(false)), "nightly-20260101000000");
+        let backup = schedule(None, Some(false)).backup_named("nightly-20260101000000");
         assert_eq!(
             serde_json::to_value(&backup).expect("serializes"),
             json!({
@@ -1099,13 +1063,11 @@ mod tests {
             })
         );
         // The template's labels replace the schedule's; the schedule's name is always added.
-        let with_template = backup_from_schedule(
-            &schedule(
-                Some(&[("tier", "gold"), ("velero.io/schedule-name", "other")]),
-                Some(true),
-            ),
-            "b",
-        );
+        let with_template = schedule(
+            Some(&[("tier", "gold"), ("velero.io/schedule-name", "other")]),
+            Some(true),
+        )
+        .backup_named("b");
         assert_eq!(
             with_template.metadata.labels,
             Some(BTreeMap::from([
