@@ -243,3 +243,41 @@ async fn delete_restores_of(ctx: &Ctx, backup_name: &str) -> Vec<String> {
     }
     errors
 }
+
+/// Asks for a backup's deletion with a DeleteBackupRequest (`generateName: <backup>-`), unless one
+/// for it is already waiting or running. Garbage collection and schedule retention both use it.
+pub(crate) async fn request_deletion(
+    client: &Client,
+    namespace: &str,
+    backup_name: &str,
+    backup_uid: Option<&str>,
+) -> Result<bool, kube::Error> {
+    let requests: Api<DeleteBackupRequest> = Api::namespaced(client.clone(), namespace);
+    let label = labels::valid_label_value(backup_name);
+    let pending = requests
+        .list(&ListParams::default().labels(&format!("{}={label}", labels::BACKUP_NAME)))
+        .await?
+        .items
+        .iter()
+        .any(|r| {
+            r.status.as_ref().and_then(|s| s.phase) != Some(DeleteBackupRequestPhase::Processed)
+        });
+    if pending {
+        return Ok(false);
+    }
+    let mut request_labels = serde_json::Map::new();
+    request_labels.insert(labels::BACKUP_NAME.into(), label.into());
+    if let Some(uid) = backup_uid {
+        request_labels.insert(labels::BACKUP_UID.into(), uid.into());
+    }
+    let request: DeleteBackupRequest = serde_json::from_value(json!({
+        "apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
+        "metadata": {"generateName": format!("{backup_name}-"), "namespace": namespace, "labels": request_labels},
+        "spec": {"backupName": backup_name},
+    }))
+    .map_err(kube::Error::SerdeError)?;
+    requests
+        .create(&kube::api::PostParams::default(), &request)
+        .await?;
+    Ok(true)
+}

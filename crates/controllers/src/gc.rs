@@ -4,13 +4,11 @@
 
 use std::time::Duration;
 
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::labels;
-use velero_api::v1::{
-    Backup, BackupPhase, BackupStorageLocationPhase, DeleteBackupRequest, DeleteBackupRequestPhase,
-};
+use velero_api::v1::{Backup, BackupPhase, BackupStorageLocationPhase};
 
 use crate::locations::{self, LocationError};
 
@@ -56,7 +54,6 @@ pub async fn run_gc_controller(client: Client, namespace: String, frequency: Dur
 /// One pass over every Backup of the namespace.
 pub async fn collect(client: &Client, namespace: &str) -> Result<(), kube::Error> {
     let backups: Api<Backup> = Api::namespaced(client.clone(), namespace);
-    let requests: Api<DeleteBackupRequest> = Api::namespaced(client.clone(), namespace);
     let now = jiff::Timestamp::now();
     for backup in backups.list(&ListParams::default()).await? {
         if !expired(&backup, now) {
@@ -98,34 +95,11 @@ pub async fn collect(client: &Client, namespace: &str) -> Result<(), kube::Error
             tracing::info!(backup = %name, reason = f.label(), "expired backup cannot be garbage-collected");
             continue;
         }
-        let uid = backup.uid().unwrap_or_default();
-        let pending = requests
-            .list(&ListParams::default().labels(&format!(
-                "{}={}",
-                labels::BACKUP_NAME,
-                labels::valid_label_value(&name)
-            )))
+        if crate::delete::request_deletion(client, namespace, &name, backup.uid().as_deref())
             .await?
-            .items
-            .into_iter()
-            .any(|r| {
-                !matches!(
-                    r.status.as_ref().and_then(|s| s.phase),
-                    Some(DeleteBackupRequestPhase::Processed)
-                )
-            });
-        if pending {
-            continue;
+        {
+            tracing::info!(backup = %name, "backup has expired: requested its deletion");
         }
-        tracing::info!(backup = %name, "backup has expired: requesting its deletion");
-        let request: DeleteBackupRequest = serde_json::from_value(json!({
-            "apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
-            "metadata": {"generateName": format!("{name}-"), "namespace": namespace,
-                "labels": {labels::BACKUP_NAME: labels::valid_label_value(&name), labels::BACKUP_UID: uid}},
-            "spec": {"backupName": name},
-        }))
-        .map_err(kube::Error::SerdeError)?;
-        requests.create(&PostParams::default(), &request).await?;
     }
     Ok(())
 }

@@ -9,9 +9,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::labels;
-use velero_api::v1::{
-    Backup, BackupPhase, DeleteBackupRequest, DeleteBackupRequestPhase, Schedule, SchedulePhase,
-};
+use velero_api::v1::{Backup, BackupPhase, Schedule, SchedulePhase};
 use velero_schedule::Cron;
 
 use crate::metrics::Metrics;
@@ -192,32 +190,10 @@ async fn apply_retention(
         })
         .collect();
     let keep = velero_schedule::retained(&finished, policy, cron.time_zone());
-    let requests: Api<DeleteBackupRequest> = Api::namespaced(client.clone(), &config.namespace);
     for (name, _) in finished.iter().filter(|(n, _)| !keep.contains(n)) {
-        let pending = requests
-            .list(&ListParams::default().labels(&format!(
-                "{}={}",
-                labels::BACKUP_NAME,
-                labels::valid_label_value(name)
-            )))
-            .await?
-            .items
-            .iter()
-            .any(|r| {
-                r.status.as_ref().and_then(|s| s.phase) != Some(DeleteBackupRequestPhase::Processed)
-            });
-        if pending {
-            continue;
+        if crate::delete::request_deletion(client, &config.namespace, name, None).await? {
+            tracing::info!(schedule = %schedule.name_any(), backup = %name, "retention policy no longer keeps this backup: deleting it");
         }
-        tracing::info!(schedule = %schedule.name_any(), backup = %name, "retention policy no longer keeps this backup: deleting it");
-        let request: DeleteBackupRequest = serde_json::from_value(json!({
-            "apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
-            "metadata": {"generateName": format!("{name}-"), "namespace": config.namespace,
-                "labels": {labels::BACKUP_NAME: labels::valid_label_value(name)}},
-            "spec": {"backupName": name},
-        }))
-        .map_err(kube::Error::SerdeError)?;
-        requests.create(&PostParams::default(), &request).await?;
     }
     Ok(())
 }
