@@ -9,6 +9,7 @@ pub mod backup;
 pub mod delete;
 pub mod download;
 pub mod gc;
+pub mod leader;
 pub mod locations;
 pub mod metrics;
 pub mod restore;

@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub schedule_check_every: Duration,
     /// `--schedule-skip-immediately`: the default for schedules that do not say.
     pub schedule_skip_immediately: bool,
+    /// Lease-based leader election among replicas; `None` runs the controllers at once.
+    pub leader_election: Option<crate::leader::LeaderElection>,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +53,7 @@ impl Default for ServerConfig {
             metrics_address: None,
             schedule_check_every: Duration::from_secs(60),
             schedule_skip_immediately: false,
+            leader_election: None,
         }
     }
 }
@@ -63,6 +66,8 @@ pub enum ServerError {
     NoCrds(String),
     #[error("serving metrics: {0} (choose another --metrics-address)")]
     Metrics(#[source] std::io::Error),
+    #[error(transparent)]
+    Leader(#[from] crate::leader::LeaderError),
     #[error("talking to the API server: {0}")]
     Kube(#[from] kube::Error),
 }
@@ -73,6 +78,7 @@ pub async fn run_server(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    tokio::pin!(shutdown);
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
         kube::Api::all(client.clone());
     if namespaces.get_opt(&config.namespace).await?.is_none() {
@@ -85,6 +91,13 @@ pub async fn run_server(
             return Err(ServerError::NoCrds(name));
         }
     }
+    if let Some(election) = &config.leader_election {
+        tokio::select! {
+            acquired = election.acquire(&client, &config.namespace) => acquired?,
+            _ = &mut shutdown => return Ok(()),
+        }
+    }
+    // Only the leader gets here: what a previous leader left running is finished off.
     fail_interrupted_backups(&client, &config.namespace).await?;
     crate::restore::fail_interrupted_restores(&client, &config.namespace).await?;
     tracing::info!(namespace = %config.namespace, version = crate::SERVER_VERSION, "starting controllers");
@@ -137,9 +150,48 @@ pub async fn run_server(
         _ = crate::sync::run_sync_controller(client.clone(), ns.clone(), config.backup_sync_period) => {}
         _ = crate::download::run_download_controller(client.clone(), ns.clone()) => {}
         _ = crate::status::run_status_controller(client.clone(), ns.clone()) => {}
-        _ = shutdown => {
+        lost = async {
+            match &config.leader_election {
+                Some(election) => election.keep(&client, &ns).await,
+                None => std::future::pending().await,
+            }
+        } => return Err(ServerError::Leader(lost)),
+        _ = &mut shutdown => {
             tracing::info!("shutting down");
         }
     }
+    // A clean stop: what was running is marked Failed now, with a reason that says so, instead of
+    // being found InProgress by the next start; and the next leader need not wait for the lease.
+    fail_in_flight(&client, &ns).await;
+    if let Some(election) = &config.leader_election {
+        election.release(&client, &ns).await;
+    }
     Ok(())
+}
+
+/// Why a backup or restore running at a clean shutdown failed.
+pub const SHUTDOWN_FAILURE: &str =
+    "velero server was shut down while this was running; run it again";
+
+async fn fail_in_flight(client: &Client, namespace: &str) {
+    use velero_api::v1::{Backup, BackupPhase, Restore, RestorePhase};
+    let backups: kube::Api<Backup> = kube::Api::namespaced(client.clone(), namespace);
+    let restores: kube::Api<Restore> = kube::Api::namespaced(client.clone(), namespace);
+    let failed = tokio::join!(
+        crate::fail_interrupted(
+            &backups,
+            |b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::InProgress),
+            SHUTDOWN_FAILURE,
+        ),
+        crate::fail_interrupted(
+            &restores,
+            |r| r.status.as_ref().and_then(|s| s.phase) == Some(RestorePhase::InProgress),
+            SHUTDOWN_FAILURE,
+        ),
+    );
+    for result in [failed.0, failed.1] {
+        if let Err(e) = result {
+            tracing::warn!("marking in-flight work failed at shutdown: {e}");
+        }
+    }
 }

@@ -51,6 +51,9 @@ pub struct ServerArgs {
     /// Specify whether to skip an immediate backup when a schedule is created or unpaused
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
     schedule_skip_immediately: bool,
+    /// Elect one leader among replicas through a Lease (velero-server) before running the controllers
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "true")]
+    leader_elect: bool,
 }
 
 /// Go's `:8085` means every interface.
@@ -105,6 +108,13 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs) -> anyhow::Result<()> {
         metrics_address: Some(socket_address(&args.metrics_address)?),
         schedule_skip_immediately: args.schedule_skip_immediately,
         schedule_check_every: Duration::from_secs(60),
+        // client-go's defaults: a 15 s lease renewed well within it.
+        leader_election: args.leader_elect.then(|| {
+            velero_controllers::leader::LeaderElection::new(
+                Duration::from_secs(15),
+                Duration::from_secs(2),
+            )
+        }),
         backup_sync_period: args
             .backup_sync_period
             .to_std()

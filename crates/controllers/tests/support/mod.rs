@@ -19,7 +19,7 @@ pub struct Env {
     /// The `local` location's directory.
     pub bucket: std::path::PathBuf,
     _bucket: Option<tempfile::TempDir>,
-    _server: tokio::task::JoinHandle<()>,
+    pub server: tokio::task::JoinHandle<()>,
 }
 
 /// A control plane with a `local` location and the server running in this process.
@@ -74,7 +74,7 @@ pub async fn setup_with(
         client,
         bucket: bucket.to_path_buf(),
         _bucket: None,
-        _server: server,
+        server,
     })
 }
 
