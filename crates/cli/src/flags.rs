@@ -3,11 +3,26 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::SecretKeySelector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 /// `key1=value1,key2=value2`, as Velero's map flags take it.
 pub fn parse_map(input: &str) -> Result<BTreeMap<String, String>, String> {
     parse_pairs(input, '=', "key=value", "key1=value1,key2=value2")
+}
+
+/// `--credential secret=key`: the one Secret key a location's credential names, as Velero takes it.
+pub fn parse_credential(input: &str) -> Result<SecretKeySelector, String> {
+    let map = parse_map(input)?;
+    if map.len() != 1 {
+        return Err("--credential takes exactly one secret=key pair".into());
+    }
+    let (name, key) = map.into_iter().next().ok_or("--credential is empty")?;
+    Ok(SecretKeySelector {
+        name,
+        key,
+        optional: None,
+    })
 }
 
 /// `--namespace-mappings src1:dst1,src2:dst2`: both sides are namespace names, so neither may be

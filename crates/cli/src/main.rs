@@ -53,6 +53,9 @@ enum Command {
     /// Work with backup storage locations
     #[command(subcommand, name = "backup-location")]
     BackupLocation(commands::location::LocationCommand),
+    /// Work with snapshot locations
+    #[command(subcommand, name = "snapshot-location")]
+    SnapshotLocation(commands::snapshot_location::SnapshotLocationCommand),
     /// Run the velero server
     Server(commands::server::ServerArgs),
 }
@@ -98,6 +101,9 @@ fn main() -> std::process::ExitCode {
             Command::Restore(command) => commands::restore::run(&cli.global, command).await,
             Command::Schedule(command) => commands::schedule::run(&cli.global, command).await,
             Command::BackupLocation(command) => commands::location::run(&cli.global, command).await,
+            Command::SnapshotLocation(command) => {
+                commands::snapshot_location::run(&cli.global, command).await
+            }
             Command::Server(args) => commands::server::run(&cli.global, args).await,
         }
     });

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{ArgAction, Args, Subcommand, ValueEnum};
 use k8s_openapi::api::core::v1::SecretKeySelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
@@ -14,7 +15,7 @@ use velero_api::v1::{
 };
 
 use crate::client::GlobalArgs;
-use crate::flags::{parse_duration, parse_map};
+use crate::flags::{parse_credential, parse_duration, parse_map};
 use crate::output::{self, Format};
 use crate::table;
 
@@ -47,21 +48,86 @@ enum Mode {
     ReadOnly,
 }
 
-/// `--credential secret=key`: the one pair Velero accepts.
-fn parse_credential(input: &str) -> Result<SecretKeySelector, String> {
-    let map = parse_map(input)?;
-    if map.len() != 1 {
-        return Err("--credential takes exactly one secret=key pair".into());
+/// `--config`, `--credential` and `--labels`, which both kinds of location (backup storage and
+/// volume snapshot) take on create. The kind's command names the location in `--labels`' help
+/// with `mut_arg`.
+#[derive(Args, Debug, Default)]
+pub struct LocationFlags {
+    /// Configuration key-value pairs
+    #[arg(long, value_parser = parse_map, default_value = "")]
+    pub config: BTreeMap<String, String>,
+    /// The credential to be used by this location as a key-value pair, where the key is the Kubernetes Secret name, and the value is the data key name within the Secret. Optional, one value only.
+    #[arg(long, value_parser = parse_credential)]
+    pub credential: Option<SecretKeySelector>,
+    /// Labels to apply to the location
+    #[arg(long, value_parser = parse_map, default_value = "")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl LocationFlags {
+    /// `spec.config`, left out when no pair was given.
+    pub fn config(&self) -> Option<BTreeMap<String, String>> {
+        (!self.config.is_empty()).then(|| self.config.clone())
     }
-    let (name, key) = map.into_iter().next().ok_or("--credential is empty")?;
-    Ok(SecretKeySelector {
+
+    /// The new location's metadata: its name, namespace and `--labels`.
+    pub fn metadata(&self, name: &str, namespace: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: (!self.labels.is_empty()).then(|| self.labels.clone()),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// Creates a location (refusing a taken name) and says so as Velero does:
+/// `<what> "<name>" configured successfully.`
+pub async fn create_location<K>(
+    api: &Api<K>,
+    location: &K,
+    kind: &str,
+    what: &str,
+) -> anyhow::Result<()>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    crate::client::create_new(api, location, kind).await?;
+    println!("{what} {:?} configured successfully.", location.name_any());
+    Ok(())
+}
+
+/// `set`: merges `spec` into the existing location `name`, refusing an empty change with `hint`
+/// (the flags that would set something) and a missing location by name.
+pub async fn patch_location_spec<K>(
+    api: &Api<K>,
+    name: &str,
+    spec: serde_json::Map<String, serde_json::Value>,
+    kind: &str,
+    hint: &str,
+) -> anyhow::Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if spec.is_empty() {
+        bail!("nothing to set: pass {hint}");
+    }
+    api.get_opt(name)
+        .await
+        .with_context(|| format!("reading {kind} {name:?}"))?
+        .with_context(|| format!("{kind} {name:?} not found"))?;
+    api.patch(
         name,
-        key,
-        optional: None,
-    })
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": spec })),
+    )
+    .await
+    .with_context(|| format!("updating {kind} {name:?}"))?;
+    Ok(())
 }
 
 #[derive(Args, Debug)]
+#[command(mut_arg("labels", |a| a.help("Labels to apply to the backup storage location")))]
 pub struct CreateArgs {
     name: String,
     /// Name of the backup storage provider (aws, gcp, azure, local)
@@ -73,12 +139,8 @@ pub struct CreateArgs {
     /// Prefix under which all Velero data should be stored within the bucket. Optional.
     #[arg(long)]
     prefix: Option<String>,
-    /// Configuration key-value pairs
-    #[arg(long, value_parser = parse_map, default_value = "")]
-    config: BTreeMap<String, String>,
-    /// The credential to be used by this location as a key-value pair, where the key is the Kubernetes Secret name, and the value is the data key name within the Secret. Optional, one value only.
-    #[arg(long, value_parser = parse_credential)]
-    credential: Option<SecretKeySelector>,
+    #[command(flatten)]
+    location: LocationFlags,
     /// Sets this new location to be the new default backup storage location. Optional.
     #[arg(long, action = ArgAction::SetTrue)]
     default: bool,
@@ -88,9 +150,6 @@ pub struct CreateArgs {
     /// How often to verify if the backup storage location is valid. Optional. Set this to `0s` to disable validation.
     #[arg(long, value_parser = parse_duration)]
     validation_frequency: Option<velero_api::Duration>,
-    /// Labels to apply to the backup storage location
-    #[arg(long, value_parser = parse_map, default_value = "")]
-    labels: BTreeMap<String, String>,
     /// File containing a certificate bundle to use when verifying TLS connections to the object store. Optional.
     #[arg(long)]
     cacert: Option<PathBuf>,
@@ -110,12 +169,12 @@ async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
         )),
         None => None,
     };
-    let mut bsl = BackupStorageLocation::new(
-        &args.name,
-        BackupStorageLocationSpec {
+    let bsl = BackupStorageLocation {
+        metadata: args.location.metadata(&args.name, &namespace),
+        spec: BackupStorageLocationSpec {
             provider: args.provider.clone(),
-            config: (!args.config.is_empty()).then(|| args.config.clone()),
-            credential: args.credential.clone(),
+            config: args.location.config(),
+            credential: args.location.credential.clone(),
             object_storage: ObjectStorageLocation {
                 bucket: args.bucket.clone(),
                 prefix: args.prefix.clone().filter(|p| !p.is_empty()),
@@ -130,9 +189,8 @@ async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
             backup_sync_period: args.backup_sync_period,
             validation_frequency: args.validation_frequency,
         },
-    );
-    bsl.metadata.namespace = Some(namespace.clone());
-    bsl.metadata.labels = (!args.labels.is_empty()).then(|| args.labels.clone());
+        status: None,
+    };
     if let Some(format) = args.output {
         return output::print(&serde_json::to_value(&bsl)?, format, &mut std::io::stdout());
     }
@@ -157,12 +215,13 @@ async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
             );
         }
     }
-    crate::client::create_new(&api, &bsl, "backup storage location").await?;
-    println!(
-        "Backup storage location {:?} configured successfully.",
-        args.name
-    );
-    Ok(())
+    create_location(
+        &api,
+        &bsl,
+        "backup storage location",
+        "Backup storage location",
+    )
+    .await
 }
 
 /// Only one location is the default: making one default unsets the others.
@@ -195,23 +254,13 @@ pub struct GetArgs {
 async fn get(global: &GlobalArgs, args: GetArgs) -> anyhow::Result<()> {
     let client = global.client().await?;
     let api: Api<BackupStorageLocation> = Api::namespaced(client, &global.namespace());
-    let mut locations = if args.names.is_empty() {
-        let mut params = ListParams::default();
-        if let Some(s) = &args.selector {
-            params = params.labels(s);
-        }
-        api.list(&params).await?.items
-    } else {
-        let mut out = Vec::new();
-        for name in &args.names {
-            out.push(
-                api.get_opt(name)
-                    .await?
-                    .with_context(|| format!("backup storage location {name:?} not found"))?,
-            );
-        }
-        out
-    };
+    let mut locations = crate::select::named_or_selected(
+        &api,
+        &args.names,
+        args.selector.as_deref(),
+        "backup storage location",
+    )
+    .await?;
     if args.default {
         locations.retain(|l| l.spec.default == Some(true));
     }
@@ -292,9 +341,6 @@ pub struct SetArgs {
 async fn set(global: &GlobalArgs, args: SetArgs) -> anyhow::Result<()> {
     let client = global.client().await?;
     let api: Api<BackupStorageLocation> = Api::namespaced(client, &global.namespace());
-    api.get_opt(&args.name)
-        .await?
-        .with_context(|| format!("backup storage location {:?} not found", args.name))?;
     let mut spec = serde_json::Map::new();
     if let Some(path) = &args.cacert {
         let pem = std::fs::read(path)
@@ -308,20 +354,21 @@ async fn set(global: &GlobalArgs, args: SetArgs) -> anyhow::Result<()> {
         spec.insert("credential".into(), serde_json::to_value(credential)?);
     }
     if let Some(default) = args.default {
-        if default {
-            unset_other_defaults(&api, &args.name).await?;
-        }
         spec.insert("default".into(), json!(default));
     }
-    if spec.is_empty() {
-        bail!("nothing to set: pass --cacert, --credential or --default");
-    }
-    api.patch(
+    patch_location_spec(
+        &api,
         &args.name,
-        &PatchParams::default(),
-        &Patch::Merge(&json!({ "spec": spec })),
+        spec,
+        "backup storage location",
+        "--cacert, --credential or --default",
     )
     .await?;
+    // Only after the location is known to exist: unsetting the others for a mistyped name would
+    // leave no default at all.
+    if args.default == Some(true) {
+        unset_other_defaults(&api, &args.name).await?;
+    }
     println!(
         "Backup storage location {:?} configured successfully.",
         args.name

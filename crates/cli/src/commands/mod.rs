@@ -5,5 +5,6 @@ pub mod location;
 pub mod restore;
 pub mod schedule;
 pub mod server;
+pub mod snapshot_location;
 pub mod uninstall;
 pub mod version;
