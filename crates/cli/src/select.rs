@@ -177,3 +177,34 @@ mod tests {
         );
     }
 }
+
+/// `get` flags every kind shares: names (all when none), a label selector, the output format.
+#[derive(clap::Args, Debug)]
+pub struct GetArgs {
+    /// Names of the objects to show (all of them when none is given)
+    pub names: Vec<String>,
+    /// Only show items matching this label selector
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Output display format: table, json or yaml
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: crate::output::Format,
+}
+
+/// [`named_or_selected`] in the namespace the global flags choose.
+pub async fn in_namespace<K>(
+    global: &crate::client::GlobalArgs,
+    names: &[String],
+    selector: Option<&str>,
+    kind: &str,
+) -> anyhow::Result<Vec<K>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let client = global.client().await?;
+    let api: kube::Api<K> = kube::Api::namespaced(client, &global.namespace());
+    named_or_selected(&api, names, selector, kind).await
+}

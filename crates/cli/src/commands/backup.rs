@@ -20,6 +20,7 @@ use crate::describe::{self, Describer};
 use crate::download::{self, TlsOptions};
 use crate::flags::{label_selectors, non_empty, parse_duration, parse_map};
 use crate::output::{self, Format};
+use crate::select::GetArgs;
 use crate::{progress, select, table};
 
 #[derive(Subcommand, Debug)]
@@ -351,28 +352,6 @@ async fn wait_for_backup(api: &Api<Backup>, name: &str) -> anyhow::Result<Backup
     .await
 }
 
-#[derive(Args, Debug)]
-pub struct GetArgs {
-    /// Backup names
-    names: Vec<String>,
-    /// Only show items matching this label selector
-    #[arg(short = 'l', long)]
-    selector: Option<String>,
-    /// Output display format: table, json or yaml
-    #[arg(short = 'o', long, value_enum, default_value = "table")]
-    output: Format,
-}
-
-async fn list_backups(
-    global: &GlobalArgs,
-    names: &[String],
-    selector: Option<&str>,
-) -> anyhow::Result<Vec<Backup>> {
-    let client = global.client().await?;
-    let api: Api<Backup> = Api::namespaced(client, &global.namespace());
-    select::named_or_selected(&api, names, selector, "backup").await
-}
-
 /// Velero's order: scheduled backups (`<schedule>-<14 digits>`) grouped by schedule, newest
 /// first; everything else by name.
 fn sort_backups(backups: &mut [Backup]) {
@@ -390,7 +369,9 @@ fn sort_backups(backups: &mut [Backup]) {
 }
 
 async fn get(global: &GlobalArgs, args: GetArgs) -> anyhow::Result<()> {
-    let mut backups = list_backups(global, &args.names, args.selector.as_deref()).await?;
+    let mut backups =
+        select::in_namespace::<Backup>(global, &args.names, args.selector.as_deref(), "backup")
+            .await?;
     sort_backups(&mut backups);
     if args.output != Format::Table {
         return output::print_list("BackupList", &backups, args.output, &mut std::io::stdout());
@@ -782,7 +763,9 @@ fn write_results(title: &str, results: &serde_json::Value, out: &mut String) {
 }
 
 async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow::Result<()> {
-    let backups = list_backups(global, &args.names, args.selector.as_deref()).await?;
+    let backups =
+        select::in_namespace::<Backup>(global, &args.names, args.selector.as_deref(), "backup")
+            .await?;
     if args.output == "json" {
         if backups.len() != 1 {
             bail!("JSON output is only available for a single backup");
@@ -973,7 +956,9 @@ async fn delete(global: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let select = &args.options.select;
-    let backups = list_backups(global, &select.names, select.selector.as_deref()).await?;
+    let backups =
+        select::in_namespace::<Backup>(global, &select.names, select.selector.as_deref(), "backup")
+            .await?;
     let client = global.client().await?;
     let namespace = global.namespace();
     let api: Api<DeleteBackupRequest> = Api::namespaced(client, &namespace);

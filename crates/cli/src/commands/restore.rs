@@ -21,6 +21,7 @@ use crate::flags::{
     label_selectors, non_empty, parse_duration, parse_map, parse_namespace_mappings,
 };
 use crate::output::{self, Format};
+use crate::select::GetArgs;
 use crate::{progress, select, table};
 
 #[derive(Subcommand, Debug)]
@@ -399,28 +400,6 @@ async fn wait_for_restore(api: &Api<Restore>, name: &str) -> anyhow::Result<Rest
     .await
 }
 
-#[derive(Args, Debug)]
-pub struct GetArgs {
-    /// Restore names
-    names: Vec<String>,
-    /// Only show items matching this label selector.
-    #[arg(short = 'l', long)]
-    selector: Option<String>,
-    /// Output display format: table, json or yaml
-    #[arg(short = 'o', long, value_enum, default_value = "table")]
-    output: Format,
-}
-
-async fn list_restores(
-    global: &GlobalArgs,
-    names: &[String],
-    selector: Option<&str>,
-) -> anyhow::Result<Vec<Restore>> {
-    let client = global.client().await?;
-    let api: Api<Restore> = Api::namespaced(client, &global.namespace());
-    select::named_or_selected(&api, names, selector, "restore").await
-}
-
 const COLUMNS: [&str; 9] = [
     "Name",
     "Backup",
@@ -463,7 +442,9 @@ fn row(restore: &Restore) -> Vec<String> {
 }
 
 async fn get(global: &GlobalArgs, args: GetArgs) -> anyhow::Result<()> {
-    let restores = list_restores(global, &args.names, args.selector.as_deref()).await?;
+    let restores =
+        select::in_namespace::<Restore>(global, &args.names, args.selector.as_deref(), "restore")
+            .await?;
     if args.output != Format::Table {
         return output::print_list(
             "RestoreList",
@@ -602,7 +583,9 @@ async fn extras(
 }
 
 async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow::Result<()> {
-    let restores = list_restores(global, &args.names, args.selector.as_deref()).await?;
+    let restores =
+        select::in_namespace::<Restore>(global, &args.names, args.selector.as_deref(), "restore")
+            .await?;
     let client = global.client().await?;
     let namespace = global.namespace();
     let mut first = true;
@@ -1180,7 +1163,13 @@ async fn delete(global: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let select = &args.options.select;
-    let restores = list_restores(global, &select.names, select.selector.as_deref()).await?;
+    let restores = select::in_namespace::<Restore>(
+        global,
+        &select.names,
+        select.selector.as_deref(),
+        "restore",
+    )
+    .await?;
     if restores.is_empty() {
         println!("No restores found");
         return Ok(());

@@ -13,6 +13,7 @@ use super::backup::{
 use crate::client::GlobalArgs;
 use crate::describe::Describer;
 use crate::output::{self, Format};
+use crate::select::GetArgs;
 use crate::select::{self, DeleteOptions, SelectOptions};
 use crate::table;
 
@@ -208,28 +209,6 @@ async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Args, Debug)]
-pub struct GetArgs {
-    /// Schedule names
-    names: Vec<String>,
-    /// Only show items matching this label selector
-    #[arg(short = 'l', long)]
-    selector: Option<String>,
-    /// Output display format: table, json or yaml
-    #[arg(short = 'o', long, value_enum, default_value = "table")]
-    output: Format,
-}
-
-async fn list_schedules(
-    global: &GlobalArgs,
-    names: &[String],
-    selector: Option<&str>,
-) -> anyhow::Result<Vec<Schedule>> {
-    let client = global.client().await?;
-    let api: Api<Schedule> = Api::namespaced(client, &global.namespace());
-    select::named_or_selected(&api, names, selector, "schedule").await
-}
-
 const COLUMNS: [&str; 8] = [
     "Name",
     "Status",
@@ -269,7 +248,9 @@ fn row(schedule: &Schedule) -> Vec<String> {
 }
 
 async fn get(global: &GlobalArgs, args: GetArgs) -> anyhow::Result<()> {
-    let schedules = list_schedules(global, &args.names, args.selector.as_deref()).await?;
+    let schedules =
+        select::in_namespace::<Schedule>(global, &args.names, args.selector.as_deref(), "schedule")
+            .await?;
     if args.output != Format::Table {
         return output::print_list(
             "ScheduleList",
@@ -292,7 +273,9 @@ pub struct DescribeArgs {
 }
 
 async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow::Result<()> {
-    let schedules = list_schedules(global, &args.names, args.selector.as_deref()).await?;
+    let schedules =
+        select::in_namespace::<Schedule>(global, &args.names, args.selector.as_deref(), "schedule")
+            .await?;
     for (i, schedule) in schedules.iter().enumerate() {
         let text = describe_schedule(schedule);
         if i == 0 {

@@ -11,6 +11,7 @@ use super::location::{LocationFlags, create_location, patch_location_spec};
 use crate::client::GlobalArgs;
 use crate::flags::parse_credential;
 use crate::output::{self, Format};
+use crate::select::GetArgs;
 use crate::table;
 
 const KIND: &str = "volume snapshot location";
@@ -86,16 +87,6 @@ async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     let api: Api<VolumeSnapshotLocation> = Api::namespaced(global.client().await?, &namespace);
     // Velero's wording, "Snapshot volume location", kept as users and scripts know it.
     create_location(&api, &vsl, KIND, "Snapshot volume location").await
-}
-
-#[derive(Args, Debug)]
-pub struct GetArgs {
-    names: Vec<String>,
-    /// Only show items matching this label selector
-    #[arg(short = 'l', long)]
-    selector: Option<String>,
-    #[arg(short = 'o', long, value_enum, default_value = "table")]
-    output: Format,
 }
 
 fn rows(locations: &[VolumeSnapshotLocation]) -> Vec<Vec<String>> {
