@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Display};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 /// Collects a description; `finish` aligns it.
 #[derive(Default)]
@@ -63,6 +63,30 @@ impl Describer {
                 }
             }
         }
+    }
+
+    /// `Label selector:` and `Or label selector:` (joined with ` or `), each after a blank line,
+    /// as backup and restore descriptions both show them.
+    pub fn selectors(
+        &mut self,
+        label_selector: Option<&LabelSelector>,
+        or_selectors: Option<&[LabelSelector]>,
+    ) {
+        self.line("");
+        self.line(format_args!(
+            "Label selector:\t{}",
+            crate::table::selector(label_selector)
+        ));
+        self.line("");
+        let or = match or_selectors {
+            None | Some([]) => "<none>".to_string(),
+            Some(selectors) => selectors
+                .iter()
+                .map(|s| crate::table::selector(Some(s)))
+                .collect::<Vec<_>>()
+                .join(" or "),
+        };
+        self.line(format_args!("Or label selector:\t{or}"));
     }
 
     /// `name:` then one entry per line, indented by `preindent` cells, or `<none>`.

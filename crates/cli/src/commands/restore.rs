@@ -697,22 +697,10 @@ fn describe_restore(restore: &Restore, extras: &Extras, details: bool) -> String
     d.line("");
     d.map("Namespace mappings", spec.namespace_mapping.as_ref());
 
-    d.line("");
-    d.line(format_args!(
-        "Label selector:\t{}",
-        table::selector(spec.label_selector.as_ref())
-    ));
-
-    d.line("");
-    let or = match spec.or_label_selectors.as_deref() {
-        None | Some([]) => "<none>".to_string(),
-        Some(selectors) => selectors
-            .iter()
-            .map(|s| table::selector(Some(s)))
-            .collect::<Vec<_>>()
-            .join(" or "),
-    };
-    d.line(format_args!("Or label selector:\t{or}"));
+    d.selectors(
+        spec.label_selector.as_ref(),
+        spec.or_label_selectors.as_deref(),
+    );
 
     d.line("");
     d.line(format_args!(
