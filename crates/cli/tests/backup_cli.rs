@@ -30,20 +30,12 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backup_create_get_describe_logs_download_delete() -> anyhow::Result<()> {
-    let cp = ControlPlane::start().await?;
-    let kubeconfig = cp.kubeconfig_path().to_path_buf();
-    let storage = tempfile::tempdir()?;
-    let bucket = storage.path().join("backups");
-    let install = run(velero(&kubeconfig)
-        .args(["install", "--provider", "local", "--bucket"])
-        .arg(&bucket)
-        .args(["--no-secret", "--use-volume-snapshots=false"]));
-    assert!(install.status.success(), "{}", text(&install.stderr));
-    let log = std::fs::File::create(storage.path().join("server.log"))?;
-    let _server = Server(
-        velero(&kubeconfig)
+/// `velero server` beside the control plane (log in `dir/server.log`), once its location is
+/// Available.
+async fn start_server(kubeconfig: &Path, dir: &Path) -> anyhow::Result<Server> {
+    let log = std::fs::File::create(dir.join("server.log"))?;
+    let server = Server(
+        velero(kubeconfig)
             .args([
                 "server",
                 "--store-validation-frequency",
@@ -56,10 +48,24 @@ async fn backup_create_get_describe_logs_download_delete() -> anyhow::Result<()>
             .spawn()?,
     );
     eventually("the location to be Available", || {
-        text(&run(velero(&kubeconfig).args(["backup-location", "get"])).stdout)
-            .contains("Available")
+        text(&run(velero(kubeconfig).args(["backup-location", "get"])).stdout).contains("Available")
     })
     .await;
+    Ok(server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_create_get_describe_logs_download_delete() -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    let kubeconfig = cp.kubeconfig_path().to_path_buf();
+    let storage = tempfile::tempdir()?;
+    let bucket = storage.path().join("backups");
+    let install = run(velero(&kubeconfig)
+        .args(["install", "--provider", "local", "--bucket"])
+        .arg(&bucket)
+        .args(["--no-secret", "--use-volume-snapshots=false"]));
+    assert!(install.status.success(), "{}", text(&install.stderr));
+    let _server = start_server(&kubeconfig, storage.path()).await?;
     let locations = text(&run(velero(&kubeconfig).args(["backup-location", "get"])).stdout);
     assert!(
         locations.starts_with("NAME      PROVIDER   BUCKET/PREFIX"),
@@ -296,25 +302,7 @@ async fn logs_and_downloads_through_s3_signed_urls() -> anyhow::Result<()> {
         ])
         .output()?;
     assert!(patch.status.success(), "{}", text(&patch.stderr));
-    let log = std::fs::File::create(work.path().join("server.log"))?;
-    let _server = Server(
-        velero(&kubeconfig)
-            .args([
-                "server",
-                "--store-validation-frequency",
-                "1s",
-                "--metrics-address",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?,
-    );
-    eventually("the location to be Available", || {
-        text(&run(velero(&kubeconfig).args(["backup-location", "get"])).stdout)
-            .contains("Available")
-    })
-    .await;
+    let _server = start_server(&kubeconfig, work.path()).await?;
 
     let created = run(velero(&kubeconfig).args([
         "backup",
