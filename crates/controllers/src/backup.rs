@@ -83,13 +83,18 @@ async fn patch(api: &Api<Backup>, name: &str, body: Value) -> Result<Backup, Con
         .map_err(|e| ControllerError::Patch(name.to_string(), e))
 }
 
-/// Velero marks backups a previous server left InProgress as Failed: nothing resumes them.
-pub async fn fail_interrupted_backups(client: &Client, namespace: &str) -> Result<(), kube::Error> {
+/// Marks the backups a server left InProgress as Failed with `reason`: nothing resumes them.
+/// Velero does it at start ([`RESTART_FAILURE`]); we also do it at a clean shutdown.
+pub async fn fail_interrupted_backups(
+    client: &Client,
+    namespace: &str,
+    reason: &str,
+) -> Result<(), kube::Error> {
     let api: Api<Backup> = Api::namespaced(client.clone(), namespace);
     crate::fail_interrupted(
         &api,
         |b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::InProgress),
-        RESTART_FAILURE,
+        reason,
     )
     .await
 }

@@ -62,16 +62,17 @@ async fn patch(
         .map_err(|e| RestoreControllerError::Patch(name.to_string(), e))
 }
 
-/// Restores a previous server left InProgress are Failed: nothing resumes them.
+/// Marks the restores a server left InProgress as Failed with `reason`: nothing resumes them.
 pub async fn fail_interrupted_restores(
     client: &Client,
     namespace: &str,
+    reason: &str,
 ) -> Result<(), kube::Error> {
     let api: Api<Restore> = Api::namespaced(client.clone(), namespace);
     crate::fail_interrupted(
         &api,
         |r| r.status.as_ref().and_then(|s| s.phase) == Some(RestorePhase::InProgress),
-        RESTART_FAILURE,
+        reason,
     )
     .await
 }

@@ -98,8 +98,13 @@ pub async fn run_server(
         }
     }
     // Only the leader gets here: what a previous leader left running is finished off.
-    fail_interrupted_backups(&client, &config.namespace).await?;
-    crate::restore::fail_interrupted_restores(&client, &config.namespace).await?;
+    fail_interrupted_backups(&client, &config.namespace, crate::backup::RESTART_FAILURE).await?;
+    crate::restore::fail_interrupted_restores(
+        &client,
+        &config.namespace,
+        crate::restore::RESTART_FAILURE,
+    )
+    .await?;
     tracing::info!(namespace = %config.namespace, version = crate::SERVER_VERSION, "starting controllers");
     let ns = config.namespace.clone();
     let metrics = crate::metrics::Metrics::new();
@@ -174,20 +179,9 @@ pub const SHUTDOWN_FAILURE: &str =
     "velero server was shut down while this was running; run it again";
 
 async fn fail_in_flight(client: &Client, namespace: &str) {
-    use velero_api::v1::{Backup, BackupPhase, Restore, RestorePhase};
-    let backups: kube::Api<Backup> = kube::Api::namespaced(client.clone(), namespace);
-    let restores: kube::Api<Restore> = kube::Api::namespaced(client.clone(), namespace);
     let failed = tokio::join!(
-        crate::fail_interrupted(
-            &backups,
-            |b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::InProgress),
-            SHUTDOWN_FAILURE,
-        ),
-        crate::fail_interrupted(
-            &restores,
-            |r| r.status.as_ref().and_then(|s| s.phase) == Some(RestorePhase::InProgress),
-            SHUTDOWN_FAILURE,
-        ),
+        fail_interrupted_backups(client, namespace, SHUTDOWN_FAILURE),
+        crate::restore::fail_interrupted_restores(client, namespace, SHUTDOWN_FAILURE),
     );
     for result in [failed.0, failed.1] {
         if let Err(e) = result {

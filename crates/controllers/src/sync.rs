@@ -48,11 +48,11 @@ async fn sync_due_locations(
     all.sort_by_key(|l| l.spec.default != Some(true));
     let now = jiff::Timestamp::now();
     for bsl in all {
-        let period = match bsl.spec.backup_sync_period {
-            // A zero period on the location switches its sync off.
-            Some(p) if p.is_zero() => continue,
-            _ => period_of(&bsl, default_period),
-        };
+        let period = period_of(&bsl, default_period);
+        // A zero period on the location switches its sync off.
+        if period.is_zero() {
+            continue;
+        }
         if bsl.status.as_ref().and_then(|s| s.phase) != Some(BackupStorageLocationPhase::Available)
         {
             continue;

@@ -427,7 +427,12 @@ async fn a_restarted_server_fails_backups_left_in_progress() -> anyhow::Result<(
         "spec": {}, "status": { "phase": "InProgress" },
     }))?;
     api.create(&PostParams::default(), &interrupted).await?;
-    velero_controllers::backup::fail_interrupted_backups(&client, NS).await?;
+    velero_controllers::backup::fail_interrupted_backups(
+        &client,
+        NS,
+        velero_controllers::backup::RESTART_FAILURE,
+    )
+    .await?;
     let status = api.get("interrupted").await?.status.unwrap_or_default();
     assert_eq!(status.phase, Some(BackupPhase::Failed));
     assert_eq!(

@@ -294,7 +294,12 @@ async fn hand_written_backups_restore_and_bad_input_changes_nothing() -> anyhow:
         "spec": {"backupName": "handmade"}, "status": {"phase": "InProgress"}}),
     )
     .await?;
-    velero_controllers::restore::fail_interrupted_restores(&env.client, "velero").await?;
+    velero_controllers::restore::fail_interrupted_restores(
+        &env.client,
+        "velero",
+        velero_controllers::restore::RESTART_FAILURE,
+    )
+    .await?;
     let restores: kube::Api<velero_api::v1::Restore> =
         kube::Api::namespaced(env.client.clone(), "velero");
     let interrupted = restores.get("interrupted").await?;
