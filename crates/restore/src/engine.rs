@@ -1007,25 +1007,22 @@ async fn existing(
         }
     };
     let name = str_at(item, "/metadata/name").unwrap_or_default();
-    let mut cluster = comparable(&from_cluster);
-    let labels = item["metadata"]["labels"].clone();
-    for key in [
-        velero_api::labels::BACKUP_NAME,
-        velero_api::labels::RESTORE_NAME,
-    ] {
-        cluster["metadata"]["labels"][key] = labels[key].clone();
-    }
+    let as_is = comparable(&from_cluster);
+    let labels = &item["metadata"]["labels"];
+    // Only the labels that say which backup and restore last touched the object.
+    let restore_labels = json!({"metadata": {"labels": {
+        velero_api::labels::BACKUP_NAME: labels[velero_api::labels::BACKUP_NAME],
+        velero_api::labels::RESTORE_NAME: labels[velero_api::labels::RESTORE_NAME],
+    }}});
+    // The in-cluster object cannot carry this restore's labels yet; compare it as if it did.
+    let mut cluster = as_is.clone();
+    json_patch::merge(&mut cluster, &restore_labels);
     let wanted = comparable(item);
     if cluster == wanted {
-        if ctx.policy == Policy::Update {
-            // Same object: only the labels say which restore last touched it.
-            let patch = json!({"metadata": {"labels": {
-                velero_api::labels::BACKUP_NAME: labels[velero_api::labels::BACKUP_NAME],
-                velero_api::labels::RESTORE_NAME: labels[velero_api::labels::RESTORE_NAME],
-            }}});
-            if let Err(e) = ctx.writer.merge_patch(object_path, &patch).await {
-                report.errors.push(e.to_string());
-            }
+        if ctx.policy == Policy::Update
+            && let Err(e) = ctx.writer.merge_patch(object_path, &restore_labels).await
+        {
+            report.errors.push(e.to_string());
         }
         ctx.info(&format!(
             "Restore of {id} skipped: it already exists in the cluster and is the same as the backed up version"
@@ -1058,17 +1055,13 @@ async fn existing(
         }
         Policy::Update => {
             // From the object as it is, so the patch also moves the restore labels to this restore.
-            let patch = merge_patch(&comparable(&from_cluster), &wanted)?;
+            let patch = merge_patch(&as_is, &wanted)?;
             match ctx.writer.merge_patch(object_path, &patch).await {
                 Ok(_) => Some((Action::Updated, None)),
                 Err(e) => {
                     report.warnings.push(e.to_string());
                     // At least record which restore last saw it.
-                    let labels_only = json!({"metadata": {"labels": {
-                        velero_api::labels::BACKUP_NAME: labels[velero_api::labels::BACKUP_NAME],
-                        velero_api::labels::RESTORE_NAME: labels[velero_api::labels::RESTORE_NAME],
-                    }}});
-                    if let Err(e) = ctx.writer.merge_patch(object_path, &labels_only).await {
+                    if let Err(e) = ctx.writer.merge_patch(object_path, &restore_labels).await {
                         report.errors.push(e.to_string());
                     }
                     None

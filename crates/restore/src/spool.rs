@@ -148,11 +148,11 @@ impl Spool {
         let name = item_path.name.to_string();
         let item: Value = match serde_json::from_slice(&data) {
             Ok(v @ Value::Object(_)) => v,
-            Ok(_) | Err(_) => {
-                let reason = serde_json::from_slice::<Value>(&data)
-                    .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "not a JSON object".to_string());
+            decoded => {
+                let reason = match decoded {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "not a JSON object".to_string(),
+                };
                 self.decode_errors
                     .push((namespace, format!("error decoding {path:?}: {reason}")));
                 return Ok(());
