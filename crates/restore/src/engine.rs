@@ -789,16 +789,12 @@ async fn restore_claimed(
         }
     }
 
-    let saved_status = item.get("status").cloned();
-    let pristine = item.clone();
+    let saved_status = item.as_object_mut().and_then(|obj| obj.remove("status"));
     reset_metadata(&mut item);
-    if let Some(obj) = item.as_object_mut() {
-        obj.remove("status");
-    }
 
     // Items this one brings along, restored before it (a claim's volume, a pod's claims and
-    // priority class).
-    for (gr, ns, extra) in additional_items(group_resource, original_namespace, &pristine) {
+    // priority class). They are read from the spec, which the reset above does not touch.
+    for (gr, ns, extra) in additional_items(group_resource, original_namespace, &item) {
         let key = (gr.to_string(), ns.clone().unwrap_or_default(), extra);
         if let Some(extra_item) = ctx.additional.get(&key) {
             restore_item(ctx, gr, ns.as_deref(), extra_item.clone()).await;
