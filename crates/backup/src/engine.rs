@@ -64,6 +64,24 @@ pub struct BackupOutcome {
     pub results: OperationResults,
 }
 
+/// A backup that could not finish, with its log so far (Velero still uploads a failed backup's log).
+pub struct BackupFailure {
+    pub error: BackupError,
+    pub log: OperationLog,
+}
+
+impl std::fmt::Debug for BackupFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::fmt::Display for BackupFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error("writing the backup tarball: {0}")]
@@ -582,7 +600,7 @@ async fn write_items<W: AsyncWrite + Unpin>(
 }
 
 /// Runs the backup, streaming the tarball into `sink`; returns the outcome and the sink (its
-/// upload completed by [`TarballWriter::finish`]).
+/// upload completed by [`TarballWriter::finish`]), or the failure with the log up to it.
 pub async fn run<W: AsyncWrite + Unpin + Send>(
     reader: &ApiReader,
     discovery: &Discovery,
@@ -590,11 +608,19 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
     params: &BackupParams,
     sink: W,
     progress: &(dyn Fn(Progress) + Sync),
-) -> Result<(BackupOutcome, W), BackupError> {
+) -> Result<(BackupOutcome, W), BackupFailure> {
     let started = std::time::Instant::now();
-    let writer = TarballWriter::new(sink).await.map_err(BackupError::Write)?;
-    let (tx, rx) = mpsc::channel::<Item>(256);
     let mut log = OperationLog::backup(&params.backup_namespace, &params.backup_name);
+    let writer = match TarballWriter::new(sink).await {
+        Ok(w) => w,
+        Err(e) => {
+            return Err(BackupFailure {
+                error: BackupError::Write(e),
+                log,
+            });
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Item>(256);
     for (group, error) in &discovery.failed_groups {
         log.warn(
             &format!("Error discovering resources of {group}: {error}"),
@@ -687,17 +713,30 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
         },
         writing
     );
-    collected?;
-    let shared = Arc::try_unwrap(shared)
-        .map_err(|_| BackupError::Write(std::io::Error::other("backup tasks still running")))?;
-    let (writer, resource_list, count) = written.map_err(BackupError::Write)?;
-    tracing::debug!(elapsed = ?started.elapsed(), "items written");
-    let sink = writer.finish().await.map_err(BackupError::Write)?;
-    tracing::debug!(elapsed = ?started.elapsed(), "tarball finished");
-    let log = shared
-        .log
-        .into_inner()
-        .map_err(|_| BackupError::Write(std::io::Error::other("backup log poisoned")))?;
+    let finished = async {
+        collected?;
+        let (writer, resource_list, count) = written.map_err(BackupError::Write)?;
+        tracing::debug!(elapsed = ?started.elapsed(), "items written");
+        let sink = writer.finish().await.map_err(BackupError::Write)?;
+        tracing::debug!(elapsed = ?started.elapsed(), "tarball finished");
+        Ok::<_, BackupError>((resource_list, count, sink))
+    }
+    .await;
+    // Every task is done with the log by now; take it out whatever happened.
+    let log = match shared.log.lock() {
+        Ok(mut log) => std::mem::replace(
+            &mut *log,
+            OperationLog::backup(&params.backup_namespace, &params.backup_name),
+        ),
+        Err(poisoned) => std::mem::replace(
+            &mut *poisoned.into_inner(),
+            OperationLog::backup(&params.backup_namespace, &params.backup_name),
+        ),
+    };
+    let (resource_list, count, sink) = match finished {
+        Ok(done) => done,
+        Err(error) => return Err(BackupFailure { error, log }),
+    };
     let (log_gz, results) = log.finish();
     Ok((
         BackupOutcome {

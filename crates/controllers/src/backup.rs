@@ -294,22 +294,73 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Co
     metrics.backup_attempt.get_or_create(&schedule).inc();
     let started = std::time::Instant::now();
 
-    // On success the status is the one written into velero-backup.json, so the two agree.
+    // Either way the status is the one written into velero-backup.json, so the two agree.
     let status = match run(ctx, api, &running, &location).await {
         Ok(status) => status,
-        Err(reason) => {
-            tracing::warn!(backup = %name, "backup failed: {reason}");
-            let mut status = running.status.clone().unwrap_or_default();
-            status.completion_timestamp = Some(crate::now());
-            status.phase = Some(BackupPhase::Failed);
-            status.failure_reason = Some(reason);
-            status
-        }
+        Err(failure) => fail(&running, failure).await,
     };
     record_outcome(metrics, &schedule, &status, started.elapsed());
     let status_json = serde_json::to_value(&status).unwrap_or(Value::Null);
     patch(api, &name, json!({ "status": status_json })).await?;
     Ok(())
+}
+
+/// Why a backup failed, and whether anything may still be written for it.
+enum Failure {
+    /// Nothing is written: the store cannot be reached, or the name is already taken there (by
+    /// another cluster's backup, which must not be overwritten).
+    Early(String),
+    /// The run failed after it began writing: its log, results and a `Failed` velero-backup.json
+    /// are uploaded, as Velero does, so `velero backup logs` tells why and other clusters syncing
+    /// the location see an honest phase. The tarball is not: a partial one was never completed.
+    Run {
+        reason: String,
+        log: velero_report::OperationLog,
+        store: BackupStore,
+    },
+}
+
+/// The final status of a failed backup, after uploading what Velero uploads for one.
+async fn fail(backup: &Backup, failure: Failure) -> velero_api::v1::BackupStatus {
+    let name = backup.name_any();
+    let mut failed = backup.clone();
+    failed.metadata.managed_fields = None;
+    let status = failed.status.get_or_insert_with(Default::default);
+    status.completion_timestamp = Some(crate::now());
+    status.phase = Some(BackupPhase::Failed);
+    let (reason, log, store) = match failure {
+        Failure::Early(reason) => {
+            tracing::warn!(backup = %name, "backup failed: {reason}");
+            status.failure_reason = Some(reason);
+            return failed.status.unwrap_or_default();
+        }
+        Failure::Run { reason, log, store } => (reason, log, store),
+    };
+    tracing::warn!(backup = %name, "backup failed: {reason}");
+    let mut log = log;
+    log.error("backup failed", &reason, velero_report::Context::default());
+    status.failure_reason = Some(reason);
+    status.warnings = Some(log.warnings() as i32).filter(|w| *w > 0);
+    status.errors = Some(log.errors() as i32).filter(|e| *e > 0);
+    let (log_gz, results) = log.finish();
+    let layout = store.layout().clone();
+    let metadata = serde_json::to_vec_pretty(&failed).unwrap_or_default();
+    let files = [
+        (layout.backup_log(&name), Bytes::from(log_gz)),
+        (
+            layout.backup_file(&name, "results"),
+            crate::gzip_json(&results),
+        ),
+        // Last, as for a completed backup: its presence says the other files are there.
+        (layout.backup_metadata(&name), Bytes::from(metadata)),
+    ];
+    for (key, data) in files {
+        if let Err(e) = store.put_object(&key, data).await {
+            tracing::warn!(backup = %name, "uploading {key} of a failed backup: {e}");
+            break;
+        }
+    }
+    failed.status.unwrap_or_default()
 }
 
 fn record_outcome(
@@ -367,29 +418,47 @@ async fn run(
     api: &Api<Backup>,
     backup: &Backup,
     location: &velero_api::v1::BackupStorageLocation,
-) -> Result<velero_api::v1::BackupStatus, String> {
+) -> Result<velero_api::v1::BackupStatus, Failure> {
     let name = backup.name_any();
     let store: BackupStore = locations::open_store(&ctx.client, &ctx.config.namespace, location)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::Early(e.to_string()))?;
     match store.backup_exists(&name).await {
-        Ok(true) => return Err("backup already exists in object storage".into()),
-        Ok(false) => {}
-        Err(e) => {
-            return Err(format!(
-                "error checking if backup already exists in object storage: {e}"
+        Ok(true) => {
+            return Err(Failure::Early(
+                "backup already exists in object storage".into(),
             ));
         }
+        Ok(false) => {}
+        Err(e) => {
+            return Err(Failure::Early(format!(
+                "error checking if backup already exists in object storage: {e}"
+            )));
+        }
     }
+    let failed = |reason: String, log: velero_report::OperationLog, store: BackupStore| {
+        Failure::Run { reason, log, store }
+    };
+    let new_log = || velero_report::OperationLog::backup(&ctx.config.namespace, &name);
     let started = std::time::Instant::now();
     let reader = ApiReader::new(ctx.client.clone());
-    let discovery = velero_cluster::discovery::discover(&ctx.client)
-        .await
-        .map_err(|e| format!("error discovering API resources: {e}"))?;
+    let discovery = match velero_cluster::discovery::discover(&ctx.client).await {
+        Ok(d) => d,
+        Err(e) => {
+            let reason = format!("error discovering API resources: {e}");
+            return Err(failed(reason, new_log(), store));
+        }
+    };
     let selection =
-        velero_backup::selection::BackupSelection::new(&reader, &discovery, &backup.spec)
+        match velero_backup::selection::BackupSelection::new(&reader, &discovery, &backup.spec)
             .await
-            .map_err(|e| format!("error resolving the backup's filters: {e}"))?;
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let reason = format!("error resolving the backup's filters: {e}");
+                return Err(failed(reason, new_log(), store));
+            }
+        };
 
     // Progress goes to the Backup at most once a second, from its own task.
     let (progress_tx, mut progress_rx) = tokio::sync::watch::channel(Progress::default());
@@ -412,7 +481,10 @@ async fn run(
 
     tracing::debug!(backup = %name, elapsed = ?started.elapsed(), "discovery and filters resolved");
     let contents_key = store.layout().backup_contents(&name);
-    let mut sink = store.writer(&contents_key).map_err(|e| e.to_string())?;
+    let mut sink = match store.writer(&contents_key) {
+        Ok(sink) => sink,
+        Err(e) => return Err(failed(e.to_string(), new_log(), store)),
+    };
     let params = BackupParams {
         backup_namespace: ctx.config.namespace.clone(),
         backup_name: name.clone(),
@@ -427,9 +499,9 @@ async fn run(
     reporter.abort();
     let (outcome, _) = match result {
         Ok(done) => done,
-        Err(e) => {
+        Err(failure) => {
             let _ = sink.abort().await;
-            return Err(e.to_string());
+            return Err(failed(failure.error.to_string(), failure.log, store));
         }
     };
     // engine::run finished the tarball, which shut the writer down and completed the upload.
@@ -468,8 +540,9 @@ async fn run(
     ];
     for (key, data) in files {
         if let Err(e) = store.put_object(&key, data).await {
+            // Storage is failing under us: remove what was written rather than add to it.
             let _ = store.delete_backup(&name).await;
-            return Err(format!("error uploading {key}: {e}"));
+            return Err(Failure::Early(format!("error uploading {key}: {e}")));
         }
     }
     let warnings = outcome.results.warnings.len();
@@ -495,7 +568,9 @@ async fn run(
         .await
     {
         let _ = store.delete_backup(&name).await;
-        return Err(format!("error uploading velero-backup.json: {e}"));
+        return Err(Failure::Early(format!(
+            "error uploading velero-backup.json: {e}"
+        )));
     }
     tracing::info!(backup = %name, items = outcome.items_backed_up, warnings, errors, elapsed = ?started.elapsed(), "backup completed");
     Ok(final_backup.status.unwrap_or_default())

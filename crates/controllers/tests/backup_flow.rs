@@ -308,7 +308,7 @@ async fn a_namespace_backup_lands_in_velero_layout_and_deletes_cleanly() -> anyh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_backups_fail_with_velero_reasons_and_write_nothing() -> anyhow::Result<()> {
+async fn bad_backups_fail_with_velero_reasons_and_leave_only_honest_traces() -> anyhow::Result<()> {
     let env = setup().await?;
     let mixed = backup(&env, "mixed", json!({ "includedResources": ["pods"], "includedClusterScopedResources": ["storageclasses"] })).await?;
     let status = mixed.status.unwrap_or_default();
@@ -401,6 +401,52 @@ async fn bad_backups_fail_with_velero_reasons_and_write_nothing() -> anyhow::Res
     assert_eq!(
         read(&store, "cluster-a/backups/dup/velero-backup.json").await?,
         before
+    );
+
+    // A backup that fails while writing (its tarball's key is taken by a directory in the
+    // store's file system) still uploads its log, results and a Failed velero-backup.json, as
+    // Velero does, and no tarball that could pass for a backup.
+    std::fs::create_dir_all(
+        env.s3
+            .root()
+            .join("velero/cluster-a/backups/broken/broken.tar.gz"),
+    )?;
+    let broken = backup(&env, "broken", json!({ "includedNamespaces": ["default"] })).await?;
+    let status = broken.status.unwrap_or_default();
+    assert_eq!(status.phase, Some(BackupPhase::Failed));
+    let reason = status.failure_reason.unwrap_or_default();
+    assert!(reason.contains("writing the backup tarball"), "{reason}");
+    let metadata: Value = serde_json::from_slice(
+        &read(&store, "cluster-a/backups/broken/velero-backup.json").await?,
+    )?;
+    assert_eq!(metadata["status"]["phase"], "Failed");
+    assert_eq!(metadata["status"]["failureReason"], reason.as_str());
+    let log_gz = read(&store, "cluster-a/backups/broken/broken-logs.gz").await?;
+    let log = std::io::read_to_string(flate2::read::GzDecoder::new(&log_gz[..]))?;
+    assert!(
+        log.contains("level=error msg=\"backup failed\"")
+            && log.contains("writing the backup tarball"),
+        "{log}"
+    );
+    let results = gunzip_json(&read(&store, "cluster-a/backups/broken/broken-results.gz").await?)?;
+    assert!(
+        results["errors"]["velero"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("backup failed")),
+        "{results}"
+    );
+    let broken_keys: Vec<String> = keys(&store)
+        .await?
+        .into_iter()
+        .filter(|k| k.starts_with("backups/broken/"))
+        .collect();
+    assert_eq!(
+        broken_keys,
+        [
+            "backups/broken/broken-logs.gz",
+            "backups/broken/broken-results.gz",
+            "backups/broken/velero-backup.json"
+        ]
     );
     Ok(())
 }

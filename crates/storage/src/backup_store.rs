@@ -17,6 +17,7 @@ use crate::config::LocationConfig;
 use crate::error::{ErrorContext, StorageError, classify};
 use crate::layout::Layout;
 use crate::open::{DEFAULT_PART_SIZE, open};
+use crate::upload::Upload;
 
 /// How long download URLs stay valid (Velero's `DownloadURLTTL`).
 pub const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(10 * 60);
@@ -246,18 +247,18 @@ impl BackupStore {
     ///
     /// Write with `tokio::io::AsyncWriteExt` (or [`BufWriter::put`]), then call `shutdown()`:
     /// only that completes the upload; until then the object does not exist. If writing fails, or
-    /// the caller gives up before `shutdown()`, call [`BufWriter::abort`] to delete the parts
-    /// already uploaded (do not call it after `shutdown()`, it panics). A writer dropped without
+    /// the caller gives up, call [`Upload::abort`] to delete the parts already uploaded (safe
+    /// after a failed `shutdown()` too). A writer dropped without
     /// either leaves an incomplete multipart upload, invisible but billed on S3 until a lifecycle
     /// rule (AbortIncompleteMultipartUpload) removes it. Errors are `std::io::Error`s; turn them
     /// into a [`StorageError`] with [`io_error`](Self::io_error).
-    pub fn writer(&self, key: &str) -> Result<BufWriter, StorageError> {
+    pub fn writer(&self, key: &str) -> Result<Upload, StorageError> {
         let writer = BufWriter::with_capacity(self.store.clone(), Self::path(key)?, self.part_size);
-        Ok(if self.tags.is_empty() {
+        Ok(Upload::new(if self.tags.is_empty() {
             writer
         } else {
             writer.with_tags(self.tags.clone())
-        })
+        }))
     }
 
     /// Streams an object. Fails with [`StorageError::NotFound`] before returning if it does not

@@ -53,6 +53,7 @@
 //! URLs.
 
 pub mod layout;
+mod upload;
 
 mod backup_store;
 mod config;
@@ -64,3 +65,4 @@ pub use config::LocationConfig;
 pub use error::StorageError;
 pub use layout::{Layout, LayoutError, RESERVED_TOP_LEVEL_DIRS};
 pub use open::open_store;
+pub use upload::Upload;

@@ -105,3 +105,19 @@ async fn streamed_writes() {
         .unwrap();
     assert!(matches!(err, StorageError::NotFound { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn an_upload_whose_completion_fails_can_still_be_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BackupStore::open(&local(dir.path(), "")).unwrap();
+    let key = store.layout().backup_contents("blocked");
+    // A directory where the object should go: completing the upload cannot succeed.
+    std::fs::create_dir_all(dir.path().join(&key)).unwrap();
+    let mut writer = store.writer(&key).unwrap();
+    for _ in 0..12 {
+        writer.write_all(&[1u8; 1024 * 1024]).await.unwrap();
+    }
+    assert!(writer.shutdown().await.is_err());
+    writer.abort().await.unwrap();
+    assert!(dir.path().join(&key).is_dir(), "nothing replaced the directory");
+}
