@@ -315,7 +315,7 @@ enum Failure {
     /// the location see an honest phase. The tarball is not: a partial one was never completed.
     Run {
         reason: String,
-        log: velero_report::OperationLog,
+        log: Box<velero_report::OperationLog>,
         store: BackupStore,
     },
 }
@@ -337,7 +337,7 @@ async fn fail(backup: &Backup, failure: Failure) -> velero_api::v1::BackupStatus
         Failure::Run { reason, log, store } => (reason, log, store),
     };
     tracing::warn!(backup = %name, "backup failed: {reason}");
-    let mut log = log;
+    let mut log = *log;
     log.error("backup failed", &reason, velero_report::Context::default());
     status.failure_reason = Some(reason);
     status.warnings = Some(log.warnings() as i32).filter(|w| *w > 0);
@@ -437,7 +437,11 @@ async fn run(
         }
     }
     let failed = |reason: String, log: velero_report::OperationLog, store: BackupStore| {
-        Failure::Run { reason, log, store }
+        Failure::Run {
+            reason,
+            log: Box::new(log),
+            store,
+        }
     };
     let new_log = || velero_report::OperationLog::backup(&ctx.config.namespace, &name);
     let started = std::time::Instant::now();
