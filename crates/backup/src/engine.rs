@@ -82,6 +82,12 @@ impl std::fmt::Display for BackupFailure {
     }
 }
 
+impl std::error::Error for BackupFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error("writing the backup tarball: {0}")]
