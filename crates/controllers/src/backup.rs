@@ -436,13 +436,12 @@ async fn run(
             )));
         }
     }
-    let failed = |reason: String, log: velero_report::OperationLog, store: BackupStore| {
-        Failure::Run {
+    let failed =
+        |reason: String, log: velero_report::OperationLog, store: BackupStore| Failure::Run {
             reason,
             log: Box::new(log),
             store,
-        }
-    };
+        };
     let new_log = || velero_report::OperationLog::backup(&ctx.config.namespace, &name);
     let started = std::time::Instant::now();
     let reader = ApiReader::new(ctx.client.clone());

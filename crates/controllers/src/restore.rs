@@ -138,7 +138,6 @@ async fn reconcile(restore: Arc<Restore>, ctx: Arc<Ctx>) -> Result<Action, Resto
 struct Source {
     backup: Backup,
     store: BackupStore,
-    read_only: bool,
 }
 
 async fn find_source(ctx: &Ctx, backup_name: &str) -> Result<Source, String> {
@@ -162,11 +161,7 @@ async fn find_source(ctx: &Ctx, backup_name: &str) -> Result<Source, String> {
     let store = locations::open_store(&ctx.client, ns, &location)
         .await
         .map_err(|e| format!("The BSL {location_name} cannot be opened: {e}"))?;
-    Ok(Source {
-        backup,
-        store,
-        read_only: locations::is_read_only(&location),
-    })
+    Ok(Source { backup, store })
 }
 
 async fn delete_restore_files(ctx: &Ctx, restore: &Restore) -> Result<(), String> {
@@ -178,11 +173,10 @@ async fn delete_restore_files(ctx: &Ctx, restore: &Restore) -> Result<(), String
     else {
         return Ok(());
     };
+    // Read-only protects backups; a restore's own files are written to the location whatever its
+    // mode (Velero's behaviour, which migrations rely on to read restore logs), so they are
+    // removed with the restore too rather than left behind forever.
     match find_source(ctx, backup).await {
-        Ok(source) if source.read_only => {
-            tracing::info!(restore = %restore.name_any(), "not removing restore files: the location is read-only");
-            Ok(())
-        }
         Ok(source) => source
             .store
             .delete_restore(&restore.name_any())

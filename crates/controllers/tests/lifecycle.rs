@@ -7,6 +7,7 @@ mod support;
 use std::time::Duration;
 
 use anyhow::Context;
+use kube::ResourceExt;
 use kube::api::Api;
 use serde_json::json;
 use velero_api::v1::{Backup, BackupPhase, RestorePhase};
@@ -234,6 +235,152 @@ async fn a_deletion_refused_while_storage_is_down_succeeds_once_it_is_back() -> 
             gone.then_some(())
         },
     )
+    .await?;
+    Ok(())
+}
+
+/// Every file under `dir` with its content.
+fn snapshot(dir: &std::path::Path) -> anyhow::Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let key = path.strip_prefix(dir)?.display().to_string();
+                files.insert(key, std::fs::read(&path)?);
+            }
+        }
+    }
+    Ok(files)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_location_is_restored_from_but_its_backups_never_change() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let env = setup_with(dir.path(), |c| {
+        c.garbage_collection_frequency = Duration::from_secs(1);
+    })
+    .await?;
+    let ns = "velero";
+    create_object(
+        &env.client,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ro"}}),
+    )
+    .await?;
+    create_object(&env.client, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ro"}, "data": {"k": "v"}})).await?;
+    backup(&env.client, "kept", json!({"includedNamespaces": ["ro"]})).await?;
+    let before = snapshot(&env.bucket.join("backups"))?;
+
+    let bsls: Api<velero_api::v1::BackupStorageLocation> = Api::namespaced(env.client.clone(), ns);
+    let set_mode = |mode: &'static str| {
+        let bsls = bsls.clone();
+        async move {
+            bsls.patch(
+                "default",
+                &Default::default(),
+                &kube::api::Patch::Merge(&json!({"spec": {"accessMode": mode}})),
+            )
+            .await
+        }
+    };
+    set_mode("ReadOnly").await?;
+
+    // Expired: garbage collection labels it instead of deleting it.
+    let backups: Api<Backup> = Api::namespaced(env.client.clone(), ns);
+    backups
+        .patch(
+            "kept",
+            &Default::default(),
+            &kube::api::Patch::Merge(&json!({"status": {"expiration": "2020-01-01T00:00:00Z"}})),
+        )
+        .await?;
+    wait_for("the gc-failure label", || async {
+        let b = backups.get("kept").await.ok()?;
+        (b.labels().get("velero.io/gc-failure")? == "BSLReadOnly").then_some(())
+    })
+    .await?;
+
+    // An explicit deletion is refused with a reason.
+    let requests: Api<velero_api::v1::DeleteBackupRequest> =
+        Api::namespaced(env.client.clone(), ns);
+    create_object(&env.client, json!({"apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
+        "metadata": {"name": "delete-kept", "namespace": ns, "labels": {"velero.io/backup-name": "kept"}},
+        "spec": {"backupName": "kept"}})).await?;
+    let refused = wait_for("the deletion request to be processed", || async {
+        let r = requests.get("delete-kept").await.ok()?;
+        (r.status.as_ref()?.phase? == velero_api::v1::DeleteBackupRequestPhase::Processed)
+            .then_some(r)
+    })
+    .await?;
+    let errors = refused
+        .status
+        .and_then(|s| s.errors)
+        .unwrap_or_default()
+        .join("; ");
+    assert!(
+        errors.contains("cannot delete backup because backup storage location default is currently in read-only mode"),
+        "{errors}"
+    );
+
+    // A new backup is refused before anything is written.
+    let api: Api<Backup> = Api::namespaced(env.client.clone(), ns);
+    create_object(
+        &env.client,
+        json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+        "metadata": {"name": "refused", "namespace": ns}, "spec": {}}),
+    )
+    .await?;
+    let refused = wait_for("the new backup to be refused", || async {
+        let b = api.get("refused").await.ok()?;
+        b.status.as_ref()?.phase?.is_terminal().then_some(b)
+    })
+    .await?;
+    let status = refused.status.unwrap_or_default();
+    assert_eq!(status.phase, Some(BackupPhase::FailedValidation));
+    assert!(
+        status
+            .validation_errors
+            .unwrap_or_default()
+            .iter()
+            .any(|e| e.contains("is currently in read-only mode"))
+    );
+
+    // Restores read it, and write their own files as Velero's do.
+    let restored = restore(
+        &env.client,
+        "from-read-only",
+        json!({"backupName": "kept", "namespaceMapping": {"ro": "ro-copy"}}),
+    )
+    .await?;
+    assert_eq!(phase(&restored), Some(RestorePhase::Completed));
+    let copy = get(&env.client, "/api/v1/namespaces/ro-copy/configmaps/c")
+        .await
+        .context("the restored ConfigMap")?;
+    assert_eq!(copy["data"]["k"], "v");
+    assert!(env.bucket.join("restores/from-read-only").is_dir());
+
+    let backups_now = backups.get("kept").await?;
+    assert_eq!(
+        backups_now.status.and_then(|s| s.phase),
+        Some(BackupPhase::Completed)
+    );
+    assert_eq!(
+        snapshot(&env.bucket.join("backups"))?,
+        before,
+        "no file of any backup changed"
+    );
+
+    // Writable again: the expired backup is collected at last.
+    set_mode("ReadWrite").await?;
+    wait_for("the expired backup to be collected", || async {
+        let gone = backups.get_opt("kept").await.ok()?.is_none()
+            && !env.bucket.join("backups/kept").exists();
+        gone.then_some(())
+    })
     .await?;
     Ok(())
 }

@@ -119,5 +119,8 @@ async fn an_upload_whose_completion_fails_can_still_be_given_up() {
     }
     assert!(writer.shutdown().await.is_err());
     writer.abort().await.unwrap();
-    assert!(dir.path().join(&key).is_dir(), "nothing replaced the directory");
+    assert!(
+        dir.path().join(&key).is_dir(),
+        "nothing replaced the directory"
+    );
 }
