@@ -32,7 +32,7 @@ pub async fn download(
     tls: &TlsOptions,
 ) -> anyhow::Result<Vec<u8>> {
     let url = request_url(client, namespace, kind, name, timeout).await?;
-    fetch(&url, tls).await
+    fetch(client, &url, tls).await
 }
 
 /// Writes a log (`BackupLog`, `RestoreLog`) to stdout, as `velero ... logs` does.
@@ -120,14 +120,19 @@ pub fn is_not_found(error: &anyhow::Error) -> bool {
     error.chain().any(|e| e.is::<NotFound>())
 }
 
-/// Fetches a URL the server handed out: `http(s)://` for object stores, `file://` for the local
-/// provider.
-pub async fn fetch(url: &str, tls: &TlsOptions) -> anyhow::Result<Vec<u8>> {
+/// Fetches a URL the server handed out: `http(s)://` (object stores' signed URLs, or a server
+/// outside the cluster serving the local provider), a path on the API server (the proxy to a
+/// server pod serving the local provider, requested with the kubeconfig's credentials), or
+/// `file://` (a server without an HTTP listener).
+pub async fn fetch(client: &kube::Client, url: &str, tls: &TlsOptions) -> anyhow::Result<Vec<u8>> {
     if let Some(path) = url.strip_prefix("file://") {
         return match std::fs::read(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(NotFound.into()),
             other => other.with_context(|| format!("reading {path}: the local provider's files must be readable from where the CLI runs")),
         };
+    }
+    if url.starts_with('/') {
+        return fetch_through_api_server(client, url).await;
     }
     let mut builder =
         reqwest::Client::builder().danger_accept_invalid_certs(tls.insecure_skip_tls_verify);
@@ -149,9 +154,61 @@ pub async fn fetch(url: &str, tls: &TlsOptions) -> anyhow::Result<Vec<u8>> {
         return Err(NotFound.into());
     }
     if !status.is_success() {
-        bail!("the object store answered {status} for the download URL");
+        let body = response.text().await.unwrap_or_default();
+        bail!(
+            "the object store answered {status} for the download URL{}",
+            explanation(&body)
+        );
     }
     Ok(response.bytes().await?.to_vec())
+}
+
+async fn fetch_through_api_server(client: &kube::Client, path: &str) -> anyhow::Result<Vec<u8>> {
+    let request = http::Request::get(path)
+        .body(kube::client::Body::from(Vec::new()))
+        .context("building the download request")?;
+    let response = client
+        .send(request)
+        .await
+        .context("downloading through the API server's proxy to the Velero server")?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect_bytes()
+        .await
+        .context("reading the download")?;
+    if status.is_success() {
+        return Ok(body.to_vec());
+    }
+    let text = String::from_utf8_lossy(&body);
+    // The API server's own refusals come as a Status object; the Velero server's as plain text.
+    let from_api_server = text.trim_start().starts_with('{') && text.contains("\"Status\"");
+    if status == http::StatusCode::NOT_FOUND && !from_api_server {
+        return Err(NotFound.into());
+    }
+    if from_api_server {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| text.to_string());
+        bail!(
+            "the API server refused to proxy the download to the Velero server pod ({status}): {message}; the pod may have restarted (run the command again), or your credentials may lack `get` on pods/proxy in the Velero namespace"
+        );
+    }
+    bail!(
+        "the Velero server answered {status} for the download{}",
+        explanation(&text)
+    )
+}
+
+/// A short server message worth showing after an error status.
+fn explanation(body: &str) -> String {
+    let body = body.trim();
+    if body.is_empty() || body.len() > 300 || body.starts_with('<') {
+        String::new()
+    } else {
+        format!(": {body}")
+    }
 }
 
 /// Gunzips when the content is gzip (logs and results are stored compressed).

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use common::{run, text, velero};
 use velero_test_harness::ControlPlane;
 
@@ -31,18 +32,18 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 /// `velero server` beside the control plane (log in `dir/server.log`), once its location is
-/// Available.
+/// Available; its HTTP listener on a free loopback port.
 async fn start_server(kubeconfig: &Path, dir: &Path) -> anyhow::Result<Server> {
+    start_server_with(kubeconfig, dir, &["--metrics-address", "127.0.0.1:0"]).await
+}
+
+/// [`start_server`] with other listener flags.
+async fn start_server_with(kubeconfig: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<Server> {
     let log = std::fs::File::create(dir.join("server.log"))?;
     let server = Server(
         velero(kubeconfig)
-            .args([
-                "server",
-                "--store-validation-frequency",
-                "1s",
-                "--metrics-address",
-                "127.0.0.1:0",
-            ])
+            .args(["server", "--store-validation-frequency", "1s"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?,
@@ -205,6 +206,22 @@ async fn backup_create_get_describe_logs_download_delete() -> anyhow::Result<()>
     let logs = run(velero(&kubeconfig).args(["backup", "logs", "shop-1"]));
     let logs_text = text(&logs.stdout);
     assert!(logs.status.success(), "{}", text(&logs.stderr));
+    // The local location's files came from the server over HTTP, not from its directory.
+    let requests: kube::Api<velero_api::v1::DownloadRequest> =
+        kube::Api::namespaced(cp.client().await?, "velero");
+    let urls: Vec<String> = requests
+        .list(&Default::default())
+        .await?
+        .into_iter()
+        .filter_map(|r| r.status?.download_url)
+        .collect();
+    assert!(
+        !urls.is_empty()
+            && urls.iter().all(|u| u.starts_with("http://127.0.0.1:")
+                && u.contains("/download?location=default&key=backups%2Fshop-1%2F")
+                && u.contains("&signature=")),
+        "{urls:?}"
+    );
     assert!(logs_text.contains("msg=\"Backing up item\" backup=velero/shop-1 namespace=shop resource=configmaps name=settings"), "{logs_text}");
 
     let tarball = storage.path().join("shop-1.tar.gz");
@@ -508,6 +525,111 @@ async fn backup_location_create_get_set_delete() -> anyhow::Result<()> {
     assert!(
         !listed.contains("archive") && listed.contains("primary"),
         "{listed}"
+    );
+    Ok(())
+}
+
+/// The address other hosts (and the API server) reach this machine at: the source address of its
+/// default route.
+fn host_address() -> anyhow::Result<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    // Connecting a UDP socket sends nothing; it only picks the route.
+    socket
+        .connect("10.255.255.255:9")
+        .context("this machine needs a non-loopback IPv4 route for the API server to proxy to")?;
+    let ip = socket.local_addr()?.ip();
+    anyhow::ensure!(!ip.is_loopback(), "no non-loopback address: {ip}");
+    Ok(ip)
+}
+
+/// In a cluster, the local provider's files are fetched through the API server's proxy to the
+/// server's pod with the CLI's kubeconfig, so no port needs exposing. Here a Pod object stands for
+/// the server's pod (this control plane runs no kubelet): its IP is this machine's, where the
+/// server listens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_files_come_through_the_api_server_proxy_to_the_server_pod() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Pod;
+    let cp = ControlPlane::start().await?;
+    let kubeconfig = cp.kubeconfig_path().to_path_buf();
+    let client = cp.client().await?;
+    let storage = tempfile::tempdir()?;
+    let install = run(velero(&kubeconfig)
+        .args(["install", "--provider", "local", "--bucket"])
+        .arg(storage.path().join("backups"))
+        .args(["--no-secret", "--use-volume-snapshots=false"]));
+    assert!(install.status.success(), "{}", text(&install.stderr));
+
+    let ip = host_address()?;
+    let port = std::net::TcpListener::bind("0.0.0.0:0")?
+        .local_addr()?
+        .port();
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), "velero");
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "velero-7d9f-x2x4q" },
+        "spec": { "containers": [{ "name": "velero", "image": "velero/velero" }] },
+    }))?;
+    pods.create(&Default::default(), &pod).await?;
+    pods.patch_status(
+        "velero-7d9f-x2x4q",
+        &Default::default(),
+        &kube::api::Patch::Merge(serde_json::json!({
+            "status": { "phase": "Running", "podIP": ip.to_string(), "podIPs": [{ "ip": ip.to_string() }] },
+        })),
+    )
+    .await?;
+    let base = format!("/api/v1/namespaces/velero/pods/http:velero-7d9f-x2x4q:{port}/proxy");
+    let address = format!("0.0.0.0:{port}");
+    let _server = start_server_with(
+        &kubeconfig,
+        storage.path(),
+        &["--metrics-address", &address, "--download-url-base", &base],
+    )
+    .await?;
+
+    let created = run(velero(&kubeconfig).args([
+        "backup",
+        "create",
+        "b1",
+        "--include-namespaces",
+        "default",
+        "--wait",
+    ]));
+    assert!(
+        text(&created.stdout).contains("Completed"),
+        "{}{}",
+        text(&created.stdout),
+        text(&created.stderr)
+    );
+    let logs = run(velero(&kubeconfig).args(["backup", "logs", "b1"]));
+    assert!(logs.status.success(), "{}", text(&logs.stderr));
+    assert!(
+        text(&logs.stdout).contains("backup=velero/b1"),
+        "{}",
+        text(&logs.stdout)
+    );
+    let described =
+        text(&run(velero(&kubeconfig).args(["backup", "describe", "b1", "--details"])).stdout);
+    assert!(described.contains("Resource List:"), "{described}");
+    let tarball = storage.path().join("b1.tar.gz");
+    let downloaded = run(velero(&kubeconfig)
+        .args(["backup", "download", "b1", "-o"])
+        .arg(&tarball));
+    assert!(downloaded.status.success(), "{}", text(&downloaded.stderr));
+    assert_eq!(
+        std::fs::read(&tarball)?,
+        std::fs::read(storage.path().join("backups/backups/b1/b1.tar.gz"))?,
+        "the download is the stored tarball, byte for byte"
+    );
+
+    // The pod is gone (restarted under another name): the error says what to do.
+    pods.delete("velero-7d9f-x2x4q", &Default::default())
+        .await?;
+    let stale = run(velero(&kubeconfig).args(["backup", "logs", "b1"]));
+    assert!(!stale.status.success());
+    let error = text(&stale.stderr);
+    assert!(
+        error.contains("refused to proxy the download") && error.contains("run the command again"),
+        "{error}"
     );
     Ok(())
 }

@@ -250,10 +250,10 @@ pub async fn run_totals(client: kube::Client, namespace: String, metrics: Arc<Me
     }
 }
 
-/// `/metrics` and `/healthz` on `address` until the server stops.
-pub async fn serve(metrics: Arc<Metrics>, address: std::net::SocketAddr) -> std::io::Result<()> {
+/// `/metrics` and `/healthz`.
+pub fn routes(metrics: Arc<Metrics>) -> axum::Router {
     use axum::routing::get;
-    let app = axum::Router::new()
+    axum::Router::new()
         .route(
             "/metrics",
             get(move || {
@@ -269,10 +269,7 @@ pub async fn serve(metrics: Arc<Metrics>, address: std::net::SocketAddr) -> std:
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind(address).await?;
-    tracing::info!(%address, "serving /metrics and /healthz");
-    axum::serve(listener, app).await
+        .route("/healthz", get(|| async { "ok" }))
 }
 
 #[cfg(test)]

@@ -26,8 +26,12 @@ pub struct ServerConfig {
     /// `--backup-sync-period`: how often locations are synced into the cluster (a location's own
     /// `backupSyncPeriod` wins); 0 disables.
     pub backup_sync_period: Duration,
-    /// `--metrics-address`: where `/metrics` and `/healthz` are served; `None` serves nothing.
+    /// `--metrics-address`: where `/metrics`, `/healthz` and the `local` provider's `/download`
+    /// are served; `None` serves nothing.
     pub metrics_address: Option<std::net::SocketAddr>,
+    /// `--download-url-base`: where the CLI reaches `/download`, when the automatic choice
+    /// ([`crate::download::download_base`]) is wrong (a proxy or an exposed Service in front).
+    pub download_url_base: Option<String>,
     /// How often schedules are checked for being due (Velero: every minute).
     pub schedule_check_every: Duration,
     /// `--schedule-skip-immediately`: the default for schedules that do not say.
@@ -51,6 +55,7 @@ impl Default for ServerConfig {
             garbage_collection_frequency: Duration::from_secs(3600),
             backup_sync_period: Duration::from_secs(60),
             metrics_address: None,
+            download_url_base: None,
             schedule_check_every: Duration::from_secs(60),
             schedule_skip_immediately: false,
             leader_election: None,
@@ -64,7 +69,7 @@ pub enum ServerError {
     NoNamespace(String),
     #[error("the Velero CRDs are not installed ({0}): run `velero install --crds-only`")]
     NoCrds(String),
-    #[error("serving metrics: {0} (choose another --metrics-address)")]
+    #[error("serving metrics and downloads: {0} (choose another --metrics-address)")]
     Metrics(#[source] std::io::Error),
     #[error(transparent)]
     Leader(#[from] crate::leader::LeaderError),
@@ -108,12 +113,43 @@ pub async fn run_server(
     tracing::info!(namespace = %config.namespace, version = crate::SERVER_VERSION, "starting controllers");
     let ns = config.namespace.clone();
     let metrics = crate::metrics::Metrics::new();
-    let metrics_server = {
-        let metrics = metrics.clone();
-        let address = config.metrics_address;
+    // Bound before anything hands out a download URL, which names the port actually bound
+    // (`--metrics-address 127.0.0.1:0` picks a free one).
+    let listener = match config.metrics_address {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(ServerError::Metrics)?,
+        ),
+        None => None,
+    };
+    let bound = match &listener {
+        Some(l) => Some(l.local_addr().map_err(ServerError::Metrics)?),
+        None => None,
+    };
+    let local_downloads = bound.map(|address| {
+        let base = config.download_url_base.clone().unwrap_or_else(|| {
+            crate::download::download_base(address, &ns, crate::download::own_pod().as_deref())
+        });
+        tracing::info!(%base, "the local provider's files are downloaded from here");
+        std::sync::Arc::new(crate::download::LocalDownloads::new(
+            client.clone(),
+            ns.clone(),
+            base,
+        ))
+    });
+    let http_server = {
+        let app = crate::metrics::routes(metrics.clone());
+        let app = match &local_downloads {
+            Some(downloads) => app.merge(downloads.clone().routes()),
+            None => app,
+        };
         async move {
-            match address {
-                Some(address) => crate::metrics::serve(metrics, address).await,
+            match listener {
+                Some(listener) => {
+                    tracing::info!(address = ?bound, "serving /metrics, /healthz and /download");
+                    axum::serve(listener, app).await
+                }
                 None => std::future::pending().await,
             }
         }
@@ -146,14 +182,14 @@ pub async fn run_server(
         _ = run_backup_controller(client.clone(), backup_config) => {}
         _ = crate::delete::run_delete_controller(client.clone(), ns.clone(), metrics.clone()) => {}
         _ = crate::metrics::run_totals(client.clone(), ns.clone(), metrics.clone()) => {}
-        result = metrics_server => {
+        result = http_server => {
             if let Err(e) = result {
                 return Err(ServerError::Metrics(e));
             }
         }
         _ = crate::gc::run_gc_controller(client.clone(), ns.clone(), config.garbage_collection_frequency) => {}
         _ = crate::sync::run_sync_controller(client.clone(), ns.clone(), config.backup_sync_period) => {}
-        _ = crate::download::run_download_controller(client.clone(), ns.clone()) => {}
+        _ = crate::download::run_download_controller(client.clone(), ns.clone(), local_downloads.clone()) => {}
         _ = crate::status::run_status_controller(client.clone(), ns.clone()) => {}
         lost = async {
             match &config.leader_election {

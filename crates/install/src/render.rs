@@ -244,6 +244,8 @@ impl InstallOptions {
         let mut env = vec![
             json!({ "name": "VELERO_SCRATCH_DIR", "value": "/scratch" }),
             json!({ "name": "VELERO_NAMESPACE", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } }),
+            // Names the pod in the local provider's download URLs (the API server proxies to it).
+            json!({ "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } }),
             json!({ "name": "LD_LIBRARY_PATH", "value": "/plugins" }),
         ];
         let mut mounts = vec![

@@ -48,6 +48,9 @@ pub struct ServerArgs {
     /// The address to expose prometheus metrics
     #[arg(long, default_value = ":8085")]
     metrics_address: String,
+    /// Where the CLI reaches this server's /download (files of local-provider locations): an http(s) URL, or an API server path the CLI requests with its kubeconfig. Default: the API server's proxy to this pod in a cluster, http://127.0.0.1:<metrics port> outside one
+    #[arg(long, value_parser = parse_download_base)]
+    download_url_base: Option<String>,
     /// Specify whether to skip an immediate backup when a schedule is created or unpaused
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value = "false")]
     schedule_skip_immediately: bool,
@@ -65,6 +68,14 @@ fn socket_address(value: &str) -> anyhow::Result<std::net::SocketAddr> {
     };
     full.parse()
         .map_err(|e| anyhow::anyhow!("--metrics-address {value:?} is not host:port or :port: {e}"))
+}
+
+fn parse_download_base(value: &str) -> Result<String, String> {
+    if value.starts_with("http://") || value.starts_with("https://") || value.starts_with('/') {
+        Ok(value.to_string())
+    } else {
+        Err("expected an http:// or https:// URL, or an API server path starting with /".into())
+    }
 }
 
 fn parse_priorities(value: &str) -> Result<velero_restore::Priorities, String> {
@@ -104,8 +115,8 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs) -> anyhow::Result<()> {
             .garbage_collection_frequency
             .to_std()
             .unwrap_or(Duration::from_secs(3600)),
-        // Velero: a negative period means the default.
         metrics_address: Some(socket_address(&args.metrics_address)?),
+        download_url_base: args.download_url_base,
         schedule_skip_immediately: args.schedule_skip_immediately,
         schedule_check_every: Duration::from_secs(60),
         // client-go's defaults: a 15 s lease renewed well within it.
