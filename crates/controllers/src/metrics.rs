@@ -232,6 +232,41 @@ impl Metrics {
             schedule: name.unwrap_or_default().to_string(),
         }
     }
+
+    /// Drops every series of a deleted schedule, as Velero's `RemoveSchedule` does, so dashboards
+    /// and alerts stop seeing it.
+    pub fn remove_schedule(&self, name: &str) {
+        let label = Self::schedule(Some(name));
+        for counters in [
+            &self.backup_attempt,
+            &self.backup_success,
+            &self.backup_partial_failure,
+            &self.backup_failure,
+            &self.backup_validation_failure,
+            &self.backup_warning,
+            &self.backup_deletion_attempt,
+            &self.backup_deletion_success,
+            &self.backup_deletion_failure,
+            &self.restore_attempt,
+            &self.restore_success,
+            &self.restore_partial_failure,
+            &self.restore_failed,
+            &self.restore_validation_failed,
+        ] {
+            counters.remove(&label);
+        }
+        for gauges in [
+            &self.backup_tarball_size_bytes,
+            &self.backup_items_total,
+            &self.backup_items_errors,
+            &self.backup_last_status,
+        ] {
+            gauges.remove(&label);
+        }
+        self.backup_last_successful_timestamp.remove(&label);
+        self.schedule_expected_interval_seconds.remove(&label);
+        self.backup_duration_seconds.remove(&label);
+    }
 }
 
 /// Velero recomputes the backup and restore totals every minute from the objects in the cluster.
@@ -314,5 +349,30 @@ mod tests {
             text.contains("velero_backup_duration_seconds_bucket{le=\"300.0\",schedule=\"\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_deleted_schedule_leaves_no_series() {
+        let m = Metrics::new();
+        for name in ["daily", "hourly"] {
+            let label = Metrics::schedule(Some(name));
+            m.backup_attempt.get_or_create(&label).inc();
+            m.backup_last_status.get_or_create(&label).set(1);
+            m.backup_duration_seconds.get_or_create(&label).observe(3.0);
+            m.schedule_expected_interval_seconds
+                .get_or_create(&label)
+                .set(86400.0);
+            m.restore_attempt.get_or_create(&label).inc();
+        }
+        m.remove_schedule("daily");
+        let text = m.encode();
+        assert!(!text.contains("schedule=\"daily\""), "{text}");
+        for series in [
+            "velero_backup_attempt_total{schedule=\"hourly\"} 1",
+            "velero_backup_last_status{schedule=\"hourly\"} 1",
+            "velero_restore_attempt_total{schedule=\"hourly\"} 1",
+        ] {
+            assert!(text.contains(series), "{series} missing:\n{text}");
+        }
     }
 }

@@ -26,9 +26,18 @@ pub struct ScheduleControllerConfig {
 
 pub async fn run_schedule_controller(client: Client, config: ScheduleControllerConfig) {
     let api: Api<Schedule> = Api::namespaced(client.clone(), &config.namespace);
+    // Schedules seen on the last pass: the ones missing from the next were deleted.
+    let mut known = std::collections::BTreeSet::new();
     loop {
         match api.list(&ListParams::default()).await {
             Ok(list) => {
+                let present: std::collections::BTreeSet<String> =
+                    list.items.iter().map(|s| s.name_any()).collect();
+                for gone in known.difference(&present) {
+                    tracing::info!(schedule = %gone, "schedule deleted: removing its metrics");
+                    config.metrics.remove_schedule(gone);
+                }
+                known = present;
                 for schedule in list.items {
                     if let Err(e) = reconcile(&client, &config, &schedule).await {
                         tracing::warn!(schedule = %schedule.name_any(), "{e}");

@@ -30,8 +30,11 @@ async fn backups_of(api: &Api<Backup>, schedule: &str) -> anyhow::Result<Vec<Bac
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedules_fire_pause_validate_and_retain() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
+    // A free port, taken again by the server.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let env = setup_with(dir.path(), |c| {
-        c.schedule_check_every = Duration::from_secs(1)
+        c.schedule_check_every = Duration::from_secs(1);
+        c.metrics_address = Some(address);
     })
     .await?;
     let client = &env.client;
@@ -186,5 +189,27 @@ async fn schedules_fire_pause_validate_and_retain() -> anyhow::Result<()> {
     // And it stays that way.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(backups_of(&backups, "gfs").await?.len(), 3);
+
+    // The schedule's metric series go with it.
+    let scrape = || async move {
+        reqwest::get(format!("http://{address}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    };
+    let text = scrape().await.unwrap_or_default();
+    assert!(
+        text.contains("velero_backup_success_total{schedule=\"often\"}")
+            && text.contains("velero_schedule_expected_interval_seconds{schedule=\"often\"} 3.0"),
+        "{text}"
+    );
+    schedules.delete("often", &Default::default()).await?;
+    wait_for("the deleted schedule's series to go", || async {
+        let text = scrape().await?;
+        (!text.contains("schedule=\"often\"") && text.contains("schedule=\"gfs\"")).then_some(())
+    })
+    .await?;
     Ok(())
 }
