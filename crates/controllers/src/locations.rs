@@ -255,3 +255,49 @@ async fn ensure_single_default(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn location(frequency: Option<&str>, validated_secs_ago: Option<i64>) -> BackupStorageLocation {
+        let mut bsl = BackupStorageLocation::new("l", Default::default());
+        bsl.spec.validation_frequency =
+            frequency.map(|f| velero_api::Duration::parse(f).unwrap_or_else(|e| panic!("{e}")));
+        if let Some(ago) = validated_secs_ago {
+            let status = bsl.status.get_or_insert_with(Default::default);
+            status.last_validation_time =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    jiff::Timestamp::now() - jiff::SignedDuration::from_secs(ago),
+                ));
+        }
+        bsl
+    }
+
+    #[test]
+    fn a_location_s_own_frequency_wins_and_zero_disables() {
+        let minute = Duration::from_secs(60);
+        assert!(
+            due_for_validation(&location(None, None), minute),
+            "never validated"
+        );
+        assert!(!due_for_validation(&location(None, Some(30)), minute));
+        assert!(due_for_validation(&location(None, Some(61)), minute));
+        assert!(
+            due_for_validation(&location(Some("10s"), Some(30)), minute),
+            "its own 10s"
+        );
+        assert!(
+            !due_for_validation(&location(Some("1h"), Some(120)), minute),
+            "its own 1h"
+        );
+        assert!(
+            !due_for_validation(&location(Some("0s"), Some(86_400)), minute),
+            "0 disables"
+        );
+        assert!(
+            due_for_validation(&location(Some("0s"), None), minute),
+            "but validates once"
+        );
+    }
+}
