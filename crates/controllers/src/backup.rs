@@ -6,10 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use velero_api::labels;
@@ -106,19 +104,7 @@ pub async fn run_backup_controller(client: Client, config: BackupControllerConfi
         config,
         running: Mutex::new(Vec::new()),
     });
-    Controller::new(api, watcher::Config::default())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!("backup reconcile: {e}");
-            }
-        })
-        .await;
-}
-
-fn error_policy(_: Arc<Backup>, error: &ControllerError, _: Arc<Ctx>) -> Action {
-    tracing::warn!("{error}");
-    Action::requeue(Duration::from_secs(5))
+    crate::run_controller("backup", api, ctx, reconcile).await;
 }
 
 async fn reconcile(backup: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, ControllerError> {

@@ -3,10 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::labels;
@@ -36,17 +34,7 @@ pub async fn run_delete_controller(
         namespace,
         metrics,
     });
-    Controller::new(api, watcher::Config::default())
-        .run(
-            reconcile,
-            |_, e: &kube::Error, _| {
-                tracing::warn!("delete backup request: {e}");
-                Action::requeue(Duration::from_secs(5))
-            },
-            ctx,
-        )
-        .for_each(|_| async {})
-        .await;
+    crate::run_controller("delete backup request", api, ctx, reconcile).await;
 }
 
 async fn finish(

@@ -11,10 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::v1::{Backup, DownloadRequest, DownloadRequestPhase, DownloadTargetKind, Restore};
@@ -44,17 +42,7 @@ pub async fn run_download_controller(
         namespace,
         local,
     });
-    Controller::new(api, watcher::Config::default())
-        .run(
-            reconcile,
-            |_, e: &DownloadError, _| {
-                tracing::warn!("download request: {e}");
-                Action::requeue(Duration::from_secs(5))
-            },
-            ctx,
-        )
-        .for_each(|_| async {})
-        .await;
+    crate::run_controller("download request", api, ctx, reconcile).await;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -79,3 +79,43 @@ where
     }
     Ok(())
 }
+
+/// Runs a kube-runtime controller over `api` until the server stops: `reconcile` for every change,
+/// a failed reconcile logged (prefixed with `what`) and retried after 5 seconds.
+pub(crate) async fn run_controller<K, C, E, F, Fut>(
+    what: &'static str,
+    api: kube::Api<K>,
+    ctx: std::sync::Arc<C>,
+    reconcile: F,
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    C: Send + Sync + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+    F: FnMut(std::sync::Arc<K>, std::sync::Arc<C>) -> Fut,
+    Fut:
+        std::future::Future<Output = Result<kube::runtime::controller::Action, E>> + Send + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::controller::{Action, Controller};
+    Controller::new(api, kube::runtime::watcher::Config::default())
+        .run(
+            reconcile,
+            move |_, error: &E, _| {
+                tracing::warn!("{what}: {error}");
+                Action::requeue(std::time::Duration::from_secs(5))
+            },
+            ctx,
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!("{what} reconcile: {e}");
+            }
+        })
+        .await;
+}

@@ -7,11 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use velero_api::labels;
@@ -80,19 +78,7 @@ pub async fn fail_interrupted_restores(
 pub async fn run_restore_controller(client: Client, config: RestoreControllerConfig) {
     let api: Api<Restore> = Api::namespaced(client.clone(), &config.namespace);
     let ctx = Arc::new(Ctx { client, config });
-    Controller::new(api, watcher::Config::default())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!("restore reconcile: {e}");
-            }
-        })
-        .await;
-}
-
-fn error_policy(_: Arc<Restore>, error: &RestoreControllerError, _: Arc<Ctx>) -> Action {
-    tracing::warn!("{error}");
-    Action::requeue(Duration::from_secs(5))
+    crate::run_controller("restore", api, ctx, reconcile).await;
 }
 
 async fn reconcile(restore: Arc<Restore>, ctx: Arc<Ctx>) -> Result<Action, RestoreControllerError> {

@@ -3,10 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::v1::{ServerStatusRequest, ServerStatusRequestPhase};
@@ -16,17 +14,13 @@ const TTL: Duration = Duration::from_secs(60);
 
 pub async fn run_status_controller(client: Client, namespace: String) {
     let api: Api<ServerStatusRequest> = Api::namespaced(client, &namespace);
-    Controller::new(api.clone(), watcher::Config::default())
-        .run(
-            reconcile,
-            |_, e: &kube::Error, _| {
-                tracing::warn!("server status request: {e}");
-                Action::requeue(Duration::from_secs(5))
-            },
-            Arc::new(api),
-        )
-        .for_each(|_| async {})
-        .await;
+    crate::run_controller(
+        "server status request",
+        api.clone(),
+        Arc::new(api),
+        reconcile,
+    )
+    .await;
 }
 
 async fn reconcile(
