@@ -17,6 +17,10 @@ use crate::locations;
 /// Processed requests older than this are removed (Velero's 24 hours).
 const REQUEST_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// The phase a backup had before its deletion began: a deletion that fails, even one a restart
+/// interrupted, puts it back rather than leaving the backup Deleting for good.
+pub const PHASE_BEFORE_DELETION: &str = "velero-rs.io/phase-before-deletion";
+
 struct Ctx {
     client: Client,
     namespace: String,
@@ -132,11 +136,25 @@ async fn reconcile(
         .backup_deletion_attempt
         .get_or_create(&schedule)
         .inc();
+    // Resumed after a restart, the backup is Deleting already and its annotation says from what.
+    let restore_phase = match previous_phase {
+        Some(BackupPhase::Deleting) => backup
+            .annotations()
+            .get(PHASE_BEFORE_DELETION)
+            .and_then(|p| serde_json::from_value(json!(p)).ok())
+            // Deleting without our note (another server's doing): the files are still there, so
+            // it is a finished backup; Completed is the phase that lets it be deleted again.
+            .unwrap_or(BackupPhase::Completed),
+        other => other.unwrap_or(BackupPhase::Completed),
+    };
     backups
         .patch(
             &backup_name,
             &PatchParams::default(),
-            &Patch::Merge(&json!({ "status": { "phase": BackupPhase::Deleting } })),
+            &Patch::Merge(&json!({
+                "metadata": { "annotations": { PHASE_BEFORE_DELETION: restore_phase } },
+                "status": { "phase": BackupPhase::Deleting },
+            })),
         )
         .await?;
 
@@ -167,7 +185,10 @@ async fn reconcile(
             .patch(
                 &backup_name,
                 &PatchParams::default(),
-                &Patch::Merge(&json!({ "status": { "phase": previous_phase } })),
+                &Patch::Merge(&json!({
+                    "metadata": { "annotations": { PHASE_BEFORE_DELETION: null } },
+                    "status": { "phase": restore_phase },
+                })),
             )
             .await;
     }
@@ -268,4 +289,43 @@ pub(crate) async fn request_deletion(
         .create(&kube::api::PostParams::default(), &request)
         .await?;
     Ok(true)
+}
+
+/// Picks up deletions a previous server left half done: their requests are processed again, and
+/// a backup left Deleting without a request gets one. Velero leaves both stuck.
+pub async fn resume_interrupted_deletions(
+    client: &Client,
+    namespace: &str,
+) -> Result<(), kube::Error> {
+    let requests: Api<DeleteBackupRequest> = Api::namespaced(client.clone(), namespace);
+    for request in requests.list(&ListParams::default()).await? {
+        if request.status.as_ref().and_then(|s| s.phase)
+            == Some(DeleteBackupRequestPhase::InProgress)
+        {
+            tracing::info!(request = %request.name_any(), "resuming an interrupted backup deletion");
+            let body = json!({ "status": { "phase": DeleteBackupRequestPhase::New } });
+            requests
+                .patch(
+                    &request.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&body),
+                )
+                .await?;
+        }
+    }
+    let backups: Api<Backup> = Api::namespaced(client.clone(), namespace);
+    for backup in backups.list(&ListParams::default()).await? {
+        if backup.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Deleting)
+            && request_deletion(
+                client,
+                namespace,
+                &backup.name_any(),
+                backup.uid().as_deref(),
+            )
+            .await?
+        {
+            tracing::info!(backup = %backup.name_any(), "backup left Deleting: requested its deletion again");
+        }
+    }
+    Ok(())
 }

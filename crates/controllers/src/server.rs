@@ -110,6 +110,7 @@ pub async fn run_server(
         crate::restore::RESTART_FAILURE,
     )
     .await?;
+    crate::delete::resume_interrupted_deletions(&client, &config.namespace).await?;
     tracing::info!(namespace = %config.namespace, version = crate::SERVER_VERSION, "starting controllers");
     let ns = config.namespace.clone();
     let metrics = crate::metrics::Metrics::new();

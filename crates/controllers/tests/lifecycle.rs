@@ -384,3 +384,61 @@ async fn a_read_only_location_is_restored_from_but_its_backups_never_change() ->
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_a_crash_interrupted_finish_after_the_restart() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env = setup_with(dir.path(), |_| {}).await?;
+    let ns = "velero";
+    create_object(
+        &env.client,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gone"}}),
+    )
+    .await?;
+    for name in ["half-deleted", "orphaned-deleting"] {
+        backup(&env.client, name, json!({"includedNamespaces": ["gone"]})).await?;
+    }
+    // The server dies without a clean shutdown...
+    env.server.abort();
+    let _ = env.server.await;
+    // ...in the middle of two deletions: one with its request InProgress, one whose request is
+    // already gone (expired, or deleted by hand). Both backups are Deleting, files still there.
+    let backups: Api<Backup> = Api::namespaced(env.client.clone(), ns);
+    for name in ["half-deleted", "orphaned-deleting"] {
+        backups
+            .patch(
+                name,
+                &Default::default(),
+                &kube::api::Patch::Merge(&json!({
+                    "metadata": {"annotations": {"velero-rs.io/phase-before-deletion": "Completed"}},
+                    "status": {"phase": "Deleting"},
+                })),
+            )
+            .await?;
+    }
+    create_object(&env.client, json!({"apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
+        "metadata": {"name": "half-deleted-req", "namespace": ns, "labels": {"velero.io/backup-name": "half-deleted"}},
+        "spec": {"backupName": "half-deleted"}, "status": {"phase": "InProgress"}})).await?;
+
+    let config = velero_controllers::ServerConfig {
+        namespace: ns.into(),
+        store_validation_frequency: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let client = env.client.clone();
+    let _restarted = tokio::spawn(async move {
+        if let Err(e) = velero_controllers::run_server(client, config, std::future::pending()).await
+        {
+            panic!("server stopped: {e}");
+        }
+    });
+    wait_for("both interrupted deletions to finish", || async {
+        let gone = backups.get_opt("half-deleted").await.ok()?.is_none()
+            && backups.get_opt("orphaned-deleting").await.ok()?.is_none()
+            && !env.bucket.join("backups/half-deleted").exists()
+            && !env.bucket.join("backups/orphaned-deleting").exists();
+        gone.then_some(())
+    })
+    .await?;
+    Ok(())
+}
