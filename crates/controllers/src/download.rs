@@ -161,6 +161,11 @@ pub struct LocalDownloads {
     base: String,
 }
 
+/// The system's random source failed, so no download URL can be signed safely.
+#[derive(Debug, thiserror::Error)]
+#[error("the system's random number generator failed; download URLs cannot be signed")]
+pub struct NoRandomness;
+
 /// Why a download is refused, with the HTTP status it is answered with.
 #[derive(Debug, PartialEq)]
 enum Refusal {
@@ -174,19 +179,20 @@ impl LocalDownloads {
     /// `base` is where the CLI reaches this server ([`download_base`]). The signing key is made
     /// fresh for each process: a URL is only good from the server that handed it out, which is
     /// the one its base names.
-    pub fn new(client: Client, namespace: String, base: String) -> LocalDownloads {
+    pub fn new(
+        client: Client,
+        namespace: String,
+        base: String,
+    ) -> Result<LocalDownloads, NoRandomness> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let key = aws_lc_rs::hmac::Key::generate(aws_lc_rs::hmac::HMAC_SHA256, &rng)
-            .unwrap_or_else(|_| {
-                // The system's random source failing is not something to run without.
-                panic!("no randomness available to sign download URLs")
-            });
-        LocalDownloads {
+            .map_err(|_| NoRandomness)?;
+        Ok(LocalDownloads {
             client,
             namespace,
             key,
             base: base.trim_end_matches('/').to_string(),
-        }
+        })
     }
 
     fn message(location: &str, key: &str, expires: i64) -> String {
@@ -337,6 +343,7 @@ mod tests {
         let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap_or_default());
         let client = Client::try_from(config).unwrap_or_else(|e| panic!("client: {e}"));
         LocalDownloads::new(client, "velero".into(), "http://127.0.0.1:8085/".into())
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn query(url: &str) -> &str {

@@ -73,6 +73,8 @@ pub enum ServerError {
     Metrics(#[source] std::io::Error),
     #[error(transparent)]
     Leader(#[from] crate::leader::LeaderError),
+    #[error(transparent)]
+    Randomness(#[from] crate::download::NoRandomness),
     #[error("talking to the API server: {0}")]
     Kube(#[from] kube::Error),
 }
@@ -128,17 +130,20 @@ pub async fn run_server(
         Some(l) => Some(l.local_addr().map_err(ServerError::Metrics)?),
         None => None,
     };
-    let local_downloads = bound.map(|address| {
-        let base = config.download_url_base.clone().unwrap_or_else(|| {
-            crate::download::download_base(address, &ns, crate::download::own_pod().as_deref())
-        });
-        tracing::info!(%base, "the local provider's files are downloaded from here");
-        std::sync::Arc::new(crate::download::LocalDownloads::new(
-            client.clone(),
-            ns.clone(),
-            base,
-        ))
-    });
+    let local_downloads = match bound {
+        Some(address) => {
+            let base = config.download_url_base.clone().unwrap_or_else(|| {
+                crate::download::download_base(address, &ns, crate::download::own_pod().as_deref())
+            });
+            tracing::info!(%base, "the local provider's files are downloaded from here");
+            Some(std::sync::Arc::new(crate::download::LocalDownloads::new(
+                client.clone(),
+                ns.clone(),
+                base,
+            )?))
+        }
+        None => None,
+    };
     let http_server = {
         let app = crate::metrics::routes(metrics.clone());
         let app = match &local_downloads {
