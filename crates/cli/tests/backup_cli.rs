@@ -243,6 +243,42 @@ async fn backup_create_get_describe_logs_download_delete() -> anyhow::Result<()>
         "downloads do not overwrite without --force"
     );
 
+    // A restore of it, and its log and details, through the same server.
+    let restored = run(velero(&kubeconfig).args([
+        "restore",
+        "create",
+        "shop-copy",
+        "--from-backup",
+        "shop-1",
+        "--namespace-mappings",
+        "shop:shop-copy",
+        "--wait",
+    ]));
+    assert!(
+        text(&restored.stdout).contains("Restore completed with status: Completed"),
+        "{}{}",
+        text(&restored.stdout),
+        text(&restored.stderr)
+    );
+    let restore_logs = run(velero(&kubeconfig).args(["restore", "logs", "shop-copy"]));
+    assert!(
+        restore_logs.status.success(),
+        "{}",
+        text(&restore_logs.stderr)
+    );
+    assert!(
+        text(&restore_logs.stdout).contains("restore=velero/shop-copy"),
+        "{}",
+        text(&restore_logs.stdout)
+    );
+    let restore_details = text(
+        &run(velero(&kubeconfig).args(["restore", "describe", "shop-copy", "--details"])).stdout,
+    );
+    assert!(
+        restore_details.contains("shop-copy/settings(created)"),
+        "{restore_details}"
+    );
+
     let deleted = run(velero(&kubeconfig).args(["backup", "delete", "shop-1", "--confirm"]));
     assert!(
         text(&deleted.stdout)
