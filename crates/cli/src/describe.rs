@@ -89,6 +89,22 @@ impl Describer {
         self.line(format_args!("Or label selector:\t{or}"));
     }
 
+    /// Velero's `Included:`/`Excluded:` pair of a filter, `indent` tabs deep: `*` when nothing is
+    /// listed as included, `<none>` when nothing is excluded.
+    pub fn included_excluded(
+        &mut self,
+        indent: usize,
+        included: Option<&Vec<String>>,
+        excluded: Option<&Vec<String>>,
+    ) {
+        let tabs = "\t".repeat(indent);
+        self.line(format_args!("{tabs}Included:\t{}", list_or(included, "*")));
+        self.line(format_args!(
+            "{tabs}Excluded:\t{}",
+            list_or(excluded, "<none>")
+        ));
+    }
+
     /// `name:` then one entry per line, indented by `preindent` cells, or `<none>`.
     pub fn slice(&mut self, preindent: usize, name: &str, items: &[String]) {
         let pretab = "\t".repeat(preindent);

@@ -562,26 +562,20 @@ pub(crate) fn describe_validation_errors(d: &mut Describer, errors: Option<&[Str
 pub(crate) fn describe_backup_spec(d: &mut Describer, spec: &BackupSpec) {
     let list = describe::list_or;
     d.line("Namespaces:");
-    d.line(format_args!(
-        "\tIncluded:\t{}",
-        list(spec.included_namespaces.as_ref(), "*")
-    ));
-    d.line(format_args!(
-        "\tExcluded:\t{}",
-        list(spec.excluded_namespaces.as_ref(), "<none>")
-    ));
+    d.included_excluded(
+        1,
+        spec.included_namespaces.as_ref(),
+        spec.excluded_namespaces.as_ref(),
+    );
 
     d.line("");
     d.line("Resources:");
     if velero_filters::uses_old_resource_filters(spec) {
-        d.line(format_args!(
-            "\tIncluded:\t{}",
-            list(spec.included_resources.as_ref(), "*")
-        ));
-        d.line(format_args!(
-            "\tExcluded:\t{}",
-            list(spec.excluded_resources.as_ref(), "<none>")
-        ));
+        d.included_excluded(
+            1,
+            spec.included_resources.as_ref(),
+            spec.excluded_resources.as_ref(),
+        );
         d.line(format_args!(
             "\tCluster-scoped:\t{}",
             describe::bool_or(
@@ -676,30 +670,23 @@ fn describe_hooks(d: &mut Describer, spec: &BackupSpec) {
         d.line("Hooks:\t<none>");
         return;
     }
-    let list = describe::list_or;
     d.line("Hooks:");
     d.line("\tResources:");
     for hook in resources {
         d.line(format_args!("\t\t{}:", hook.name));
         d.line("\t\t\tNamespaces:");
-        d.line(format_args!(
-            "\t\t\t\tIncluded:\t{}",
-            list(hook.included_namespaces.as_ref(), "*")
-        ));
-        d.line(format_args!(
-            "\t\t\t\tExcluded:\t{}",
-            list(hook.excluded_namespaces.as_ref(), "<none>")
-        ));
+        d.included_excluded(
+            4,
+            hook.included_namespaces.as_ref(),
+            hook.excluded_namespaces.as_ref(),
+        );
         d.line("");
         d.line("\t\t\tResources:");
-        d.line(format_args!(
-            "\t\t\t\tIncluded:\t{}",
-            list(hook.included_resources.as_ref(), "*")
-        ));
-        d.line(format_args!(
-            "\t\t\t\tExcluded:\t{}",
-            list(hook.excluded_resources.as_ref(), "<none>")
-        ));
+        d.included_excluded(
+            4,
+            hook.included_resources.as_ref(),
+            hook.excluded_resources.as_ref(),
+        );
         d.line("");
         d.line(format_args!(
             "\t\t\tLabel selector:\t{}",

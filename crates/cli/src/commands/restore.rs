@@ -676,14 +676,11 @@ fn describe_restore(restore: &Restore, extras: &Extras, details: bool) -> String
 
     d.line("");
     d.line("Resources:");
-    d.line(format_args!(
-        "\tIncluded:\t{}",
-        describe::list_or(spec.included_resources.as_ref(), "*")
-    ));
-    d.line(format_args!(
-        "\tExcluded:\t{}",
-        describe::list_or(spec.excluded_resources.as_ref(), "<none>")
-    ));
+    d.included_excluded(
+        1,
+        spec.included_resources.as_ref(),
+        spec.excluded_resources.as_ref(),
+    );
     d.line(format_args!(
         "\tCluster-scoped:\t{}",
         describe::bool_or(
