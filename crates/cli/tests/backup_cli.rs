@@ -297,6 +297,32 @@ async fn backup_create_get_describe_logs_download_delete() -> anyhow::Result<()>
     Ok(())
 }
 
+/// `velero backup create NAME --include-namespaces default --wait`, then `velero backup logs NAME`,
+/// which goes through a DownloadRequest: both must succeed and the log must be this backup's.
+fn back_up_default_and_read_its_log(kubeconfig: &Path, name: &str) {
+    let created = run(velero(kubeconfig).args([
+        "backup",
+        "create",
+        name,
+        "--include-namespaces",
+        "default",
+        "--wait",
+    ]));
+    assert!(
+        text(&created.stdout).contains("Completed"),
+        "{}{}",
+        text(&created.stdout),
+        text(&created.stderr)
+    );
+    let logs = run(velero(kubeconfig).args(["backup", "logs", name]));
+    assert!(logs.status.success(), "{}", text(&logs.stderr));
+    assert!(
+        text(&logs.stdout).contains(&format!("backup=velero/{name}")),
+        "{}",
+        text(&logs.stdout)
+    );
+}
+
 fn velero_archive_entries(path: &Path) -> anyhow::Result<Vec<String>> {
     let file = std::fs::File::open(path)?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
@@ -356,27 +382,7 @@ async fn logs_and_downloads_through_s3_signed_urls() -> anyhow::Result<()> {
     assert!(patch.status.success(), "{}", text(&patch.stderr));
     let _server = start_server(&kubeconfig, work.path()).await?;
 
-    let created = run(velero(&kubeconfig).args([
-        "backup",
-        "create",
-        "all",
-        "--include-namespaces",
-        "default",
-        "--wait",
-    ]));
-    assert!(
-        text(&created.stdout).contains("Completed"),
-        "{}{}",
-        text(&created.stdout),
-        text(&created.stderr)
-    );
-    let logs = run(velero(&kubeconfig).args(["backup", "logs", "all"]));
-    assert!(logs.status.success(), "{}", text(&logs.stderr));
-    assert!(
-        text(&logs.stdout).contains("backup=velero/all"),
-        "{}",
-        text(&logs.stdout)
-    );
+    back_up_default_and_read_its_log(&kubeconfig, "all");
     let tarball = work.path().join("all.tar.gz");
     let downloaded = run(velero(&kubeconfig)
         .args(["backup", "download", "all", "-o"])
@@ -400,17 +406,8 @@ async fn logs_and_downloads_through_s3_signed_urls() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_location_create_get_set_delete() -> anyhow::Result<()> {
-    let cp = ControlPlane::start().await?;
+    let cp = common::control_plane_with_crds().await?;
     let kubeconfig = cp.kubeconfig_path().to_path_buf();
-    let crds = run(velero(&kubeconfig).args(["install", "--crds-only"]));
-    assert!(crds.status.success(), "{}", text(&crds.stderr));
-    assert!(
-        cp.kubectl()
-            .args(["create", "namespace", "velero"])
-            .output()?
-            .status
-            .success()
-    );
 
     let first = run(velero(&kubeconfig).args([
         "backup-location",
@@ -623,27 +620,7 @@ async fn local_files_come_through_the_api_server_proxy_to_the_server_pod() -> an
     )
     .await?;
 
-    let created = run(velero(&kubeconfig).args([
-        "backup",
-        "create",
-        "b1",
-        "--include-namespaces",
-        "default",
-        "--wait",
-    ]));
-    assert!(
-        text(&created.stdout).contains("Completed"),
-        "{}{}",
-        text(&created.stdout),
-        text(&created.stderr)
-    );
-    let logs = run(velero(&kubeconfig).args(["backup", "logs", "b1"]));
-    assert!(logs.status.success(), "{}", text(&logs.stderr));
-    assert!(
-        text(&logs.stdout).contains("backup=velero/b1"),
-        "{}",
-        text(&logs.stdout)
-    );
+    back_up_default_and_read_its_log(&kubeconfig, "b1");
     let described =
         text(&run(velero(&kubeconfig).args(["backup", "describe", "b1", "--details"])).stdout);
     assert!(described.contains("Resource List:"), "{described}");

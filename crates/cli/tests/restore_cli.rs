@@ -12,7 +12,6 @@ use common::{run, text, velero};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use velero_api::v1::{Backup, Restore};
-use velero_test_harness::ControlPlane;
 
 const NS: &str = "velero";
 
@@ -52,12 +51,8 @@ fn restore_names(kubeconfig: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_create_get_describe_wait_delete() -> anyhow::Result<()> {
-    let cp = ControlPlane::start().await?;
+    let cp = common::control_plane_with_crds().await?;
     let kubeconfig = cp.kubeconfig_path().to_path_buf();
-    let crds = run(velero(&kubeconfig).args(["install", "--crds-only"]));
-    assert!(crds.status.success(), "{}", text(&crds.stderr));
-    let ns = cp.kubectl().args(["create", "namespace", NS]).output()?;
-    assert!(ns.status.success(), "{}", text(&ns.stderr));
     let client = cp.client().await?;
     backup(&client, "shop-1", &[], json!({"phase": "Completed"})).await?;
 

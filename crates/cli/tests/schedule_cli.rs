@@ -12,7 +12,6 @@ use common::{run, text, velero};
 use kube::api::Api;
 use serde_json::json;
 use velero_api::v1::{Backup, Schedule};
-use velero_test_harness::ControlPlane;
 
 const NS: &str = "velero";
 
@@ -51,13 +50,9 @@ async fn spec(api: &Api<Schedule>, name: &str) -> anyhow::Result<serde_json::Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_create_get_describe_pause_delete_and_backups_from_it() -> anyhow::Result<()> {
-    let cp = ControlPlane::start().await?;
+    let cp = common::control_plane_with_crds().await?;
     let kubeconfig = cp.kubeconfig_path().to_path_buf();
     let kc = kubeconfig.as_path();
-    let crds = run(velero(kc).args(["install", "--crds-only"]));
-    assert!(crds.status.success(), "{}", text(&crds.stderr));
-    let ns = cp.kubectl().args(["create", "namespace", NS]).output()?;
-    assert!(ns.status.success(), "{}", text(&ns.stderr));
     let client = cp.client().await?;
     let schedules: Api<Schedule> = Api::namespaced(client.clone(), NS);
 

@@ -3,21 +3,11 @@
 mod common;
 
 use common::{run, text, velero};
-use velero_test_harness::ControlPlane;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_location_create_get_set() -> anyhow::Result<()> {
-    let cp = ControlPlane::start().await?;
+    let cp = common::control_plane_with_crds().await?;
     let kubeconfig = cp.kubeconfig_path().to_path_buf();
-    let crds = run(velero(&kubeconfig).args(["install", "--crds-only"]));
-    assert!(crds.status.success(), "{}", text(&crds.stderr));
-    assert!(
-        cp.kubectl()
-            .args(["create", "namespace", "velero"])
-            .output()?
-            .status
-            .success()
-    );
 
     let create = [
         "snapshot-location",

@@ -20,3 +20,18 @@ pub fn run(cmd: &mut Command) -> Output {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// A fresh control plane with Velero's CRDs (installed by `velero install --crds-only`) and the
+/// `velero` namespace, but no location and no server: what the CLI tests start from.
+#[allow(dead_code)]
+pub async fn control_plane_with_crds() -> anyhow::Result<velero_test_harness::ControlPlane> {
+    let cp = velero_test_harness::ControlPlane::start().await?;
+    let crds = run(velero(cp.kubeconfig_path()).args(["install", "--crds-only"]));
+    anyhow::ensure!(crds.status.success(), "{}", text(&crds.stderr));
+    let ns = cp
+        .kubectl()
+        .args(["create", "namespace", "velero"])
+        .output()?;
+    anyhow::ensure!(ns.status.success(), "{}", text(&ns.stderr));
+    Ok(cp)
+}
