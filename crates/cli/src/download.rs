@@ -182,18 +182,17 @@ async fn fetch_through_api_server(client: &kube::Client, path: &str) -> anyhow::
     }
     let text = String::from_utf8_lossy(&body);
     // The API server's own refusals come as a Status object; the Velero server's as plain text.
-    let from_api_server = text.trim_start().starts_with('{') && text.contains("\"Status\"");
-    if status == http::StatusCode::NOT_FOUND && !from_api_server {
-        return Err(NotFound.into());
-    }
-    if from_api_server {
-        let message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| text.to_string());
+    let api_server_status = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .filter(|v| v["kind"] == "Status");
+    if let Some(refusal) = api_server_status {
+        let message = refusal["message"].as_str().unwrap_or(&text);
         bail!(
             "the API server refused to proxy the download to the Velero server pod ({status}): {message}; the pod may have restarted (run the command again), or your credentials may lack `get` on pods/proxy in the Velero namespace"
         );
+    }
+    if status == http::StatusCode::NOT_FOUND {
+        return Err(NotFound.into());
     }
     bail!(
         "the Velero server answered {status} for the download{}",

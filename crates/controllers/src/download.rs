@@ -261,10 +261,8 @@ impl LocalDownloads {
         let location = locations::get_location(&self.client, &self.namespace, &location_name)
             .await
             .map_err(|e| Refusal::NotFound(e.to_string()))?;
-        let config = locations::location_config(&self.client, &self.namespace, &location)
+        let store = locations::open_store(&self.client, &self.namespace, &location)
             .await
-            .map_err(|e| Refusal::Unavailable(e.to_string()))?;
-        let store = velero_storage::BackupStore::open(&config)
             .map_err(|e| Refusal::Unavailable(e.to_string()))?;
         store.get_object(&key).await.map_err(|e| match e {
             velero_storage::StorageError::NotFound { .. } => Refusal::NotFound(e.to_string()),

@@ -126,10 +126,11 @@ pub async fn run_server(
         ),
         None => None,
     };
-    let bound = match &listener {
-        Some(l) => Some(l.local_addr().map_err(ServerError::Metrics)?),
-        None => None,
-    };
+    let bound = listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()
+        .map_err(ServerError::Metrics)?;
     let local_downloads = match bound {
         Some(address) => {
             let base = config.download_url_base.clone().unwrap_or_else(|| {
