@@ -729,16 +729,13 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
     }
     .await;
     // Every task is done with the log by now; take it out whatever happened.
-    let log = match shared.log.lock() {
-        Ok(mut log) => std::mem::replace(
-            &mut *log,
-            OperationLog::backup(&params.backup_namespace, &params.backup_name),
-        ),
-        Err(poisoned) => std::mem::replace(
-            &mut *poisoned.into_inner(),
-            OperationLog::backup(&params.backup_namespace, &params.backup_name),
-        ),
-    };
+    let log = std::mem::replace(
+        &mut *shared
+            .log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        OperationLog::backup(&params.backup_namespace, &params.backup_name),
+    );
     let (resource_list, count, sink) = match finished {
         Ok(done) => done,
         Err(error) => return Err(BackupFailure { error, log }),
