@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Installs everything a local Kubernetes control plane needs on a fresh Debian 12 machine and builds
-# kube-apiserver and kube-controller-manager 1.20.2 from Debian's source package.
+# Installs everything a local Kubernetes cluster needs on a fresh Debian 12 machine and builds
+# kube-apiserver, kube-controller-manager, kube-scheduler and kubelet 1.20.2 from Debian's source
+# package; the node's runtime (containerd, runc, the CNI plugins) and busybox-static for the offline
+# test images come from Debian's packages.
 #
-# Debian ships etcd and kubectl but not the API server, so we build it once per machine and cache the
-# binaries outside the checkout ($VELERO_RS_CACHE, default ~/.cache/velero-rs): only the first run pays
-# the ~7 minutes. Idempotent: every step is skipped when its result is already there.
+# Debian ships etcd, kubectl and containerd but not the Kubernetes servers, so we build them once per
+# machine and cache the binaries outside the checkout ($VELERO_RS_CACHE, default ~/.cache/velero-rs):
+# only the first run pays the ~10 minutes. Idempotent: every step is skipped when its result is
+# already there.
 set -euo pipefail
 
 K8S_VERSION=1.20.2
 # Bump when the build below changes, so cached binaries from an older recipe are rebuilt.
-BUILD_REVISION=2
+BUILD_REVISION=3
 CACHE_ROOT=${VELERO_RS_CACHE:-$HOME/.cache/velero-rs}
 BIN_DIR="$CACHE_ROOT/kubernetes-$K8S_VERSION"
 
@@ -20,7 +23,8 @@ as_root() {
 }
 
 APT_PACKAGES=(golang-go etcd-server rsync golang-github-modern-go-reflect2-dev
-    golang-github-json-iterator-go-dev kubernetes-client openssl curl ca-certificates python3)
+    golang-github-json-iterator-go-dev kubernetes-client openssl curl ca-certificates python3
+    iproute2 containerd runc containernetworking-plugins busybox-static skopeo binutils)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -34,7 +38,12 @@ if [ ${#missing[@]} -gt 0 ]; then
         -o Dpkg::Options::=--force-overwrite "${missing[@]}" >/dev/null
 fi
 
+# The node's test images (busybox, pause), made offline from busybox-static; a second each, so
+# they are always made by the current script.
+python3 "$(dirname "$0")/oci-image.py" test-images "$CACHE_ROOT/images" >/dev/null
+
 if [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/kube-controller-manager" ] &&
+    [ -x "$BIN_DIR/kube-scheduler" ] && [ -x "$BIN_DIR/kubelet" ] &&
     [ "$(cat "$BIN_DIR/BUILD_REVISION" 2>/dev/null)" = "$BUILD_REVISION" ]; then
     log "cached binaries found in $BIN_DIR"
     exit 0
@@ -84,6 +93,51 @@ for f in vendor/github.com/go-openapi/validate/type.go vendor/k8s.io/kube-openap
     grep -q 'if data == nil {' "$tree/$f" || { log "could not patch $f"; exit 1; }
 done
 
+# The kubelet's own changes. None of them touches code the API server or controller manager links.
+python3 - "$tree" <<'PY'
+import re, sys, os
+os.chdir(sys.argv[1])
+
+def patch(path, old, new):
+    s = open(path).read()
+    if s.count(old) != 1:
+        sys.exit(f"kubelet patch: {path} does not contain the expected text once")
+    open(path, "w").write(s.replace(old, new))
+
+# 1. A per-kubelet pod log directory (KUBELET_POD_LOGS_DIR). Upstream hard-codes /var/log/pods, and
+#    each kubelet's container GC deletes the log directories of pods it does not know: with two test
+#    clusters on one host `kubectl logs` breaks within one GC period.
+patch("pkg/kubelet/kuberuntime/kuberuntime_manager.go",
+      '\t// The root directory for pod logs\n\tpodLogsRootDirectory = "/var/log/pods"\n', "")
+patch("pkg/kubelet/kuberuntime/kuberuntime_manager.go",
+      "\tidenticalErrorDelay = 1 * time.Minute\n)\n",
+      "\tidenticalErrorDelay = 1 * time.Minute\n)\n\n"
+      "// podLogsRootDirectory: /var/log/pods unless KUBELET_POD_LOGS_DIR is set (velero-rs patch).\n"
+      "var podLogsRootDirectory = func() string {\n"
+      "\tif dir := os.Getenv(\"KUBELET_POD_LOGS_DIR\"); dir != \"\" {\n\t\treturn dir\n\t}\n"
+      "\treturn \"/var/log/pods\"\n}()\n")
+
+# 2. Leave the host's vm.overcommit_memory, kernel.panic and kernel.panic_on_oops alone: warn only.
+patch("pkg/kubelet/cm/container_manager_linux.go",
+      "\tb := KernelTunableModify\n", "\tb := KernelTunableWarn // velero-rs patch: upstream KernelTunableModify\n")
+
+# 3. No AWS/GCP image credential providers: 1.20's ECR provider asks the EC2 metadata address
+#    (169.254.169.254) for credentials whenever the kubelet starts. Tests must reach only loopback.
+for f in ("cmd/kubelet/app/plugins.go", "cmd/kubelet/app/options/globalflags.go"):
+    s = open(f).read()
+    s = re.sub(r'\n\t_ "k8s.io/kubernetes/pkg/credentialprovider/(aws|gcp)"', "", s)
+    open(f, "w").write(s)
+if "credentialprovider/aws" in open("cmd/kubelet/app/plugins.go").read():
+    sys.exit("kubelet patch: the AWS credential provider is still linked")
+
+# 4. Faster pod deletion for tests: statuses re-checked every 1 s (upstream 10 s), dead containers
+#    and sandboxes of deleted pods collected every 5 s (upstream 1 min).
+patch("pkg/kubelet/status/status_manager.go",
+      "const syncPeriod = 10 * time.Second\n", "const syncPeriod = 1 * time.Second // velero-rs patch: upstream 10s\n")
+patch("pkg/kubelet/kubelet.go",
+      "\tContainerGCPeriod = time.Minute\n", "\tContainerGCPeriod = 5 * time.Second // velero-rs patch: upstream 1m\n")
+PY
+
 log "building kube-apiserver and kube-controller-manager (about 7 minutes on 2 cores)"
 (cd "$tree" && GOFLAGS=-mod=vendor GO111MODULE=on make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" \
     KUBE_BUILD_PLATFORMS=linux/amd64 >"$WORK/build.log" 2>&1) || {
@@ -91,8 +145,19 @@ log "building kube-apiserver and kube-controller-manager (about 7 minutes on 2 c
     log "build failed; the full log is above"
     exit 1
 }
+# A second make in the same tree reuses the client and apimachinery packages already compiled.
+# dockerless drops dockershim and cAdvisor's docker probe (5 s of retries at every kubelet start);
+# it is kept away from the API server's build.
+log "building kubelet and kube-scheduler (a few more minutes)"
+(cd "$tree" && GOFLAGS="-mod=vendor -tags=dockerless" GO111MODULE=on make WHAT="cmd/kubelet cmd/kube-scheduler" \
+    KUBE_BUILD_PLATFORMS=linux/amd64 >"$WORK/build-node.log" 2>&1) || {
+    tail -n 40 "$WORK/build-node.log" >&2
+    log "build failed; the full log is above"
+    exit 1
+}
 out="$tree/_output/local/bin/linux/amd64"
 [ -d "$out" ] || out="$tree/_output/bin"
-install -m 0755 "$out/kube-apiserver" "$out/kube-controller-manager" "$BIN_DIR/"
+install -m 0755 "$out/kube-apiserver" "$out/kube-controller-manager" "$out/kube-scheduler" "$out/kubelet" \
+    "$BIN_DIR/"
 echo "$BUILD_REVISION" >"$BIN_DIR/BUILD_REVISION"
 log "installed into $BIN_DIR"

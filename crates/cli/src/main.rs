@@ -8,6 +8,7 @@ mod flags;
 mod output;
 mod progress;
 mod prompt;
+mod restore_helper;
 mod select;
 mod table;
 
@@ -58,6 +59,9 @@ enum Command {
     SnapshotLocation(commands::snapshot_location::SnapshotLocationCommand),
     /// Run the velero server
     Server(commands::server::ServerArgs),
+    /// Work with node-agent
+    #[command(subcommand, name = "node-agent")]
+    NodeAgent(commands::node_agent::NodeAgentCommand),
 }
 
 fn init_logging(command: &Command) {
@@ -66,6 +70,10 @@ fn init_logging(command: &Command) {
         Command::Server(args) => (
             commands::server::log_filter(args.log_level()),
             args.json_logs(),
+        ),
+        Command::NodeAgent(command) => (
+            commands::server::log_filter(command.log_level()),
+            command.json_logs(),
         ),
         _ => ("warn".to_string(), false),
     };
@@ -82,6 +90,16 @@ fn init_logging(command: &Command) {
 }
 
 fn main() -> std::process::ExitCode {
+    // The image links /velero-restore-helper to this program, as the restore-wait init container
+    // Velero's file-system restore inserts calls it.
+    let args: Vec<String> = std::env::args().collect();
+    if args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        == Some(std::ffi::OsStr::new("velero-restore-helper"))
+    {
+        return restore_helper::run(&args[1..]);
+    }
     let cli = Cli::parse();
     init_logging(&cli.command);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -105,6 +123,7 @@ fn main() -> std::process::ExitCode {
                 commands::snapshot_location::run(&cli.global, command).await
             }
             Command::Server(args) => commands::server::run(&cli.global, args).await,
+            Command::NodeAgent(command) => commands::node_agent::run(&cli.global, command).await,
         }
     });
     match result {

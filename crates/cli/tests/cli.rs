@@ -108,6 +108,32 @@ fn install_rejects_bad_input_with_a_clear_error() {
             ],
             "not a key=value pair",
         ),
+        (
+            vec![
+                "--provider",
+                "aws",
+                "--bucket",
+                "b",
+                "--no-secret",
+                "--use-node-agent",
+                "--kubelet-root-dir",
+                "var/lib/kubelet",
+            ],
+            "--kubelet-root-dir \"var/lib/kubelet\" is not an absolute path",
+        ),
+        (
+            vec![
+                "--provider",
+                "aws",
+                "--bucket",
+                "b",
+                "--no-secret",
+                "--use-node-agent",
+                "--kubelet-root-dir",
+                "/var/lib/kubelet/../..",
+            ],
+            "contains . or .. components",
+        ),
     ];
     for (args, want) in cases {
         let out = run(velero()

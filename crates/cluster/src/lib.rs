@@ -4,4 +4,5 @@
 
 pub mod api;
 pub mod discovery;
+pub mod exec;
 pub mod write;

@@ -12,6 +12,7 @@ pub mod gc;
 pub mod leader;
 pub mod locations;
 pub mod metrics;
+pub mod node_agent;
 pub mod restore;
 pub mod schedule;
 pub mod server;

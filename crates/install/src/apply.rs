@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
@@ -38,6 +38,8 @@ pub enum ApplyError {
     Object { id: String, message: String },
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(Duration, String),
+    #[error("{what} cannot become ready: {problem}")]
+    NotReady { what: String, problem: String },
     #[error("{context}: {source}")]
     Kube {
         context: String,
@@ -193,44 +195,158 @@ pub async fn wait_for_crds_established(
     Ok(())
 }
 
-/// Waits until the server Deployment has all its replicas updated and available.
-pub async fn wait_for_deployment_ready(
+/// A workload `velero install` waits for with `--wait`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// The server Deployment `velero` (pods labelled `deploy=velero`).
+    Server,
+    /// The node-agent DaemonSet (pods labelled `name=node-agent`).
+    NodeAgent,
+}
+
+impl Workload {
+    fn describe(self, namespace: &str) -> String {
+        match self {
+            Workload::Server => format!("Deployment {namespace}/velero"),
+            Workload::NodeAgent => format!("DaemonSet {namespace}/node-agent"),
+        }
+    }
+
+    fn pod_selector(self) -> &'static str {
+        match self {
+            Workload::Server => "deploy=velero",
+            Workload::NodeAgent => "name=node-agent",
+        }
+    }
+}
+
+/// Container states that do not go away by waiting: the image cannot be had, or the container
+/// cannot be created or keeps crashing.
+const HOPELESS_REASONS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+];
+
+/// Waits until `workload` is ready: the Deployment Available with every replica updated and
+/// available, or every scheduled DaemonSet pod available. Fails at once, naming the pod, container
+/// and reason, when one of its pods is in a state waiting cannot mend (an image that cannot be
+/// pulled, a crash loop), where Velero would wait out its timeout.
+pub async fn wait_for_ready(
     client: &Client,
     namespace: &str,
+    workload: Workload,
     timeout: Duration,
 ) -> Result<(), ApplyError> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let what = workload.describe(namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let deployment = api
-            .get_opt("velero")
-            .await
-            .map_err(kube_err("reading Deployment velero"))?;
-        let ready = deployment.is_some_and(|d| {
-            let want = d.spec.and_then(|s| s.replicas).unwrap_or(1);
-            let status = d.status.unwrap_or_default();
-            let available = status
-                .conditions
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Available" && c.status == "True");
-            available
-                && status.updated_replicas.unwrap_or(0) >= want
-                && status.available_replicas.unwrap_or(0) >= want
-        });
+        let ready = match workload {
+            Workload::Server => {
+                let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+                api.get_opt("velero")
+                    .await
+                    .map_err(kube_err(format!("reading {what}")))?
+                    .is_some_and(|d| deployment_ready(&d))
+            }
+            Workload::NodeAgent => {
+                let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
+                api.get_opt("node-agent")
+                    .await
+                    .map_err(kube_err(format!("reading {what}")))?
+                    .is_some_and(|d| daemon_set_ready(&d))
+            }
+        };
         if ready {
             return Ok(());
         }
+        let list = pods
+            .list(&ListParams::default().labels(workload.pod_selector()))
+            .await
+            .map_err(kube_err(format!("listing the pods of {what}")))?;
+        if let Some(problem) = list.items.iter().find_map(pod_problem) {
+            return Err(ApplyError::NotReady { what, problem });
+        }
         if tokio::time::Instant::now() >= deadline {
+            let kind = match workload {
+                Workload::Server => "deployment velero",
+                Workload::NodeAgent => "daemonset node-agent",
+            };
             return Err(ApplyError::Timeout(
                 timeout,
                 format!(
-                    "Deployment {namespace}/velero to be ready (check `kubectl -n {namespace} describe deployment velero`)"
+                    "{what} to be ready (check `kubectl -n {namespace} describe {kind}` and its pods' events)"
                 ),
             ));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// `kubectl rollout status`'s rule: the controller has seen the current spec, every replica runs it,
+/// no pod of an older template is left, and all are available. (An old pod still serving must not
+/// make a rollout to a broken image look finished.)
+fn deployment_ready(d: &Deployment) -> bool {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(status) = &d.status else {
+        return false;
+    };
+    let updated = status.updated_replicas.unwrap_or(0);
+    d.metadata.generation.is_some()
+        && status.observed_generation >= d.metadata.generation
+        && updated >= want
+        && status.replicas.unwrap_or(0) == updated
+        && status.available_replicas.unwrap_or(0) >= updated
+}
+
+fn daemon_set_ready(d: &DaemonSet) -> bool {
+    let Some(status) = &d.status else {
+        return false;
+    };
+    // The controller has seen the current spec, placed its pods, and every one is available.
+    d.metadata.generation.is_some()
+        && status.observed_generation >= d.metadata.generation
+        && status.desired_number_scheduled > 0
+        && status.number_available.unwrap_or(0) == status.desired_number_scheduled
+        && status.updated_number_scheduled.unwrap_or(0) == status.desired_number_scheduled
+}
+
+/// `pod <name>: container <c> (image <i>): <Reason>: <message>` for a container stuck for good.
+fn pod_problem(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let containers = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
+    containers.into_iter().find_map(|c| {
+        let waiting = c.state.as_ref()?.waiting.as_ref()?;
+        let reason = waiting.reason.as_deref()?;
+        HOPELESS_REASONS.contains(&reason).then(|| {
+            let mut problem = format!(
+                "pod {}: container {} (image {}): {reason}",
+                pod.name_any(),
+                c.name,
+                c.image
+            );
+            if let Some(message) = waiting.message.as_deref().filter(|m| !m.is_empty()) {
+                problem.push_str(": ");
+                problem.push_str(message);
+            }
+            if reason.contains("Image") {
+                problem.push_str(
+                    " (the node cannot get this image: push it to a registry the nodes can pull \
+                     from, or import it on every node, and pass it with --image)",
+                );
+            }
+            problem
+        })
+    })
 }
 
 /// Removes what `velero install` created: Velero objects' finalizers (so nothing blocks on a
@@ -330,4 +446,61 @@ async fn release_finalizers(client: &Client, namespace: &str) -> Result<(), Appl
         )))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(generation: i64, status: Value) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "velero", "generation": generation},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rollout_is_ready_only_without_old_pods() {
+        let done = json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1});
+        assert!(deployment_ready(&deployment(2, done)));
+        // The new pod cannot start (bad image) while the old one still serves.
+        let stuck = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1});
+        assert!(!deployment_ready(&deployment(2, stuck)));
+        let unseen = json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1});
+        assert!(!deployment_ready(&deployment(2, unseen)));
+        let starting = json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1});
+        assert!(!deployment_ready(&deployment(1, starting)));
+    }
+
+    #[test]
+    fn stuck_containers_are_named_with_their_reason() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "velero-1"},
+            "status": {"containerStatuses": [{
+                "name": "velero", "image": "velero-rs:nope", "imageID": "", "ready": false,
+                "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}},
+            }]},
+        }))
+        .unwrap();
+        let problem = pod_problem(&pod).unwrap();
+        assert!(
+            problem.contains(
+                "pod velero-1: container velero (image velero-rs:nope): ImagePullBackOff"
+            ),
+            "{problem}"
+        );
+        assert!(problem.contains("--image"), "{problem}");
+        let creating: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "velero-2"},
+            "status": {"containerStatuses": [{
+                "name": "velero", "image": "velero-rs:v1", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}},
+            }]},
+        }))
+        .unwrap();
+        assert_eq!(pod_problem(&creating), None);
+    }
 }

@@ -10,11 +10,12 @@ mod options;
 mod render;
 
 pub use apply::{
-    ApplyError, ApplyOutcome, Change, apply, uninstall, wait_for_crds_established,
-    wait_for_deployment_ready,
+    ApplyError, ApplyOutcome, Change, Workload, apply, uninstall, wait_for_crds_established,
+    wait_for_ready,
 };
 pub use options::{
-    InstallError, InstallOptions, Resources, SUPPORTED_PROVIDERS, normalize_provider,
+    DEFAULT_KUBELET_ROOT_DIR, InstallError, InstallOptions, Resources, SUPPORTED_PROVIDERS,
+    normalize_provider,
 };
 
 /// Label Velero puts on everything it installs; uninstall finds CRDs by it.

@@ -33,6 +33,21 @@ impl Default for Resources {
     }
 }
 
+impl Resources {
+    /// No requests or limits: Velero's default for the node agent.
+    pub fn unbounded() -> Self {
+        Resources {
+            cpu_request: "0".into(),
+            mem_request: "0".into(),
+            cpu_limit: "0".into(),
+            mem_limit: "0".into(),
+        }
+    }
+}
+
+/// Velero's default `--kubelet-root-dir`.
+pub const DEFAULT_KUBELET_ROOT_DIR: &str = "/var/lib/kubelet";
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct InstallOptions {
     pub namespace: String,
@@ -68,6 +83,12 @@ pub struct InstallOptions {
     pub server_priority_class_name: Option<String>,
     pub plugins: Vec<String>,
     pub crds_only: bool,
+    /// Render the node-agent DaemonSet (file-system backup of pod volumes).
+    pub use_node_agent: bool,
+    /// The kubelet's root directory on the nodes; the agent mounts its `pods` directory.
+    pub kubelet_root_dir: String,
+    pub privileged_node_agent: bool,
+    pub node_agent_resources: Resources,
 }
 
 impl Default for InstallOptions {
@@ -104,6 +125,10 @@ impl Default for InstallOptions {
             server_priority_class_name: None,
             plugins: Vec::new(),
             crds_only: false,
+            use_node_agent: false,
+            kubelet_root_dir: DEFAULT_KUBELET_ROOT_DIR.into(),
+            privileged_node_agent: false,
+            node_agent_resources: Resources::unbounded(),
         }
     }
 }
@@ -144,6 +169,10 @@ pub enum InstallError {
     UnknownUploader(String),
     #[error("{0} must be non-negative")]
     Negative(&'static str),
+    #[error(
+        "--kubelet-root-dir {0:?} {1}: give the kubelet's --root-dir on the nodes, an absolute path such as /var/lib/kubelet"
+    )]
+    InvalidKubeletRootDir(String, &'static str),
 }
 
 impl InstallOptions {
@@ -153,6 +182,9 @@ impl InstallOptions {
     pub fn validate(&self) -> Result<(), InstallError> {
         if self.crds_only {
             return Ok(());
+        }
+        if self.use_node_agent {
+            validate_kubelet_root_dir(&self.kubelet_root_dir)?;
         }
         if let Some(uploader) = self.uploader_type.as_ref().filter(|u| *u != "kopia") {
             return Err(InstallError::UnknownUploader(uploader.clone()));
@@ -226,6 +258,31 @@ impl InstallOptions {
         }
         Ok(())
     }
+}
+
+/// The node agent mounts `<dir>/pods` from every node: a relative path would be resolved against
+/// nothing on the node, and `..` or `/` would hand the agent far more of the host than pod volumes.
+fn validate_kubelet_root_dir(dir: &str) -> Result<(), InstallError> {
+    let invalid = |why| Err(InstallError::InvalidKubeletRootDir(dir.to_string(), why));
+    if dir.is_empty() {
+        return invalid("is empty");
+    }
+    if !dir.starts_with('/') {
+        return invalid("is not an absolute path");
+    }
+    if dir.chars().any(|c| c.is_control()) {
+        return invalid("contains control characters");
+    }
+    if dir
+        .split('/')
+        .any(|component| component == ".." || component == ".")
+    {
+        return invalid("contains . or .. components");
+    }
+    if dir.trim_end_matches('/').is_empty() {
+        return invalid("is the root directory");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -331,6 +388,42 @@ mod tests {
             let err = options.validate().unwrap_err().to_string();
             assert!(err.contains(want), "{err:?} should mention {want:?}");
         }
+    }
+
+    #[test]
+    fn kubelet_root_dir_must_be_a_clean_absolute_path() {
+        let with_agent = |dir: &str| InstallOptions {
+            use_node_agent: true,
+            kubelet_root_dir: dir.into(),
+            ..valid()
+        };
+        for good in [
+            "/var/lib/kubelet",
+            "/data/k8s/kubelet/",
+            "/var/lib/k0s/kubelet",
+        ] {
+            assert_eq!(with_agent(good).validate(), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("", "is empty"),
+            ("var/lib/kubelet", "absolute"),
+            ("/var/lib/../../etc", ".."),
+            ("/var/./lib", ". or .."),
+            ("/", "root directory"),
+            ("//", "root directory"),
+            ("/var/lib/kube\nlet", "control characters"),
+            ("/var/lib/kube\tlet", "control characters"),
+        ] {
+            let err = with_agent(bad).validate().unwrap_err().to_string();
+            assert!(err.contains(why), "{bad:?}: {err}");
+            assert!(err.contains("--kubelet-root-dir"), "{err}");
+        }
+        // Only checked when the agent is installed, as Velero uses it only there.
+        let without = InstallOptions {
+            kubelet_root_dir: "relative".into(),
+            ..valid()
+        };
+        assert_eq!(without.validate(), Ok(()));
     }
 
     #[test]

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use velero_api::v1;
 
-use crate::{COMPONENT_LABEL, CREDENTIALS_KEY, CREDENTIALS_SECRET, InstallOptions};
+use crate::{COMPONENT_LABEL, CREDENTIALS_KEY, CREDENTIALS_SECRET, InstallOptions, Resources};
 
 const SERVICE_ACCOUNT: &str = "velero";
+const NODE_AGENT: &str = "node-agent";
+const LOCAL_LOCATION_VOLUME: &str = "local-backups";
 const METRICS_PORT: u16 = 8085;
 
 fn labels() -> BTreeMap<String, String> {
@@ -68,7 +70,121 @@ impl InstallOptions {
             objects.push(self.volume_snapshot_location());
         }
         objects.push(self.deployment(&service_account));
+        if self.use_node_agent {
+            objects.push(self.node_agent(&service_account));
+        }
         objects
+    }
+
+    /// A `local` location's directory, which the pods mount from their node (a single-node
+    /// cluster, or a directory every node shares): `(volume, mount)`.
+    fn local_location_volume(&self) -> Option<(Value, Value)> {
+        let local = self.provider.as_deref().and_then(crate::normalize_provider) == Some("local");
+        let dir = self.bucket.as_deref().filter(|b| !b.is_empty())?;
+        if !local || self.no_default_backup_location {
+            return None;
+        }
+        Some((
+            json!({ "name": LOCAL_LOCATION_VOLUME, "hostPath": { "path": dir, "type": "DirectoryOrCreate" } }),
+            // The same path inside as outside, so the location's bucket names it in both places.
+            json!({ "name": LOCAL_LOCATION_VOLUME, "mountPath": dir }),
+        ))
+    }
+
+    /// The credentials Secret's volume, mount and the variables that point every provider's SDK
+    /// at it, when there is a Secret.
+    fn credentials(&self) -> Option<(Value, Value, Vec<Value>)> {
+        self.secret_data.as_ref()?;
+        let env = [
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "AZURE_CREDENTIALS_FILE",
+            "ALIBABA_CLOUD_CREDENTIALS_FILE",
+        ]
+        .iter()
+        .map(|var| json!({ "name": var, "value": "/credentials/cloud" }))
+        .collect();
+        Some((
+            json!({ "name": CREDENTIALS_SECRET, "secret": { "secretName": CREDENTIALS_SECRET, "defaultMode": 0o444 } }),
+            json!({ "name": CREDENTIALS_SECRET, "mountPath": "/credentials" }),
+            env,
+        ))
+    }
+
+    /// The node-agent DaemonSet as Velero's `pkg/install/daemonset.go` renders it: `velero
+    /// node-agent server` on every Linux node as root, the kubelet's `pods` and `plugins`
+    /// directories mounted with HostToContainer propagation (so volumes mounted after the agent
+    /// started are visible), privileged only with `--privileged-node-agent`.
+    fn node_agent(&self, service_account: &str) -> Value {
+        let root = self.kubelet_root_dir.trim_end_matches('/');
+        let mut volumes = vec![
+            json!({ "name": "host-pods", "hostPath": { "path": format!("{root}/pods") } }),
+            json!({ "name": "host-plugins", "hostPath": { "path": format!("{root}/plugins") } }),
+            json!({ "name": "scratch", "emptyDir": {} }),
+        ];
+        let mut mounts = vec![
+            json!({ "name": "host-pods", "mountPath": "/host_pods", "mountPropagation": "HostToContainer" }),
+            json!({ "name": "host-plugins", "mountPath": "/var/lib/kubelet/plugins", "mountPropagation": "HostToContainer" }),
+            json!({ "name": "scratch", "mountPath": "/scratch" }),
+        ];
+        let mut env = vec![
+            json!({ "name": "NODE_NAME", "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } } }),
+            json!({ "name": "VELERO_NAMESPACE", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } }),
+            json!({ "name": "VELERO_SCRATCH_DIR", "value": "/scratch" }),
+            // velero-rs: the agent checks that it sees its own pod's directory under /host_pods,
+            // which proves --kubelet-root-dir right.
+            json!({ "name": "POD_UID", "valueFrom": { "fieldRef": { "fieldPath": "metadata.uid" } } }),
+        ];
+        if let Some((volume, mount)) = self.local_location_volume() {
+            volumes.push(volume);
+            mounts.push(mount);
+        }
+        if let Some((volume, mount, vars)) = self.credentials() {
+            volumes.push(volume);
+            mounts.push(mount);
+            env.extend(vars);
+        }
+        let mut args = vec!["node-agent".to_string(), "server".to_string()];
+        if !self.features.is_empty() {
+            args.push(format!("--features={}", self.features.join(",")));
+        }
+        let mut pod_labels = self.pod_labels.clone();
+        pod_labels.extend(labels());
+        pod_labels.insert("name".into(), NODE_AGENT.into());
+        pod_labels.insert("role".into(), NODE_AGENT.into());
+        let mut template_meta = json!({ "labels": pod_labels });
+        if !self.pod_annotations.is_empty() {
+            template_meta["annotations"] = json!(self.pod_annotations);
+        }
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": meta(Some(&self.namespace), NODE_AGENT),
+            "spec": {
+                "selector": { "matchLabels": { "name": NODE_AGENT } },
+                "template": {
+                    "metadata": template_meta,
+                    "spec": {
+                        "serviceAccountName": service_account,
+                        "securityContext": { "runAsUser": 0 },
+                        "affinity": linux_only(),
+                        "volumes": volumes,
+                        "containers": [{
+                            "name": NODE_AGENT,
+                            "image": self.image,
+                            "imagePullPolicy": pull_policy(&self.image),
+                            "command": ["/velero"],
+                            "args": args,
+                            "ports": [{ "name": "metrics", "containerPort": METRICS_PORT }],
+                            "securityContext": { "privileged": self.privileged_node_agent },
+                            "volumeMounts": mounts,
+                            "env": env,
+                            "resources": resources(&self.node_agent_resources),
+                        }],
+                    },
+                },
+            },
+        })
     }
 
     /// The objects as a `List`, the shape `velero install --dry-run -o yaml` prints and
@@ -204,33 +320,8 @@ impl InstallOptions {
         args
     }
 
-    fn container_resources(&self) -> Value {
-        let r = &self.resources;
-        let pick = |pairs: [(&str, &str); 2]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .filter(|(_, v)| *v != "0" && !v.is_empty())
-                .map(|(k, v)| (k.to_string(), canonical_quantity(v)))
-                .collect()
-        };
-        let mut out = json!({});
-        let requests = pick([("cpu", &r.cpu_request), ("memory", &r.mem_request)]);
-        let limits = pick([("cpu", &r.cpu_limit), ("memory", &r.mem_limit)]);
-        if !requests.is_empty() {
-            out["requests"] = json!(requests);
-        }
-        if !limits.is_empty() {
-            out["limits"] = json!(limits);
-        }
-        out
-    }
-
     fn deployment(&self, service_account: &str) -> Value {
-        // Velero pulls every time unless the image is pinned to a tag other than latest.
-        let pull_policy = match self.image.rsplit_once(':') {
-            Some((_, tag)) if tag != "latest" && !tag.contains('/') => "IfNotPresent",
-            _ => "Always",
-        };
+        let pull_policy = pull_policy(&self.image);
         let mut pod_labels = labels();
         pod_labels.extend(self.pod_labels.clone());
         pod_labels.insert("deploy".into(), "velero".into());
@@ -256,17 +347,14 @@ impl InstallOptions {
             json!({ "name": "plugins", "emptyDir": {} }),
             json!({ "name": "scratch", "emptyDir": {} }),
         ];
-        if self.secret_data.is_some() {
-            volumes.push(json!({ "name": CREDENTIALS_SECRET, "secret": { "secretName": CREDENTIALS_SECRET, "defaultMode": 0o444 } }));
-            mounts.push(json!({ "name": CREDENTIALS_SECRET, "mountPath": "/credentials" }));
-            for var in [
-                "GOOGLE_APPLICATION_CREDENTIALS",
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "AZURE_CREDENTIALS_FILE",
-                "ALIBABA_CLOUD_CREDENTIALS_FILE",
-            ] {
-                env.push(json!({ "name": var, "value": "/credentials/cloud" }));
-            }
+        if let Some((volume, mount, vars)) = self.credentials() {
+            volumes.push(volume);
+            mounts.push(mount);
+            env.extend(vars);
+        }
+        if let Some((volume, mount)) = self.local_location_volume() {
+            volumes.push(volume);
+            mounts.push(mount);
         }
         let init_containers: Vec<Value> = self
             .plugins
@@ -283,9 +371,7 @@ impl InstallOptions {
         let mut pod_spec = json!({
             "restartPolicy": "Always",
             "serviceAccountName": service_account,
-            "affinity": { "nodeAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": { "nodeSelectorTerms": [
-                { "matchExpressions": [{ "key": "kubernetes.io/os", "operator": "NotIn", "values": ["windows"] }] }
-            ] } } },
+            "affinity": linux_only(),
             "containers": [{
                 "name": "velero",
                 "image": self.image,
@@ -295,7 +381,7 @@ impl InstallOptions {
                 "ports": [{ "name": "metrics", "containerPort": METRICS_PORT }],
                 "env": env,
                 "volumeMounts": mounts,
-                "resources": self.container_resources(),
+                "resources": resources(&self.resources),
             }],
             "volumes": volumes,
         });
@@ -318,6 +404,41 @@ impl InstallOptions {
             },
         })
     }
+}
+
+/// Velero pulls every time unless the image is pinned to a tag other than latest.
+fn pull_policy(image: &str) -> &'static str {
+    match image.rsplit_once(':') {
+        Some((_, tag)) if tag != "latest" && !tag.contains('/') => "IfNotPresent",
+        _ => "Always",
+    }
+}
+
+fn linux_only() -> Value {
+    json!({ "nodeAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": { "nodeSelectorTerms": [
+        { "matchExpressions": [{ "key": "kubernetes.io/os", "operator": "NotIn", "values": ["windows"] }] }
+    ] } } })
+}
+
+/// Requests and limits, leaving out the ones that are "0" (unbounded), as Velero does.
+fn resources(r: &Resources) -> Value {
+    let pick = |pairs: [(&str, &str); 2]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .filter(|(_, v)| *v != "0" && !v.is_empty())
+            .map(|(k, v)| (k.to_string(), canonical_quantity(v)))
+            .collect()
+    };
+    let mut out = json!({});
+    let requests = pick([("cpu", &r.cpu_request), ("memory", &r.mem_request)]);
+    let limits = pick([("cpu", &r.cpu_limit), ("memory", &r.mem_limit)]);
+    if !requests.is_empty() {
+        out["requests"] = json!(requests);
+    }
+    if !limits.is_empty() {
+        out["limits"] = json!(limits);
+    }
+    out
 }
 
 /// The API server stores quantities in canonical form (`1000m` becomes `1`); writing them that way
@@ -468,6 +589,90 @@ mod tests {
                 .unwrap()
                 .len(),
             2
+        );
+    }
+
+    #[test]
+    fn node_agent_is_velero_s_daemon_set() {
+        let objects = InstallOptions {
+            use_node_agent: true,
+            kubelet_root_dir: "/data/kubelet/".into(),
+            image: "velero-rs:v1".into(),
+            ..options()
+        }
+        .render();
+        assert_eq!(kinds(&objects).last().unwrap(), "DaemonSet/node-agent");
+        let ds = objects.last().unwrap();
+        assert_eq!(
+            ds["spec"]["selector"]["matchLabels"],
+            json!({"name": "node-agent"})
+        );
+        let pod = &ds["spec"]["template"];
+        assert_eq!(pod["metadata"]["labels"]["role"], "node-agent");
+        assert_eq!(pod["spec"]["securityContext"]["runAsUser"], 0);
+        assert_eq!(pod["spec"]["serviceAccountName"], "velero");
+        assert_eq!(
+            pod["spec"]["volumes"][0],
+            json!({"name": "host-pods", "hostPath": {"path": "/data/kubelet/pods"}})
+        );
+        let container = &pod["spec"]["containers"][0];
+        assert_eq!(container["args"], json!(["node-agent", "server"]));
+        assert_eq!(container["image"], "velero-rs:v1");
+        assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(container["securityContext"]["privileged"], false);
+        assert_eq!(
+            container["volumeMounts"][0],
+            json!({"name": "host-pods", "mountPath": "/host_pods", "mountPropagation": "HostToContainer"})
+        );
+        let env: Vec<&str> = container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert!(env.contains(&"NODE_NAME") && env.contains(&"AWS_SHARED_CREDENTIALS_FILE"));
+        // Unbounded unless asked, as Velero's.
+        assert_eq!(container["resources"], json!({}));
+    }
+
+    #[test]
+    fn a_local_location_is_mounted_where_its_path_says() {
+        let objects = InstallOptions {
+            provider: Some("local".into()),
+            bucket: Some("/srv/backups".into()),
+            secret_data: None,
+            no_secret: true,
+            use_node_agent: true,
+            ..options()
+        }
+        .render();
+        for kind in ["Deployment", "DaemonSet"] {
+            let spec =
+                &objects.iter().find(|o| o["kind"] == kind).unwrap()["spec"]["template"]["spec"];
+            let volume = spec["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == "local-backups")
+                .unwrap_or_else(|| panic!("{kind} has no local-backups volume"));
+            assert_eq!(
+                volume["hostPath"],
+                json!({"path": "/srv/backups", "type": "DirectoryOrCreate"})
+            );
+            let mounts = spec["containers"][0]["volumeMounts"].as_array().unwrap();
+            assert!(
+                mounts
+                    .iter()
+                    .any(|m| m["name"] == "local-backups" && m["mountPath"] == "/srv/backups"),
+                "{kind}: {mounts:?}"
+            );
+        }
+        // Object-store providers mount nothing from the node.
+        let aws = options().render();
+        assert!(
+            !serde_json::to_string(&aws)
+                .unwrap()
+                .contains("local-backups")
         );
     }
 

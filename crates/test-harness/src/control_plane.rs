@@ -1,4 +1,5 @@
-//! A real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) on loopback.
+//! A real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) on loopback, and
+//! on request a scheduler and a real node (see [`crate::node`]) so that pods run.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -13,6 +14,7 @@ use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tempfile::TempDir;
 
+use crate::node::{self, NodeSlot};
 use crate::process::{self, ExitedEarly, LOG_TAIL_LINES, ManagedChild};
 
 /// The Kubernetes version whose binaries `scripts/setup-control-plane.sh` builds.
@@ -21,7 +23,7 @@ pub const KUBERNETES_VERSION: &str = "1.20.2";
 /// How many times [`ControlPlane::start`] starts over after a component exited on its own.
 const START_ATTEMPTS: usize = 3;
 /// Upper bound for each readiness stage (etcd listening, API server ready, controllers running).
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// One process of the control plane, to name its log.
@@ -30,6 +32,9 @@ pub enum Component {
     Etcd,
     ApiServer,
     ControllerManager,
+    Scheduler,
+    Containerd,
+    Kubelet,
 }
 
 impl Component {
@@ -38,6 +43,9 @@ impl Component {
             Component::Etcd => "etcd",
             Component::ApiServer => "kube-apiserver",
             Component::ControllerManager => "kube-controller-manager",
+            Component::Scheduler => "kube-scheduler",
+            Component::Containerd => "containerd",
+            Component::Kubelet => "kubelet",
         }
     }
 }
@@ -49,17 +57,42 @@ impl fmt::Display for Component {
 }
 
 /// A running etcd + kube-apiserver + kube-controller-manager, each on free loopback ports, with all
-/// state in a temporary directory.
+/// state in a temporary directory; with [`ControlPlane::start_with_node`] also a kube-scheduler and
+/// a node (containerd + kubelet) on which pods run.
 ///
 /// Every instance is independent: tests (and test binaries) can run many at once. Dropping it stops
-/// the processes and removes the directory; the processes are also killed if the test process dies.
+/// the processes and removes the directory; the processes are also killed if the test process dies,
+/// and what a killed node-backed cluster leaves on the host is removed by the next one to start.
 pub struct ControlPlane {
     // Stopped by `Drop::drop`, which runs before the fields are dropped, so the processes are gone
     // before `dir` is removed.
     children: Vec<ManagedChild>,
+    node: Option<NodeParts>,
     server_url: String,
     kubeconfig_path: PathBuf,
+    started_in: Duration,
     dir: TempDir,
+}
+
+/// The node's share of a [`ControlPlane`].
+struct NodeParts {
+    slot: NodeSlot,
+    ctr: PathBuf,
+    containerd_socket: PathBuf,
+    kubelet_root: PathBuf,
+    /// containerd first, then the kubelet.
+    children: Vec<ManagedChild>,
+}
+
+/// Which parts of a cluster [`ControlPlane::start_with`] starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// etcd, kube-apiserver, kube-controller-manager: every API but pods stay Pending. Starts in
+    /// about 5 s.
+    ControlPlaneOnly,
+    /// Also kube-scheduler, containerd and a kubelet: pods run, exec and logs work, volumes appear
+    /// under the kubelet's root directory. Needs root.
+    WithNode,
 }
 
 impl fmt::Debug for ControlPlane {
@@ -79,10 +112,21 @@ impl ControlPlane {
     /// `VELERO_RS_CACHE` defaulting to `~/.cache/velero-rs` (`scripts/setup-control-plane.sh`
     /// installs them there).
     pub async fn start() -> anyhow::Result<ControlPlane> {
-        let binaries = Binaries::locate()?;
+        Self::start_with(Topology::ControlPlaneOnly).await
+    }
+
+    /// Starts a cluster with one real node (named [`node::NODE_NAME`]) and returns once the node is
+    /// Ready and schedulable. The images in `$VELERO_RS_CACHE/images` (busybox, pause) are
+    /// imported; [`ControlPlane::import_image`] adds more.
+    pub async fn start_with_node() -> anyhow::Result<ControlPlane> {
+        Self::start_with(Topology::WithNode).await
+    }
+
+    pub async fn start_with(topology: Topology) -> anyhow::Result<ControlPlane> {
+        let binaries = Binaries::locate(topology)?;
         let mut attempt = 1;
         loop {
-            match Self::start_once(&binaries).await {
+            match Self::start_once(&binaries, topology).await {
                 Ok(control_plane) => return Ok(control_plane),
                 // A component dying on its own during startup is almost always a port another
                 // process took after we probed it: try again on fresh ports.
@@ -99,14 +143,43 @@ impl ControlPlane {
         }
     }
 
-    async fn start_once(binaries: &Binaries) -> anyhow::Result<ControlPlane> {
+    async fn start_once(binaries: &Binaries, topology: Topology) -> anyhow::Result<ControlPlane> {
         let started = Instant::now();
         let dir = tempfile::Builder::new()
-            .prefix("velero-rs-control-plane-")
+            .prefix(node::CLUSTER_DIR_PREFIX)
             .tempdir()
             .context("creating the control plane's temporary directory")?;
         let root = dir.path();
-        let [etcd_port, etcd_peer_port, apiserver_port] = process::free_ports::<3>()?;
+        let [etcd_port, etcd_peer_port, loopback_apiserver_port] = process::free_ports::<3>()?;
+        let slot = match topology {
+            Topology::ControlPlaneOnly => None,
+            Topology::WithNode => {
+                let slot = NodeSlot::acquire(root)?;
+                node::prepare_host(&slot, root).inspect_err(|_| {
+                    node::clean_host(&slot, root);
+                    slot.release();
+                })?;
+                Some(slot)
+            }
+        };
+        // Pods reach the API server as in-cluster clients do, at the `kubernetes` Service's address
+        // and port 443; without a node it stays on a loopback port.
+        let (bind_address, apiserver_port, service_range, advertise_address) = match &slot {
+            None => (
+                "127.0.0.1".to_string(),
+                loopback_apiserver_port,
+                "10.0.0.0/24".to_string(),
+                // Only advertised (in the `kubernetes` Service), never contacted. Not loopback
+                // because Endpoints may not hold loopback addresses.
+                "10.0.0.1".to_string(),
+            ),
+            Some(slot) => (
+                slot.api_address(),
+                443,
+                slot.service_range(),
+                slot.api_address(),
+            ),
+        };
 
         let token = crate::random_hex(16)?;
         let token_file = root.join("tokens.csv");
@@ -115,9 +188,17 @@ impl ControlPlane {
         let (sa_private_key, sa_public_key) = generate_service_account_keys(root).await?;
 
         let mut control_plane = ControlPlane {
-            children: Vec::with_capacity(3),
-            server_url: format!("https://127.0.0.1:{apiserver_port}"),
+            children: Vec::with_capacity(4),
+            node: slot.map(|slot| NodeParts {
+                slot,
+                ctr: binaries.ctr.clone().unwrap_or_default(),
+                containerd_socket: root.join("containerd/containerd.sock"),
+                kubelet_root: root.join("kubelet"),
+                children: Vec::with_capacity(2),
+            }),
+            server_url: format!("https://{bind_address}:{apiserver_port}"),
             kubeconfig_path: root.join("kubeconfig"),
+            started_in: Duration::ZERO,
             dir,
         };
         let root = control_plane.dir.path().to_owned();
@@ -150,7 +231,7 @@ impl ControlPlane {
         let mut apiserver = Command::new(&binaries.apiserver);
         apiserver
             .arg(format!("--etcd-servers={etcd_url}"))
-            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--bind-address={bind_address}"))
             .arg(format!("--secure-port={apiserver_port}"))
             // 1.20 still serves plain HTTP on 8080 by default: parallel instances would collide.
             .arg("--insecure-port=0")
@@ -163,10 +244,8 @@ impl ControlPlane {
             .arg("--service-account-issuer=https://kubernetes.default.svc")
             .arg(arg("--service-account-key-file", &sa_public_key))
             .arg(arg("--service-account-signing-key-file", &sa_private_key))
-            .arg("--service-cluster-ip-range=10.0.0.0/24")
-            // Only advertised (in the `kubernetes` Service), never contacted. Not loopback because
-            // Endpoints may not hold loopback addresses.
-            .arg("--advertise-address=10.0.0.1")
+            .arg(format!("--service-cluster-ip-range={service_range}"))
+            .arg(format!("--advertise-address={advertise_address}"))
             // Nothing in this cluster needs the `kubernetes` Service's endpoints, and the default
             // (lease) reconciler logs an error every 10 s in this setup.
             .arg("--endpoint-reconciler-type=none")
@@ -176,11 +255,14 @@ impl ControlPlane {
         // The certificate is written before the port is opened, so once it accepts connections the
         // certificate is complete. (The port opens ~0.5 s after exec, but TLS handshakes only
         // complete once the server runs, ~4 s later: the first /readyz request waits for that.)
+        let api_socket: std::net::SocketAddr = format!("{bind_address}:{apiserver_port}")
+            .parse()
+            .context("the API server's address")?;
         control_plane
             .wait_until(
                 Component::ApiServer,
                 "kube-apiserver to listen",
-                async || Ok(process::port_open(apiserver_port).await),
+                async || Ok(process::address_open(api_socket).await),
             )
             .await?;
         let ca_path = cert_dir.join("apiserver.crt");
@@ -205,9 +287,18 @@ impl ControlPlane {
             .arg(arg("--kubeconfig", &control_plane.kubeconfig_path))
             .arg(arg("--service-account-private-key-file", &sa_private_key))
             .arg("--leader-elect=false")
-            // The cluster has no nodes: node, volume-attachment and TTL controllers have nothing
-            // to do. With the PV binder off too, PVCs stay Pending.
-            .arg("--controllers=*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder,-ttl")
+            .arg(match topology {
+                // No nodes: node, volume-attachment and TTL controllers have nothing to do. With
+                // the PV binder off too, PVCs stay Pending.
+                Topology::ControlPlaneOnly => {
+                    "--controllers=*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder,-ttl"
+                }
+                // The node lifecycle controller removes the not-ready taint the API server puts on
+                // a registering node (nothing schedules otherwise); the binder binds claims. Pod
+                // CIDRs (host-local IPAM has its own), attach/detach (local volumes only) and TTL
+                // stay off.
+                Topology::WithNode => "--controllers=*,-nodeipam,-attachdetach,-ttl",
+            })
             .arg("--use-service-account-credentials=false")
             // The default client-side limit (20 requests/s) throttles the discovery and listing
             // that the garbage collector and namespace deletion do over every resource type.
@@ -217,6 +308,9 @@ impl ControlPlane {
             .arg("--secure-port=0")
             .arg("--port=0");
         control_plane.spawn(Component::ControllerManager, controller_manager)?;
+        if control_plane.node.is_some() {
+            control_plane.start_node_processes(binaries).await?;
+        }
 
         // Readiness -----------------------------------------------------------------------------
         let client = control_plane.client().await?;
@@ -262,6 +356,10 @@ impl ControlPlane {
             )
             .await?;
 
+        if control_plane.node.is_some() {
+            control_plane.wait_for_node().await?;
+        }
+        control_plane.started_in = started.elapsed();
         tracing::info!(
             server = %control_plane.server_url,
             dir = %control_plane.dir.path().display(),
@@ -269,6 +367,179 @@ impl ControlPlane {
             "control plane ready"
         );
         Ok(control_plane)
+    }
+
+    /// The scheduler, containerd (with the test images imported) and the kubelet. The API server
+    /// need not be ready yet: each waits for it by itself, which overlaps their startups.
+    async fn start_node_processes(&mut self, binaries: &Binaries) -> anyhow::Result<()> {
+        let root = self.dir.path().to_owned();
+        let (Some(scheduler), Some(containerd), Some(kubelet)) =
+            (&binaries.scheduler, &binaries.containerd, &binaries.kubelet)
+        else {
+            bail!("the node's binaries were not located");
+        };
+        let mut command = Command::new(scheduler);
+        command
+            .arg(arg("--kubeconfig", &self.kubeconfig_path))
+            .arg("--leader-elect=false")
+            // Both default to fixed ports, which parallel instances would share.
+            .arg("--secure-port=0")
+            .arg("--port=0");
+        self.spawn(Component::Scheduler, command)?;
+
+        let config = root.join("containerd/config.toml");
+        std::fs::create_dir_all(root.join("containerd"))?;
+        std::fs::write(&config, node::containerd_config(&root))
+            .with_context(|| format!("writing {}", config.display()))?;
+        let mut command = Command::new(containerd);
+        command
+            .arg("--config")
+            .arg(&config)
+            // A guard: a pull (there should be none) meets a closed loopback port instead of a
+            // registry. Images come from `ctr images import` only.
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("NO_PROXY", "");
+        self.spawn_node(Component::Containerd, command)?;
+        let (ctr, socket) = match &self.node {
+            Some(node) => (node.ctr.clone(), node.containerd_socket.clone()),
+            None => bail!("no node"),
+        };
+        self.wait_until(Component::Containerd, "containerd to serve", async || {
+            Ok(Command::new(&ctr)
+                .arg("--address")
+                .arg(&socket)
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success()))
+        })
+        .await?;
+        for image in ["pause.tar", "busybox.tar"] {
+            node::import_image(&ctr, &socket, &binaries.images.join(image))?;
+        }
+
+        let [port, healthz_port] = process::free_ports::<2>()?;
+        let Some(slot) = self.node.as_ref().map(|n| n.slot.clone()) else {
+            bail!("no node");
+        };
+        let kubelet_config = root.join("kubelet-config.yaml");
+        std::fs::write(
+            &kubelet_config,
+            node::kubelet_config(&slot, &root, port, healthz_port),
+        )
+        .with_context(|| format!("writing {}", kubelet_config.display()))?;
+        let pod_logs = root.join("pod-logs");
+        std::fs::create_dir_all(&pod_logs)?;
+        let mut command = Command::new(kubelet);
+        command
+            .arg(arg("--config", &kubelet_config))
+            .arg(arg("--kubeconfig", &self.kubeconfig_path))
+            .arg("--container-runtime=remote")
+            .arg(format!(
+                "--container-runtime-endpoint=unix://{}",
+                socket.display()
+            ))
+            .arg(arg("--root-dir", root.join("kubelet")))
+            .arg(arg("--cert-dir", root.join("kubelet/pki")))
+            .arg(format!("--hostname-override={}", node::NODE_NAME))
+            .arg("--v=2")
+            // Our kubelet build reads its pod log directory from here (upstream: /var/log/pods,
+            // which another node's kubelet would garbage-collect).
+            .env("KUBELET_POD_LOGS_DIR", &pod_logs)
+            // A second guard besides the build without cloud credential providers: no AWS SDK
+            // call may reach for the metadata address.
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        self.spawn_node(Component::Kubelet, command)?;
+        Ok(())
+    }
+
+    /// Waits until the node is registered, Ready and without taints (the node lifecycle controller
+    /// removes `not-ready` once it is Ready).
+    async fn wait_for_node(&mut self) -> anyhow::Result<()> {
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client().await?);
+        let mut last = String::from("not registered yet");
+        self.wait_until(Component::Kubelet, "the node to be Ready", async || {
+            let Some(node) = nodes.get_opt(node::NODE_NAME).await? else {
+                return Ok(false);
+            };
+            let ready = node
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+            let tainted = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.as_ref())
+                .is_some_and(|t| !t.is_empty());
+            last = match ready {
+                Some(c) if c.status == "True" && !tainted => return Ok(true),
+                Some(c) if c.status == "True" => "Ready, still tainted".into(),
+                Some(c) => format!(
+                    "Ready={} ({})",
+                    c.status,
+                    c.message.as_deref().unwrap_or_default()
+                ),
+                None => "no Ready condition yet".into(),
+            };
+            Ok(false)
+        })
+        .await
+        .with_context(|| format!("node {}: {last}", node::NODE_NAME))
+    }
+
+    /// The directory holding every file of the cluster (and, with a node, its mounts).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The bridge a node's pods are attached to (`vlr-br<N>`), for a cluster with a node.
+    pub fn node_bridge(&self) -> Option<String> {
+        self.node.as_ref().map(|n| n.slot.bridge())
+    }
+
+    /// Whether this cluster has a node (pods run).
+    pub fn has_node(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// The kubelet's `--root-dir` (pod volumes are under `pods/<uid>/volumes/`), for a cluster with
+    /// a node.
+    pub fn kubelet_root_dir(&self) -> Option<&Path> {
+        self.node.as_ref().map(|n| n.kubelet_root.as_path())
+    }
+
+    /// Imports an image archive (OCI layout or `docker save` format) into the node's containerd,
+    /// under the name its index gives it (`io.containerd.image.name`).
+    pub fn import_image(&self, archive: &Path) -> anyhow::Result<()> {
+        let node = self
+            .node
+            .as_ref()
+            .context("this control plane has no node to import images into")?;
+        node::import_image(&node.ctr, &node.containerd_socket, archive)
+    }
+
+    /// How long [`ControlPlane::start_with`] took, from creating the directory to ready.
+    pub fn started_in(&self) -> Duration {
+        self.started_in
+    }
+
+    /// Resident memory of every process of the cluster now, largest first: the components the
+    /// harness started, and for a node its containerd shims and pod processes.
+    pub fn memory_usage(&self) -> Vec<(String, u64)> {
+        let mut usage: Vec<(String, u64)> = self
+            .children
+            .iter()
+            .chain(self.node.iter().flat_map(|n| n.children.iter()))
+            .filter_map(|c| Some((c.name().to_string(), node::rss_bytes(c.id())?)))
+            .collect();
+        if let Some(node) = &self.node {
+            let (shims, pods) = node::shim_and_pod_rss(&node.slot, self.dir.path());
+            usage.push(("containerd shims".into(), shims));
+            usage.push(("pod processes".into(), pods));
+        }
+        usage.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
+        usage
     }
 
     /// Path of a kubeconfig with cluster-admin rights (a static token in `system:masters`) that
@@ -316,9 +587,19 @@ impl ControlPlane {
         Ok(())
     }
 
+    fn spawn_node(&mut self, component: Component, command: Command) -> anyhow::Result<()> {
+        let child = ManagedChild::spawn(component.name(), command, self.log_path(component))?;
+        match &mut self.node {
+            Some(node) => node.children.push(child),
+            None => bail!("no node to run {component} for"),
+        }
+        Ok(())
+    }
+
     fn ensure_all_running(&mut self) -> anyhow::Result<()> {
         self.children
             .iter_mut()
+            .chain(self.node.iter_mut().flat_map(|n| n.children.iter_mut()))
             .try_for_each(ManagedChild::ensure_running)
     }
 
@@ -351,29 +632,88 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        // Blocks the current thread for up to 3 s (the API server takes about 1 s to shut down),
-        // which is acceptable in tests and keeps teardown independent of any runtime.
+        // Blocks the current thread for a few seconds (the API server takes about 1 s to shut
+        // down), which is acceptable in tests and keeps teardown independent of any runtime.
+        // A node goes first: the kubelet (it would restart pods), the containers while containerd
+        // still runs (so their shims exit), containerd; then the control plane; then what is left
+        // on the host, once nothing can add to it.
+        if let Some(node) = &mut self.node {
+            let first = 1.min(node.children.len());
+            let (containerd, kubelet) = node.children.split_at_mut(first);
+            process::terminate_all(kubelet);
+            node::remove_containers(&node.ctr, &node.containerd_socket);
+            process::terminate_all(containerd);
+        }
         process::terminate_all(&mut self.children);
+        if let Some(node) = &self.node {
+            let root = self.dir.path();
+            node::clean_host(&node.slot, root);
+            let left = node::mounts_under(root);
+            if left.is_empty() {
+                node.slot.release();
+            } else {
+                // Removing the directory could follow a mount into data outside it: keep it, and
+                // its record, for the next node start to clean.
+                node::note(
+                    &root.join("teardown.log"),
+                    &format!("mounts left: {left:?}"),
+                );
+                tracing::warn!(?left, dir = %root.display(), "mounts left under the node's directory; keeping it");
+                self.dir.disable_cleanup(true);
+            }
+        }
     }
 }
 
-/// Where the control plane's programs are.
+/// Where the cluster's programs are.
 struct Binaries {
     etcd: PathBuf,
     apiserver: PathBuf,
     controller_manager: PathBuf,
+    // The node's, located only for a node-backed cluster.
+    scheduler: Option<PathBuf>,
+    kubelet: Option<PathBuf>,
+    containerd: Option<PathBuf>,
+    ctr: Option<PathBuf>,
+    images: PathBuf,
 }
 
 impl Binaries {
-    fn locate() -> anyhow::Result<Binaries> {
-        let etcd = process::find_in_path("etcd")
-            .with_context(|| format!("etcd was not found in PATH: {SETUP_HINT}"))?;
+    fn locate(topology: Topology) -> anyhow::Result<Binaries> {
+        let in_path = |name: &str| {
+            process::find_in_path(name)
+                .with_context(|| format!("{name} was not found in PATH: {SETUP_HINT}"))
+        };
         let bin_dir = kube_bin_dir(|name| std::env::var_os(name))?;
-        Ok(Binaries {
-            etcd,
+        let mut binaries = Binaries {
+            etcd: in_path("etcd")?,
             apiserver: find_kube_binary(&bin_dir, "kube-apiserver")?,
             controller_manager: find_kube_binary(&bin_dir, "kube-controller-manager")?,
-        })
+            scheduler: None,
+            kubelet: None,
+            containerd: None,
+            ctr: None,
+            images: cache_dir(|name| std::env::var_os(name))?.join("images"),
+        };
+        if topology == Topology::WithNode {
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } != 0 {
+                bail!(
+                    "a cluster with a node must run as root (bridge, cgroups, mounts, containerd)"
+                );
+            }
+            binaries.scheduler = Some(find_kube_binary(&bin_dir, "kube-scheduler")?);
+            binaries.kubelet = Some(find_kube_binary(&bin_dir, "kubelet")?);
+            binaries.containerd = Some(in_path("containerd")?);
+            binaries.ctr = Some(in_path("ctr")?);
+            for image in ["pause.tar", "busybox.tar"] {
+                let path = binaries.images.join(image);
+                if !path.is_file() {
+                    bail!("the test image {} is missing: {SETUP_HINT}", path.display());
+                }
+            }
+        }
+        Ok(binaries)
     }
 }
 
@@ -398,17 +738,21 @@ fn kube_bin_dir(env: impl Fn(&str) -> Option<OsString>) -> anyhow::Result<PathBu
     if let Some(dir) = env("VELERO_RS_KUBE_BIN_DIR") {
         return Ok(PathBuf::from(dir));
     }
-    let cache = match env("VELERO_RS_CACHE") {
-        Some(cache) => PathBuf::from(cache),
+    Ok(cache_dir(env)?.join(format!("kubernetes-{KUBERNETES_VERSION}")))
+}
+
+/// `${VELERO_RS_CACHE:-$HOME/.cache/velero-rs}`: binaries and test images the setup script made.
+pub(crate) fn cache_dir(env: impl Fn(&str) -> Option<OsString>) -> anyhow::Result<PathBuf> {
+    match env("VELERO_RS_CACHE") {
+        Some(cache) => Ok(PathBuf::from(cache)),
         None => {
             let home = env("HOME").context(
                 "neither VELERO_RS_KUBE_BIN_DIR, VELERO_RS_CACHE nor HOME is set: cannot find \
                  kube-apiserver",
             )?;
-            Path::new(&home).join(".cache/velero-rs")
+            Ok(Path::new(&home).join(".cache/velero-rs"))
         }
-    };
-    Ok(cache.join(format!("kubernetes-{KUBERNETES_VERSION}")))
+    }
 }
 
 /// `--name=value`, for values that are paths (which need not be UTF-8).

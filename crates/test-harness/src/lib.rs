@@ -21,11 +21,13 @@
 
 mod control_plane;
 pub mod manifests;
+mod node;
 mod objects;
 mod process;
 mod s3;
 
-pub use control_plane::{Component, ControlPlane, KUBERNETES_VERSION};
+pub use control_plane::{Component, ControlPlane, KUBERNETES_VERSION, Topology};
+pub use node::{BUSYBOX_IMAGE, NODE_NAME};
 pub use objects::create_object;
 pub use s3::S3Server;
 

@@ -72,6 +72,14 @@ impl ManagedChild {
         })
     }
 
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Fails with [`ExitedEarly`] if the child is no longer running.
     pub(crate) fn ensure_running(&mut self) -> anyhow::Result<()> {
         let status = match self.exit_status {
@@ -267,7 +275,12 @@ pub(crate) fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
 pub(crate) async fn port_open(port: u16) -> bool {
-    let connect = tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)));
+    address_open(SocketAddr::from(([127, 0, 0, 1], port))).await
+}
+
+/// Whether something accepts TCP connections at `address`.
+pub(crate) async fn address_open(address: SocketAddr) -> bool {
+    let connect = tokio::net::TcpStream::connect(address);
     matches!(
         tokio::time::timeout(Duration::from_millis(200), connect).await,
         Ok(Ok(_))

@@ -125,6 +125,27 @@ pub struct InstallArgs {
     /// Priority class name for the Velero server deployment. Optional.
     #[arg(long)]
     server_priority_class_name: Option<String>,
+    /// Create node-agent daemonset. Optional.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value_t = false)]
+    use_node_agent: bool,
+    /// Use privileged mode for the node agent. Optional. Required to backup block devices.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value_t = false)]
+    privileged_node_agent: bool,
+    /// Kubelet root directory for the node agent. Optional.
+    #[arg(long, default_value = velero_install::DEFAULT_KUBELET_ROOT_DIR)]
+    kubelet_root_dir: String,
+    /// CPU request for node-agent pod. A value of "0" is treated as unbounded. Optional.
+    #[arg(long, default_value = "0")]
+    node_agent_pod_cpu_request: String,
+    /// Memory request for node-agent pod. A value of "0" is treated as unbounded. Optional.
+    #[arg(long, default_value = "0")]
+    node_agent_pod_mem_request: String,
+    /// CPU limit for node-agent pod. A value of "0" is treated as unbounded. Optional.
+    #[arg(long, default_value = "0")]
+    node_agent_pod_cpu_limit: String,
+    /// Memory limit for node-agent pod. A value of "0" is treated as unbounded. Optional.
+    #[arg(long, default_value = "0")]
+    node_agent_pod_mem_limit: String,
     /// Output display format. For create commands, display the object but do not send it to the server. Valid formats are 'table', 'json', and 'yaml'. 'table' is not valid for the install command.
     #[arg(short = 'o', long, value_enum)]
     output: Option<Format>,
@@ -194,6 +215,15 @@ impl InstallArgs {
             server_priority_class_name: self.server_priority_class_name.clone(),
             plugins: self.plugins.clone(),
             crds_only: self.crds_only,
+            use_node_agent: self.use_node_agent,
+            kubelet_root_dir: self.kubelet_root_dir.clone(),
+            privileged_node_agent: self.privileged_node_agent,
+            node_agent_resources: Resources {
+                cpu_request: self.node_agent_pod_cpu_request.clone(),
+                mem_request: self.node_agent_pod_mem_request.clone(),
+                cpu_limit: self.node_agent_pod_cpu_limit.clone(),
+                mem_limit: self.node_agent_pod_mem_limit.clone(),
+            },
         })
     }
 }
@@ -225,14 +255,26 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("error installing Velero. {hint}"))?;
     if args.wait && !options.crds_only {
-        println!("Waiting for Velero deployment to be ready.");
         let timeout = args
             .wait_timeout
             .to_std()
             .unwrap_or(Duration::from_secs(180));
-        velero_install::wait_for_deployment_ready(&client, &namespace, timeout)
-            .await
-            .with_context(|| format!("error installing Velero. {hint}"))?;
+        let mut waits = vec![(
+            "Waiting for Velero deployment to be ready.",
+            velero_install::Workload::Server,
+        )];
+        if options.use_node_agent {
+            waits.push((
+                "Waiting for node-agent daemonset to be ready.",
+                velero_install::Workload::NodeAgent,
+            ));
+        }
+        for (message, workload) in waits {
+            println!("{message}");
+            velero_install::wait_for_ready(&client, &namespace, workload, timeout)
+                .await
+                .with_context(|| format!("error installing Velero. {hint}"))?;
+        }
     }
     if options.crds_only {
         println!("Velero CRDs are installed! ⛵");

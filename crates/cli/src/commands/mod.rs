@@ -2,6 +2,7 @@ pub mod backup;
 pub mod completion;
 pub mod install;
 pub mod location;
+pub mod node_agent;
 pub mod restore;
 pub mod schedule;
 pub mod server;

@@ -60,7 +60,7 @@ pub struct ServerArgs {
 }
 
 /// Go's `:8085` means every interface.
-fn socket_address(value: &str) -> anyhow::Result<std::net::SocketAddr> {
+pub(crate) fn socket_address(value: &str) -> anyhow::Result<std::net::SocketAddr> {
     let full = if value.starts_with(':') {
         format!("0.0.0.0{value}")
     } else {
@@ -131,19 +131,20 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs) -> anyhow::Result<()> {
             .to_std()
             .unwrap_or(Duration::from_secs(60)),
     };
-    let shutdown = async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    };
-    velero_controllers::run_server(client, config, shutdown).await?;
+    velero_controllers::run_server(client, config, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Completes on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
+pub(crate) async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 impl ServerArgs {

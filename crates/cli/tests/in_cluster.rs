@@ -1,0 +1,365 @@
+//! velero-rs inside a cluster, as its users run it: the image built by `scripts/oci-image.py` from
+//! this build's binary, `velero install` with the server Deployment and the node-agent DaemonSet on
+//! a real node (containerd + kubelet), then backups, restores, logs, downloads and metrics through
+//! the in-cluster server, exec in a pod, and the node agent's view of the host's pod directory.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use common::{run, text, velero};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use velero_test_harness::ControlPlane;
+
+/// The image reference the test imports and installs (a fixed tag: nothing is ever pulled).
+const IMAGE: &str = "velero-rs:test";
+/// The non-root user of the image, who must be able to write the `local` location's directory.
+const IMAGE_USER: u32 = 65532;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The image, made from the `velero` binary this test runs.
+fn build_image(dir: &Path) -> anyhow::Result<PathBuf> {
+    let archive = dir.join("velero-rs.tar");
+    let out = Command::new("python3")
+        .arg(workspace_root().join("scripts/oci-image.py"))
+        .args([
+            "velero",
+            "--binary",
+            env!("CARGO_BIN_EXE_velero"),
+            "--ref",
+            IMAGE,
+            "--out",
+        ])
+        .arg(&archive)
+        .output()
+        .context("running scripts/oci-image.py")?;
+    ensure!(out.status.success(), "oci-image.py: {}", text(&out.stderr));
+    Ok(archive)
+}
+
+fn kubectl_ok(cluster: &ControlPlane, args: &[&str]) -> anyhow::Result<String> {
+    let out = cluster.kubectl().args(args).output()?;
+    ensure!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        text(&out.stderr)
+    );
+    Ok(text(&out.stdout))
+}
+
+fn velero_ok(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = run(velero(kubeconfig).args(args));
+    ensure!(
+        out.status.success(),
+        "velero {args:?} failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    Ok(text(&out.stdout))
+}
+
+async fn running_pods(pods: &Api<Pod>, selector: &str) -> anyhow::Result<Vec<Pod>> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let list = pods.list(&ListParams::default().labels(selector)).await?;
+        let running: Vec<Pod> = list
+            .items
+            .into_iter()
+            .filter(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            })
+            .collect();
+        if !running.is_empty() {
+            return Ok(running);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no Running pod with {selector} after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A process on this machine whose command line holds every one of `words`, in order.
+fn find_process(words: &[&str]) -> Option<u32> {
+    let needle: Vec<u8> = words.join("\0").into_bytes();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            cmdline
+                .windows(needle.len())
+                .any(|w| w == needle.as_slice())
+                .then_some(pid)
+        })
+}
+
+#[tokio::test]
+async fn velero_runs_in_the_cluster_from_its_image() -> anyhow::Result<()> {
+    let cluster = ControlPlane::start_with_node().await?;
+    eprintln!(
+        "node-backed cluster started in {:.1} s",
+        cluster.started_in().as_secs_f64()
+    );
+    let kubeconfig = cluster.kubeconfig_path().to_owned();
+    let client = cluster.client().await?;
+    let work = tempfile::tempdir()?;
+    cluster.import_image(&build_image(work.path())?)?;
+
+    // A `local` location the pods mount from the node: writable by the image's user.
+    let backups = work.path().join("backups");
+    std::fs::create_dir(&backups)?;
+    std::os::unix::fs::chown(&backups, Some(IMAGE_USER), Some(IMAGE_USER))?;
+    let backups_arg = backups.to_str().context("temporary path is UTF-8")?;
+    let kubelet_root = cluster
+        .kubelet_root_dir()
+        .context("the cluster has a node")?
+        .to_str()
+        .context("kubelet root is UTF-8")?
+        .to_string();
+    let install = [
+        "install",
+        "--image",
+        IMAGE,
+        "--provider",
+        "local",
+        "--bucket",
+        backups_arg,
+        "--no-secret",
+        "--use-volume-snapshots=false",
+        "--use-node-agent",
+        "--kubelet-root-dir",
+        &kubelet_root,
+        "--wait",
+    ];
+    let installed = velero_ok(&kubeconfig, &install)?;
+    assert!(
+        installed.contains("Waiting for node-agent daemonset to be ready."),
+        "{installed}"
+    );
+
+    // The server pod runs our image as the non-root user and reaches the API server in-cluster.
+    let velero_pods: Api<Pod> = Api::namespaced(client.clone(), "velero");
+    let server = running_pods(&velero_pods, "deploy=velero").await?.remove(0);
+    let server_name = server.metadata.name.clone().context("pod name")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let locations = velero_ok(&kubeconfig, &["backup-location", "get"])?;
+        if locations.contains("Available") {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the location never became Available:\n{locations}\nserver log:\n{}",
+            kubectl_ok(&cluster, &["-n", "velero", "logs", &server_name]).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let version = velero_ok(&kubeconfig, &["version", "--timeout", "30s"])?;
+    let client_version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        version.matches(client_version).count(),
+        2,
+        "client and server both {client_version}:\n{version}"
+    );
+
+    // An application whose pods really run.
+    kubectl_ok(&cluster, &["create", "namespace", "shop"])?;
+    kubectl_ok(
+        &cluster,
+        &[
+            "-n",
+            "shop",
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=color=blue",
+        ],
+    )?;
+    kubectl_ok(
+        &cluster,
+        &[
+            "-n",
+            "shop",
+            "create",
+            "deployment",
+            "web",
+            "--image",
+            velero_test_harness::BUSYBOX_IMAGE,
+            "--",
+            "sleep",
+            "3600",
+        ],
+    )?;
+    let shop: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    running_pods(&shop, "app=web").await?;
+
+    velero_ok(
+        &kubeconfig,
+        &[
+            "backup",
+            "create",
+            "shop",
+            "--include-namespaces",
+            "shop",
+            "--wait",
+        ],
+    )?;
+    let described = velero_ok(&kubeconfig, &["backup", "describe", "shop", "--details"])?;
+    assert!(described.contains("Completed"), "{described}");
+    assert!(described.contains("shop/settings"), "{described}");
+    let log = velero_ok(&kubeconfig, &["backup", "logs", "shop"])?;
+    assert!(
+        log.contains("shop"),
+        "the backup's log comes from the pod:\n{log}"
+    );
+    assert!(
+        backups.join("backups/shop/velero-backup.json").is_file(),
+        "the in-cluster server wrote into the mounted location"
+    );
+
+    // Metrics through the API server's proxy to the real pod.
+    let metrics = client
+        .request_text(
+            http::Request::get(format!(
+                "/api/v1/namespaces/velero/pods/http:{server_name}:8085/proxy/metrics"
+            ))
+            .body(Vec::new())?,
+        )
+        .await?;
+    assert!(metrics.contains("velero_backup_success_total"), "{metrics}");
+
+    kubectl_ok(&cluster, &["delete", "namespace", "shop", "--wait=true"])?;
+    velero_ok(
+        &kubeconfig,
+        &[
+            "restore",
+            "create",
+            "back",
+            "--from-backup",
+            "shop",
+            "--wait",
+        ],
+    )?;
+    let restored = velero_ok(&kubeconfig, &["restore", "describe", "back", "--details"])?;
+    assert!(restored.contains("Completed"), "{restored}");
+    let color = kubectl_ok(
+        &cluster,
+        &[
+            "-n",
+            "shop",
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.data.color}",
+        ],
+    )?;
+    assert_eq!(color, "blue");
+    let web = running_pods(&shop, "app=web").await?.remove(0);
+    let web_name = web.metadata.name.clone().context("pod name")?;
+    let web_uid = web.metadata.uid.clone().context("pod uid")?;
+
+    // Exec through the API server: output and exit code (the ground for hooks).
+    let command: Vec<String> = ["sh", "-c", "echo out; echo err >&2; exit 3"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let output = velero_cluster::exec::exec_in_pod(
+        &client,
+        "shop",
+        &web_name,
+        None,
+        &command,
+        Duration::from_secs(30),
+    )
+    .await?;
+    assert_eq!(
+        (
+            output.stdout.as_str(),
+            output.stderr.as_str(),
+            output.exit_code
+        ),
+        ("out\n", "err\n", 3)
+    );
+    let missing = velero_cluster::exec::exec_in_pod(
+        &client,
+        "shop",
+        &web_name,
+        Some("no-such-container"),
+        &command,
+        Duration::from_secs(30),
+    )
+    .await
+    .expect_err("no such container");
+    assert!(
+        missing.to_string().contains("no-such-container"),
+        "{missing}"
+    );
+
+    // The node agent runs and sees the kubelet's pod directories, a pod started after it included.
+    let agent = running_pods(&velero_pods, "name=node-agent")
+        .await?
+        .remove(0);
+    let agent_uid = agent.metadata.uid.clone().context("agent uid")?;
+    let agent_log = kubectl_ok(
+        &cluster,
+        &[
+            "-n",
+            "velero",
+            "logs",
+            agent.metadata.name.as_deref().unwrap_or_default(),
+        ],
+    )?;
+    assert!(agent_log.contains("node agent ready"), "{agent_log}");
+    let pid =
+        find_process(&["/velero", "node-agent", "server"]).context("the node agent's process")?;
+    let seen: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/root/host_pods"))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        seen.contains(&agent_uid) && seen.contains(&web_uid),
+        "/host_pods in the agent holds {seen:?}"
+    );
+
+    let usage = cluster.memory_usage();
+    let total: u64 = usage.iter().map(|(_, b)| b).sum();
+    eprintln!(
+        "memory of the node-backed cluster with velero-rs installed: {} MiB",
+        total >> 20
+    );
+    for (name, bytes) in &usage {
+        eprintln!("  {name:<26} {:>5} MiB", bytes >> 20);
+    }
+
+    // An image the node does not have: --wait names the failure instead of waiting it out.
+    let mut bad = install.to_vec();
+    bad[2] = "velero-rs:no-such-tag";
+    let started = Instant::now();
+    let out = run(velero(&kubeconfig).args(&bad));
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"]
+            .iter()
+            .any(|reason| stderr.contains(reason)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("velero-rs:no-such-tag"), "{stderr}");
+    eprintln!(
+        "an unavailable image was reported after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
