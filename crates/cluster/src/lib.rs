@@ -5,4 +5,5 @@
 pub mod api;
 pub mod discovery;
 pub mod exec;
+pub mod gojson;
 pub mod write;

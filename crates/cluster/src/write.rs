@@ -146,19 +146,22 @@ impl ApiWriter {
     }
 
     pub async fn create(&self, collection_path: &str, object: &Value) -> Result<Value, WriteError> {
-        let body = serde_json::to_vec(object).map_err(|e| WriteError::Transport(e.to_string()))?;
+        let body =
+            crate::gojson::to_vec(object).map_err(|e| WriteError::Transport(e.to_string()))?;
         self.request(Method::POST, collection_path, Some(body), JSON)
             .await
     }
 
     pub async fn replace(&self, path: &str, object: &Value) -> Result<Value, WriteError> {
-        let body = serde_json::to_vec(object).map_err(|e| WriteError::Transport(e.to_string()))?;
+        let body =
+            crate::gojson::to_vec(object).map_err(|e| WriteError::Transport(e.to_string()))?;
         self.request(Method::PUT, path, Some(body), JSON).await
     }
 
     /// An RFC 7386 JSON merge patch.
     pub async fn merge_patch(&self, path: &str, patch: &Value) -> Result<Value, WriteError> {
-        let body = serde_json::to_vec(patch).map_err(|e| WriteError::Transport(e.to_string()))?;
+        let body =
+            crate::gojson::to_vec(patch).map_err(|e| WriteError::Transport(e.to_string()))?;
         self.request(Method::PATCH, path, Some(body), MERGE_PATCH)
             .await
     }

@@ -594,3 +594,76 @@ resourceModifierRules:
     assert!(opted_out.get("status").is_none(), "{opted_out}");
     Ok(())
 }
+
+/// A StatefulSet's ControllerRevision keeps its `data` as the bytes it was sent, and the controller
+/// compares them with Go's encoding of the same data when it adopts the restored revision. A shell
+/// redirection in the pod template (`>`, `&`) is written escaped by Go: the restore must send it
+/// the same way, or the controller's update is refused as a change to an immutable field and the
+/// StatefulSet never progresses (found on the real node).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statefulset_with_shell_redirections_progresses_after_restore() -> anyhow::Result<()> {
+    let env = setup().await?;
+    let client = &env.client;
+    create_object(
+        client,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sts"}}),
+    )
+    .await?;
+    create_object(
+        client,
+        json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": "sts"},
+            "spec": {
+                "serviceName": "db", "replicas": 1,
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {
+                    "metadata": {"labels": {"app": "db"}},
+                    "spec": {"containers": [{
+                        "name": "db", "image": "busybox:1.35",
+                        "command": ["sh", "-c", "echo x >> /data/log && exec sleep 3600 < /dev/null"],
+                    }]},
+                },
+            },
+        }),
+    )
+    .await?;
+    let revisions = "/apis/apps/v1/namespaces/sts/controllerrevisions";
+    wait_for("the StatefulSet's revision", || async {
+        let list = get(client, revisions).await?;
+        (!list["items"].as_array()?.is_empty()).then_some(())
+    })
+    .await?;
+    backup(client, "sts", json!({"includedNamespaces": ["sts"]})).await?;
+    delete_all(client, &["/api/v1/namespaces/sts".to_string()]).await?;
+
+    let done = restore(client, "sts-1", json!({"backupName": "sts"})).await?;
+    assert_eq!(
+        phase(&done),
+        Some(RestorePhase::Completed),
+        "{:?}",
+        done.status
+    );
+    let (list, _) = restore_files(&env, "sts-1")?;
+    assert!(
+        entries(&list, "apps/v1/ControllerRevision")
+            .iter()
+            .any(|e| e.ends_with("(created)")),
+        "{list}"
+    );
+    // The controller took the restored revision as its own and synced the set.
+    wait_for(
+        "the restored StatefulSet to be synced by its controller",
+        || async {
+            let sts = get(client, "/apis/apps/v1/namespaces/sts/statefulsets/db").await?;
+            let status = &sts["status"];
+            (status["observedGeneration"] == sts["metadata"]["generation"]
+                && status["currentRevision"]
+                    .as_str()
+                    .is_some_and(|r| !r.is_empty()))
+            .then_some(())
+        },
+    )
+    .await?;
+    Ok(())
+}
