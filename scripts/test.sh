@@ -10,6 +10,10 @@ bash scripts/setup-control-plane.sh
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
+echo "== cargo machete (no unused dependencies)" >&2
+# A declared dependency nothing uses still builds on every change; keep them out.
+command -v cargo-machete >/dev/null 2>&1 || cargo install --locked --quiet cargo-machete@0.9.2
+cargo machete
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test" >&2

@@ -1,4 +1,4 @@
-//! Label and annotation keys Velero reads and writes (spec 2.12), and its label-value shortening.
+//! Label and annotation keys Velero reads and writes (`pkg/apis/velero/v1/labels_annotations.go`), and its label-value shortening.
 
 use sha2::{Digest, Sha256};
 
@@ -39,6 +39,14 @@ pub const CSI_VOLUME_SNAPSHOT_CLASS: &str = "velero.io/csi-volumesnapshot-class"
 
 /// Longest value Kubernetes accepts for a label.
 pub const MAX_LABEL_VALUE_LEN: usize = 63;
+
+/// The label selector for the backups a schedule created. Velero writes the schedule's name as it
+/// is, which for a name over 63 characters is not a valid label value, so such a schedule cannot
+/// create backups in Velero; velero-rs labels (and so selects) those with [`valid_label_value`],
+/// which leaves every name Velero can use unchanged.
+pub fn schedule_selector(schedule: &str) -> String {
+    format!("{SCHEDULE_NAME}={}", valid_label_value(schedule))
+}
 
 /// Velero's `label.GetValidName`: a name longer than a label value may be is cut to 57 characters and
 /// suffixed with the first 6 hex digits of its SHA-256, so that two long names stay distinct and the

@@ -11,6 +11,7 @@
 
 pub mod crd;
 mod duration;
+pub mod kuberesource;
 pub mod labels;
 pub mod manifest;
 mod schema;

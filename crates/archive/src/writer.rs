@@ -9,7 +9,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use crate::{VERSION_ENTRY, version_file_contents};
 
 /// Writes Velero's tarball: regular files only, mode 0755, modification time now, no directory
-/// entries (spec 4.1). [`TarballWriter::new`] writes `metadata/version` first.
+/// entries (Velero's `pkg/backup/backup.go`). [`TarballWriter::new`] writes `metadata/version` first.
 pub struct TarballWriter<W: AsyncWrite + Unpin> {
     gzip: GzipEncoder<W>,
     // Builds each entry's header block(s); drained after every entry, so it never grows past one.

@@ -10,10 +10,11 @@ use serde_json::Value;
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use velero_archive::{ItemPath, TarballWriter};
-
 use velero_cluster::api::ApiReader;
 use velero_cluster::discovery::{DiscoveredResource, Discovery};
-use velero_report::{Context, OperationLog, OperationResults};
+use velero_report::{Context, OperationLog, OperationResults, locked};
+
+use crate::actions;
 
 /// What the backup selects; [`crate::selection::BackupSelection`] builds it from a Backup's spec.
 pub trait Selection: Send + Sync {
@@ -64,29 +65,8 @@ pub struct BackupOutcome {
     pub results: OperationResults,
 }
 
-/// A backup that could not finish, with its log so far (Velero still uploads a failed backup's log).
-pub struct BackupFailure {
-    pub error: BackupError,
-    pub log: OperationLog,
-}
-
-impl std::fmt::Debug for BackupFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
-    }
-}
-
-impl std::fmt::Display for BackupFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
-    }
-}
-
-impl std::error::Error for BackupFailure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.error.source()
-    }
-}
+/// A backup that could not finish, with its log so far.
+pub type BackupFailure = velero_report::Failed<BackupError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -206,14 +186,6 @@ impl Payload {
 }
 
 /// Types whose items bring others along (Velero's built-in item actions).
-fn brings_additional_items(resource: &DiscoveredResource) -> bool {
-    resource.group.is_empty()
-        && matches!(
-            resource.resource.as_str(),
-            "pods" | "persistentvolumeclaims" | "serviceaccounts"
-        )
-}
-
 fn meta<'v>(item: &'v Value, field: &str) -> Option<&'v str> {
     item.get("metadata")?.get(field)?.as_str()
 }
@@ -231,19 +203,13 @@ fn labels(item: &Value) -> BTreeMap<String, String> {
 
 impl Shared<'_> {
     fn log_info(&self, msg: &str, ctx: Context<'_>) {
-        if let Ok(mut log) = self.log.lock() {
-            log.info(msg, ctx);
-        }
+        locked(&self.log).info(msg, ctx);
     }
     fn log_warn(&self, msg: &str, ctx: Context<'_>) {
-        if let Ok(mut log) = self.log.lock() {
-            log.warn(msg, ctx);
-        }
+        locked(&self.log).warn(msg, ctx);
     }
     fn log_error(&self, msg: &str, err: &str, ctx: Context<'_>) {
-        if let Ok(mut log) = self.log.lock() {
-            log.error(msg, err, ctx);
-        }
+        locked(&self.log).error(msg, err, ctx);
     }
 
     /// Backs up one object (and what it brings along). `additional` items skip the label selector
@@ -301,20 +267,16 @@ impl Shared<'_> {
             namespace.clone().unwrap_or_default(),
             name.clone(),
         );
-        {
-            let Ok(mut seen) = self.seen.lock() else {
-                return Ok(());
-            };
-            if !seen.insert(key) {
-                return Ok(());
+        if !locked(&self.seen).insert(key) {
+            return Ok(());
+        }
+        if let Some(ns) = &namespace {
+            let mut with_items = locked(&self.namespaces_with_items);
+            if !with_items.contains(ns) {
+                with_items.insert(ns.clone());
             }
         }
-        if let (Some(ns), Ok(mut with_items)) = (&namespace, self.namespaces_with_items.lock())
-            && !with_items.contains(ns)
-        {
-            with_items.insert(ns.clone());
-        }
-        let additional = if brings_additional_items(resource) {
+        let additional = if actions::brings_additional_items(&resource.group, &resource.resource) {
             match item.to_value() {
                 Some(value) => self.additional_items(resource, &value).await,
                 None => Vec::new(),
@@ -325,7 +287,7 @@ impl Shared<'_> {
         let json = item.into_bytes(resource);
         let type_key = format!("{}/{}", resource.api_version(), resource.kind);
         self.log_info("Backing up item", ctx);
-        let Some(tx) = self.tx.lock().ok().and_then(|t| t.clone()) else {
+        let Some(tx) = locked(&self.tx).clone() else {
             return Ok(());
         };
         let sent = tx
@@ -366,7 +328,7 @@ impl Shared<'_> {
             namespace.unwrap_or_default().to_string(),
             name.to_string(),
         );
-        if self.seen.lock().map(|s| s.contains(&key)).unwrap_or(true) {
+        if locked(&self.seen).contains(&key) {
             return Ok(());
         }
         let ctx = Context {
@@ -396,84 +358,26 @@ impl Shared<'_> {
 
     /// Velero's built-in item actions: a pod brings its claims and PriorityClass, a claim its
     /// volume, a ServiceAccount the ClusterRoleBindings naming it and their ClusterRoles.
+    /// The items `item` brings along ([`actions::additional_items`]), as the types discovery
+    /// serves.
     async fn additional_items(
         &self,
         resource: &DiscoveredResource,
         item: &Value,
     ) -> Vec<(DiscoveredResource, Option<String>, String)> {
-        let mut out = Vec::new();
-        let namespace = meta(item, "namespace").map(str::to_string);
-        let mut push = |gr: &str, ns: Option<String>, name: &str| {
-            if let Some(dr) = self
-                .discovery
-                .by_group_resource(gr)
-                .filter(|_| !name.is_empty())
-            {
-                out.push((dr.clone(), ns, name.to_string()));
-            }
-        };
-        match (resource.group.as_str(), resource.resource.as_str()) {
-            ("", "pods") => {
-                for volume in item
-                    .pointer("/spec/volumes")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(claim) = volume
-                        .pointer("/persistentVolumeClaim/claimName")
-                        .and_then(Value::as_str)
-                    {
-                        push("persistentvolumeclaims", namespace.clone(), claim);
-                    }
-                }
-                if let Some(class) = item
-                    .pointer("/spec/priorityClassName")
-                    .and_then(Value::as_str)
-                {
-                    push("priorityclasses.scheduling.k8s.io", None, class);
-                }
-            }
-            ("", "persistentvolumeclaims") => {
-                if let Some(volume) = item.pointer("/spec/volumeName").and_then(Value::as_str) {
-                    push("persistentvolumes", None, volume);
-                }
-            }
-            ("", "serviceaccounts") => {
-                let name = meta(item, "name").unwrap_or_default().to_string();
-                for binding in self.cluster_role_bindings().await {
-                    let names_sa = binding
-                        .get("subjects")
-                        .and_then(Value::as_array)
-                        .is_some_and(|subjects| {
-                            subjects.iter().any(|s| {
-                                s.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
-                                    && s.get("name").and_then(Value::as_str) == Some(name.as_str())
-                                    && s.get("namespace").and_then(Value::as_str)
-                                        == namespace.as_deref()
-                            })
-                        });
-                    if names_sa {
-                        push(
-                            "clusterrolebindings.rbac.authorization.k8s.io",
-                            None,
-                            meta(binding, "name").unwrap_or_default(),
-                        );
-                        if binding.pointer("/roleRef/kind").and_then(Value::as_str)
-                            == Some("ClusterRole")
-                        {
-                            let role = binding
-                                .pointer("/roleRef/name")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default();
-                            push("clusterroles.rbac.authorization.k8s.io", None, role);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        out
+        let bindings: &[Value] =
+            if actions::needs_cluster_role_bindings(&resource.group, &resource.resource) {
+                self.cluster_role_bindings().await
+            } else {
+                &[]
+            };
+        actions::additional_items(&resource.resource, item, bindings)
+            .into_iter()
+            .filter_map(|related| {
+                let served = self.discovery.by_group_resource(related.group_resource)?;
+                Some((served.clone(), related.namespace, related.name))
+            })
+            .collect()
     }
 
     async fn cluster_role_bindings(&self) -> &Vec<Value> {
@@ -481,7 +385,7 @@ impl Shared<'_> {
             .get_or_init(|| async {
                 let Some(dr) = self
                     .discovery
-                    .by_group_resource("clusterrolebindings.rbac.authorization.k8s.io")
+                    .by_group_resource(velero_api::kuberesource::CLUSTER_ROLE_BINDINGS)
                 else {
                     return Vec::new();
                 };
@@ -712,9 +616,7 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
     let (collected, written) = tokio::join!(
         async {
             let r = collecting.await;
-            if let Ok(mut tx) = shared.tx.lock() {
-                tx.take();
-            }
+            locked(&shared.tx).take();
             r
         },
         writing
@@ -730,10 +632,7 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
     .await;
     // Every task is done with the log by now; take it out whatever happened.
     let log = std::mem::replace(
-        &mut *shared
-            .log
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        &mut *locked(&shared.log),
         OperationLog::backup(&params.backup_namespace, &params.backup_name),
     );
     let (resource_list, count, sink) = match finished {
@@ -764,11 +663,10 @@ async fn finish_collection(shared: &Shared<'_>) -> Result<(), BackupError> {
         .by_group_resource("customresourcedefinitions.apiextensions.k8s.io")
         .filter(|crd_type| !shared.selection.exclude_additional(crd_type));
     if let Some(crd_type) = crd_type {
-        let backed_up: BTreeSet<String> = shared
-            .seen
-            .lock()
-            .map(|s| s.iter().map(|(gr, _, _)| gr.clone()).collect())
-            .unwrap_or_default();
+        let backed_up: BTreeSet<String> = locked(&shared.seen)
+            .iter()
+            .map(|(gr, _, _)| gr.clone())
+            .collect();
         for gr in backed_up.iter().filter(|gr| gr.contains('.')) {
             match shared.reader.get_opt(&crd_type.object_path(None, gr)).await {
                 Ok(Some(crd)) => shared.back_up(crd_type, crd).await?,
@@ -794,11 +692,7 @@ async fn finish_collection(shared: &Shared<'_>) -> Result<(), BackupError> {
     else {
         return Ok(());
     };
-    let with_items = shared
-        .namespaces_with_items
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
+    let with_items = locked(&shared.namespaces_with_items).clone();
     let mut keep = Vec::new();
     let namespaces = shared
         .reader

@@ -99,7 +99,7 @@ impl Discovery {
     }
 }
 
-/// Types that two groups serve; the first group seen wins (spec 5.3).
+/// Types that two groups serve; the first group seen wins (Velero's `pkg/discovery/helper.go`).
 const COHABITING: &[(&str, &[&str])] = &[
     ("deployments", &["extensions", "apps"]),
     ("daemonsets", &["extensions", "apps"]),

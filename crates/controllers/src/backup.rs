@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -14,7 +14,9 @@ use velero_api::labels;
 use velero_api::v1::{Backup, BackupPhase};
 use velero_backup::engine::{self, BackupParams, Progress};
 use velero_cluster::api::ApiReader;
-use velero_storage::BackupStore;
+use velero_storage::{BackupFiles, BackupStore};
+
+use crate::operation::{self, OperationError, ProgressReporter, patch};
 
 use crate::locations;
 
@@ -67,20 +69,6 @@ impl NamespaceSet {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ControllerError {
-    #[error("backup task failed: {0}")]
-    Task(String),
-    #[error("updating backup {0}: {1}")]
-    Patch(String, #[source] kube::Error),
-}
-
-async fn patch(api: &Api<Backup>, name: &str, body: Value) -> Result<Backup, ControllerError> {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
-        .await
-        .map_err(|e| ControllerError::Patch(name.to_string(), e))
-}
-
 /// Marks the backups a server left InProgress as Failed with `reason`: nothing resumes them.
 /// Velero does it at start ([`RESTART_FAILURE`]); we also do it at a clean shutdown.
 pub async fn fail_interrupted_backups(
@@ -107,7 +95,7 @@ pub async fn run_backup_controller(client: Client, config: BackupControllerConfi
     crate::run_controller("backup", api, ctx, reconcile).await;
 }
 
-async fn reconcile(backup: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, ControllerError> {
+async fn reconcile(backup: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, OperationError> {
     let phase = backup.status.as_ref().and_then(|s| s.phase);
     if !matches!(
         phase,
@@ -123,16 +111,14 @@ async fn reconcile(backup: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Control
 
     // Two backups of the same namespaces would race on the same objects: wait for the other.
     let set = NamespaceSet::of(&backup);
-    let admitted = match ctx.running.lock() {
-        Ok(mut running) => {
-            let busy = running.len() >= ctx.config.concurrency.max(1)
-                || running.iter().any(|(_, s)| s.overlaps(&set));
-            if !busy {
-                running.push((name.clone(), set));
-            }
-            !busy
+    let admitted = {
+        let mut running = velero_report::locked(&ctx.running);
+        let busy = running.len() >= ctx.config.concurrency.max(1)
+            || running.iter().any(|(_, s)| s.overlaps(&set));
+        if !busy {
+            running.push((name.clone(), set));
         }
-        Err(_) => false,
+        !busy
     };
     if !admitted {
         if phase != Some(BackupPhase::Queued) {
@@ -151,19 +137,14 @@ async fn reconcile(backup: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Control
         let (ctx, api, backup) = (ctx.clone(), api.clone(), backup.clone());
         tokio::spawn(async move { process(&ctx, &api, &backup).await })
     };
-    let result = match task.await {
-        Ok(r) => r,
-        Err(e) => Err(ControllerError::Task(e.to_string())),
-    };
-    if let Ok(mut running) = ctx.running.lock() {
-        running.retain(|(n, _)| n != &name);
-    }
+    let result = operation::joined::<Backup, _>(task.await).and_then(|r| r);
+    velero_report::locked(&ctx.running).retain(|(n, _)| n != &name);
     result?;
     Ok(Action::await_change())
 }
 
 /// Defaults, validation, the run and the upload of one backup.
-async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), ControllerError> {
+async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), OperationError> {
     let name = backup.name_any();
     let client = &ctx.client;
     let ns = &ctx.config.namespace;
@@ -329,22 +310,14 @@ async fn fail(backup: &Backup, failure: Failure) -> velero_api::v1::BackupStatus
     status.warnings = Some(log.warnings() as i32).filter(|w| *w > 0);
     status.errors = Some(log.errors() as i32).filter(|e| *e > 0);
     let (log_gz, results) = log.finish();
-    let layout = store.layout().clone();
     let metadata = serde_json::to_vec_pretty(&failed).unwrap_or_default();
-    let files = [
-        (layout.backup_log(&name), Bytes::from(log_gz)),
-        (
-            layout.backup_file(&name, "results"),
-            crate::gzip_json(&results),
-        ),
-        // Last, as for a completed backup: its presence says the other files are there.
-        (layout.backup_metadata(&name), Bytes::from(metadata)),
-    ];
-    for (key, data) in files {
-        if let Err(e) = store.put_object(&key, data).await {
-            tracing::warn!(backup = %name, "uploading {key} of a failed backup: {e}");
-            break;
-        }
+    let files = BackupFiles {
+        log: Some(Bytes::from(log_gz)),
+        results: Some(crate::gzip_json(&results)),
+        ..BackupFiles::default()
+    };
+    if let Err(e) = store.put_backup(&name, files, Bytes::from(metadata)).await {
+        tracing::warn!(backup = %name, "uploading the files of a failed backup: {e}");
     }
     failed.status.unwrap_or_default()
 }
@@ -449,24 +422,11 @@ async fn run(
             }
         };
 
-    // Progress goes to the Backup at most once a second, from its own task.
-    let (progress_tx, mut progress_rx) = tokio::sync::watch::channel(Progress::default());
-    let progress_api = api.clone();
-    let progress_name = name.clone();
-    let reporter = tokio::spawn(async move {
-        while progress_rx.changed().await.is_ok() {
-            let p = *progress_rx.borrow_and_update();
-            let body = json!({ "status": { "progress": { "totalItems": p.total_items, "itemsBackedUp": p.items_backed_up } } });
-            let _ = progress_api
-                .patch(
-                    &progress_name,
-                    &PatchParams::default(),
-                    &Patch::Merge(&body),
-                )
-                .await;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
+    let reporter = ProgressReporter::start(
+        api.clone(),
+        name.clone(),
+        |p: Progress| json!({ "progress": { "totalItems": p.total_items, "itemsBackedUp": p.items_backed_up } }),
+    );
 
     tracing::debug!(backup = %name, elapsed = ?started.elapsed(), "discovery and filters resolved");
     let contents_key = store.layout().backup_contents(&name);
@@ -480,60 +440,33 @@ async fn run(
         concurrency: LIST_CONCURRENCY,
     };
     let result = engine::run(&reader, &discovery, &selection, &params, &mut sink, &|p| {
-        let _ = progress_tx.send(p);
+        reporter.report(p)
     })
     .await;
-    drop(progress_tx);
-    // The final status carries the final progress; do not wait out the reporter's pause.
-    reporter.abort();
+    reporter.stop();
     let (outcome, _) = match result {
         Ok(done) => done,
         Err(failure) => {
-            let _ = sink.abort().await;
+            if let Err(e) = sink.abort().await {
+                tracing::warn!(backup = %name, "giving up the partial tarball upload: {e}");
+            }
             return Err(failed(failure.error.to_string(), failure.log, store));
         }
     };
     // engine::run finished the tarball, which shut the writer down and completed the upload.
 
     tracing::debug!(backup = %name, elapsed = ?started.elapsed(), items = outcome.items_backed_up, "tarball written");
-    let layout = store.layout().clone();
-    let files: Vec<(String, Bytes)> = vec![
-        (
-            layout.backup_log(&name),
-            Bytes::from(outcome.log_gz.clone()),
-        ),
-        (
-            layout.backup_file(&name, "results"),
-            crate::gzip_json(&outcome.results),
-        ),
-        (
-            layout.backup_file(&name, "resource-list.json"),
-            crate::gzip_json(&outcome.resource_list),
-        ),
-        (
-            layout.backup_file(&name, "volumesnapshots.json"),
-            crate::gzip_json(&Value::Array(vec![])),
-        ),
-        (
-            layout.backup_file(&name, "podvolumebackups.json"),
-            crate::gzip_json(&Value::Array(vec![])),
-        ),
-        (
-            layout.backup_file(&name, "itemoperations.json"),
-            crate::gzip_json(&Value::Array(vec![])),
-        ),
-        (
-            layout.backup_file(&name, "volumeinfo.json"),
-            crate::gzip_json(&Value::Array(vec![])),
-        ),
-    ];
-    for (key, data) in files {
-        if let Err(e) = store.put_object(&key, data).await {
-            // Storage is failing under us: remove what was written rather than add to it.
-            let _ = store.delete_backup(&name).await;
-            return Err(Failure::Early(format!("error uploading {key}: {e}")));
-        }
-    }
+    // No volume data yet: Velero writes the volume files empty then, and so do we.
+    let none = crate::gzip_json(&Value::Array(vec![]));
+    let files = BackupFiles {
+        log: Some(Bytes::from(outcome.log_gz.clone())),
+        results: Some(crate::gzip_json(&outcome.results)),
+        resource_list: Some(crate::gzip_json(&outcome.resource_list)),
+        volume_snapshots: Some(none.clone()),
+        pod_volume_backups: Some(none.clone()),
+        item_operations: Some(none.clone()),
+        volume_info: Some(none),
+    };
     let warnings = outcome.results.warnings.len();
     let errors = outcome.results.errors.len();
     let mut final_backup = backup.clone();
@@ -552,15 +485,11 @@ async fn run(
     });
     final_backup.metadata.managed_fields = None;
     let metadata = serde_json::to_vec_pretty(&final_backup).unwrap_or_default();
-    if let Err(e) = store
-        .put_object(&layout.backup_metadata(&name), Bytes::from(metadata))
+    // Storage failing under us: put_backup removed what was written rather than add to it.
+    store
+        .put_backup(&name, files, Bytes::from(metadata))
         .await
-    {
-        let _ = store.delete_backup(&name).await;
-        return Err(Failure::Early(format!(
-            "error uploading velero-backup.json: {e}"
-        )));
-    }
+        .map_err(|e| Failure::Early(format!("error uploading the backup's files: {e}")))?;
     tracing::info!(backup = %name, items = outcome.items_backed_up, warnings, errors, elapsed = ?started.elapsed(), "backup completed");
     Ok(final_backup.status.unwrap_or_default())
 }

@@ -181,7 +181,7 @@ async fn reconcile(
         }
     } else {
         // Leave the backup as it was, so the request can be retried once the store is back.
-        let _ = backups
+        if let Err(e) = backups
             .patch(
                 &backup_name,
                 &PatchParams::default(),
@@ -190,7 +190,10 @@ async fn reconcile(
                     "status": { "phase": restore_phase },
                 })),
             )
-            .await;
+            .await
+        {
+            tracing::warn!(backup = %backup_name, "putting the backup back in its phase after a failed deletion: {e}");
+        }
     }
     let ok = errors.is_empty();
     let outcome = if ok {
@@ -209,9 +212,12 @@ async fn reconcile(
         );
         if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
             for other in list.items.iter().filter(|r| r.name_any() != name) {
-                let _ = api
+                if let Err(e) = api
                     .delete(&other.name_any(), &DeleteParams::default())
-                    .await;
+                    .await
+                {
+                    tracing::warn!(request = %other.name_any(), "deleting an older deletion request: {e}");
+                }
             }
         }
     }

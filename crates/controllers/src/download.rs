@@ -16,7 +16,7 @@ use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::v1::{Backup, DownloadRequest, DownloadRequestPhase, DownloadTargetKind, Restore};
-use velero_storage::Layout;
+use velero_storage::{BackupFile, Layout, RestoreFile};
 
 use crate::locations;
 
@@ -57,22 +57,22 @@ pub enum DownloadError {
 pub fn target_key(layout: &Layout, kind: DownloadTargetKind, name: &str) -> String {
     use DownloadTargetKind::*;
     match kind {
-        BackupLog => layout.backup_log(name),
+        BackupLog => layout.backup_file(name, BackupFile::Log),
         BackupContents => layout.backup_contents(name),
-        BackupVolumeSnapshots => layout.backup_file(name, "volumesnapshots.json"),
-        BackupItemOperations => layout.backup_file(name, "itemoperations.json"),
-        BackupResourceList => layout.backup_file(name, "resource-list.json"),
-        BackupResults => layout.backup_file(name, "results"),
-        BackupVolumeInfos => layout.backup_file(name, "volumeinfo.json"),
-        CsiBackupVolumeSnapshots => layout.backup_file(name, "csi-volumesnapshots.json"),
+        BackupVolumeSnapshots => layout.backup_file(name, BackupFile::VolumeSnapshots),
+        BackupItemOperations => layout.backup_file(name, BackupFile::ItemOperations),
+        BackupResourceList => layout.backup_file(name, BackupFile::ResourceList),
+        BackupResults => layout.backup_file(name, BackupFile::Results),
+        BackupVolumeInfos => layout.backup_file(name, BackupFile::VolumeInfo),
+        CsiBackupVolumeSnapshots => layout.backup_file(name, BackupFile::CsiVolumeSnapshots),
         CsiBackupVolumeSnapshotContents => {
-            layout.backup_file(name, "csi-volumesnapshotcontents.json")
+            layout.backup_file(name, BackupFile::CsiVolumeSnapshotContents)
         }
-        RestoreLog => layout.restore_file(name, "logs"),
-        RestoreResults => layout.restore_file(name, "results"),
-        RestoreResourceList => layout.restore_file(name, "resource-list.json"),
-        RestoreItemOperations => layout.restore_file(name, "itemoperations.json"),
-        RestoreVolumeInfo => layout.restore_volume_info(name),
+        RestoreLog => layout.restore_file(name, RestoreFile::Log),
+        RestoreResults => layout.restore_file(name, RestoreFile::Results),
+        RestoreResourceList => layout.restore_file(name, RestoreFile::ResourceList),
+        RestoreItemOperations => layout.restore_file(name, RestoreFile::ItemOperations),
+        RestoreVolumeInfo => layout.restore_file(name, RestoreFile::VolumeInfo),
     }
 }
 

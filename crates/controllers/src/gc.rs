@@ -1,4 +1,4 @@
-//! Garbage collection (spec 7.3): an expired Backup gets a DeleteBackupRequest, unless its
+//! Garbage collection (Velero's `pkg/controller/gc_controller.go`): an expired Backup gets a DeleteBackupRequest, unless its
 //! location is missing or read-only (then a `velero.io/gc-failure` label says why) or unavailable
 //! (then it waits for the next pass).
 

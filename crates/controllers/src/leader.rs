@@ -183,9 +183,14 @@ impl LeaderElection {
                 == Some(self.identity.as_str())
         {
             let patch = serde_json::json!({"spec": {"holderIdentity": null}});
-            let _ = api
+            if let Err(e) = api
                 .patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&patch))
-                .await;
+                .await
+            {
+                tracing::warn!(
+                    "releasing the leader lease (the next leader waits for it to expire): {e}"
+                );
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod leader;
 pub mod locations;
 pub mod metrics;
 pub mod node_agent;
+mod operation;
 pub mod restore;
 pub mod schedule;
 pub mod server;

@@ -1,4 +1,4 @@
-//! Velero's Prometheus metrics (spec 9), same names, types and labels, served with `/healthz` at
+//! Velero's Prometheus metrics (`pkg/metrics/metrics.go`), same names, types and labels, served with `/healthz` at
 //! `--metrics-address`.
 
 use std::sync::Arc;

@@ -8,17 +8,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use velero_api::labels;
-use velero_api::v1::{Backup, BackupPhase, Restore, RestorePhase};
+use velero_api::v1::{Backup, BackupPhase, Restore, RestorePhase, RestoreProgress, RestoreStatus};
 use velero_restore::modifiers::ResourceModifiers;
 use velero_restore::{Priorities, Progress, RestoreParams};
-use velero_storage::BackupStore;
+use velero_storage::{BackupStore, RestoreFiles};
 
 use crate::locations;
+use crate::operation::{self, OperationError, ProgressReporter, patch};
 
 pub const FINALIZER: &str = "restores.velero.io/external-resources-finalizer";
 
@@ -37,27 +38,9 @@ pub struct RestoreControllerConfig {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreControllerError {
-    #[error("restore task failed: {0}")]
-    Task(String),
-    #[error("updating restore {0}: {1}")]
-    Patch(String, #[source] kube::Error),
-}
-
 struct Ctx {
     client: Client,
     config: RestoreControllerConfig,
-}
-
-async fn patch(
-    api: &Api<Restore>,
-    name: &str,
-    body: Value,
-) -> Result<Restore, RestoreControllerError> {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
-        .await
-        .map_err(|e| RestoreControllerError::Patch(name.to_string(), e))
 }
 
 /// Marks the restores a server left InProgress as Failed with `reason`: nothing resumes them.
@@ -81,42 +64,43 @@ pub async fn run_restore_controller(client: Client, config: RestoreControllerCon
     crate::run_controller("restore", api, ctx, reconcile).await;
 }
 
-async fn reconcile(restore: Arc<Restore>, ctx: Arc<Ctx>) -> Result<Action, RestoreControllerError> {
-    let name = restore.name_any();
+/// kube-runtime's `finalizer` adds and removes our finalizer with JSON patches that test the list
+/// first, so another writer's finalizer is never dropped; deleting a Restore removes its files.
+async fn reconcile(
+    restore: Arc<Restore>,
+    ctx: Arc<Ctx>,
+) -> Result<Action, kube::runtime::finalizer::Error<OperationError>> {
+    use kube::runtime::finalizer::{Event, finalizer};
     let api: Api<Restore> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
-    let has_finalizer = restore.finalizers().iter().any(|f| f == FINALIZER);
-    if restore.metadata.deletion_timestamp.is_some() {
-        if has_finalizer {
-            if let Err(e) = delete_restore_files(&ctx, &restore).await {
-                tracing::warn!(restore = %name, "could not remove the restore's files: {e}");
+    finalizer(&api, FINALIZER, restore, |event| async {
+        match event {
+            Event::Apply(restore) => start(restore, ctx.clone(), api.clone()).await,
+            Event::Cleanup(restore) => {
+                if let Err(e) = delete_restore_files(&ctx, &restore).await {
+                    tracing::warn!(restore = %restore.name_any(), "could not remove the restore's files: {e}");
+                }
+                Ok(Action::await_change())
             }
-            let rest: Vec<String> = restore
-                .finalizers()
-                .iter()
-                .filter(|f| *f != FINALIZER)
-                .cloned()
-                .collect();
-            patch(&api, &name, json!({"metadata": {"finalizers": rest, "resourceVersion": restore.resource_version()}})).await?;
         }
-        return Ok(Action::await_change());
-    }
+    })
+    .await
+}
+
+/// Runs a New restore; any other phase is left as it is.
+async fn start(
+    restore: Arc<Restore>,
+    ctx: Arc<Ctx>,
+    api: Api<Restore>,
+) -> Result<Action, OperationError> {
     let phase = restore.status.as_ref().and_then(|s| s.phase);
     if !matches!(phase, None | Some(RestorePhase::New)) {
         return Ok(Action::await_change());
-    }
-    if !has_finalizer {
-        let mut finalizers = restore.finalizers().to_vec();
-        finalizers.push(FINALIZER.to_string());
-        patch(&api, &name, json!({"metadata": {"finalizers": finalizers}})).await?;
     }
     let task = {
         let (ctx, api, restore) = (ctx.clone(), api.clone(), restore.clone());
         tokio::spawn(async move { process(&ctx, &api, &restore).await })
     };
-    match task.await {
-        Ok(r) => r?,
-        Err(e) => return Err(RestoreControllerError::Task(e.to_string())),
-    }
+    operation::joined::<Restore, _>(task.await)??;
     Ok(Action::await_change())
 }
 
@@ -180,21 +164,13 @@ async fn delete_restore_files(ctx: &Ctx, restore: &Restore) -> Result<(), String
 async fn newest_backup_of_schedule(ctx: &Ctx, schedule: &str) -> Result<String, String> {
     let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
     let list = backups
-        .list(&ListParams::default().labels(&format!("{}={schedule}", labels::SCHEDULE_NAME)))
+        .list(&ListParams::default().labels(&labels::schedule_selector(schedule)))
         .await
         .map_err(|_| "Unable to list backups for schedule".to_string())?;
     if list.items.is_empty() {
         return Err("No backups found for schedule".into());
     }
-    list.items
-        .iter()
-        .filter(|b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed))
-        .max_by_key(|b| {
-            b.status
-                .as_ref()
-                .and_then(|s| s.start_timestamp.clone())
-                .map(|t| t.0)
-        })
+    velero_api::v1::most_recent_backup(&list.items, &[BackupPhase::Completed])
         .map(|b| b.name_any())
         .ok_or_else(|| "No completed backups found for schedule".to_string())
 }
@@ -238,11 +214,7 @@ async fn plugin_config(ctx: &Ctx, action: &str) -> Option<BTreeMap<String, Strin
         .map(|m| m.data.unwrap_or_default())
 }
 
-async fn process(
-    ctx: &Ctx,
-    api: &Api<Restore>,
-    restore: &Restore,
-) -> Result<(), RestoreControllerError> {
+async fn process(ctx: &Ctx, api: &Api<Restore>, restore: &Restore) -> Result<(), OperationError> {
     let name = restore.name_any();
     let mut spec = restore.spec.clone();
     let mut errors = velero_restore::selection::validate_restore_spec(&spec);
@@ -317,12 +289,17 @@ async fn process(
         Ok(status) => status,
         Err(reason) => {
             tracing::warn!(restore = %name, "restore failed: {reason}");
-            json!({ "phase": RestorePhase::Failed, "failureReason": reason, "completionTimestamp": crate::now() })
+            RestoreStatus {
+                phase: Some(RestorePhase::Failed),
+                failure_reason: Some(reason),
+                completion_timestamp: Some(crate::now()),
+                ..RestoreStatus::default()
+            }
         }
     };
-    let counter = match status["phase"].as_str() {
-        Some("Completed") => &metrics.restore_success,
-        Some("PartiallyFailed") => &metrics.restore_partial_failure,
+    let counter = match status.phase {
+        Some(RestorePhase::Completed) => &metrics.restore_success,
+        Some(RestorePhase::PartiallyFailed) => &metrics.restore_partial_failure,
         _ => &metrics.restore_failed,
     };
     counter.get_or_create(&schedule).inc();
@@ -337,7 +314,7 @@ async fn run(
     spec: velero_api::v1::RestoreSpec,
     source: &Source,
     modifiers: Option<ResourceModifiers>,
-) -> Result<Value, String> {
+) -> Result<RestoreStatus, String> {
     let backup_name = source.backup.name_any();
     let store = &source.store;
     let key = store.layout().backup_contents(&backup_name);
@@ -365,67 +342,67 @@ async fn run(
         scratch_dir: None,
     };
 
-    let (progress_tx, mut progress_rx) = tokio::sync::watch::channel(Progress::default());
-    let progress_api = api.clone();
-    let progress_name = name.to_string();
-    let reporter = tokio::spawn(async move {
-        while progress_rx.changed().await.is_ok() {
-            let p = *progress_rx.borrow_and_update();
-            let body = json!({ "status": { "progress": { "totalItems": p.total_items, "itemsRestored": p.items_restored } } });
-            let _ = progress_api
-                .patch(
-                    &progress_name,
-                    &PatchParams::default(),
-                    &Patch::Merge(&body),
-                )
-                .await;
-            tokio::time::sleep(Duration::from_secs(1)).await;
+    let reporter = ProgressReporter::start(
+        api.clone(),
+        name.to_string(),
+        |p: Progress| json!({ "progress": { "totalItems": p.total_items, "itemsRestored": p.items_restored } }),
+    );
+    let result =
+        velero_restore::run(ctx.client.clone(), tarball, params, &|p| reporter.report(p)).await;
+    reporter.stop();
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(failure) => {
+            // As for a failed backup: the log and results say why, for `velero restore logs`.
+            let reason = failure.error.to_string();
+            let mut log = failure.log;
+            log.record(
+                velero_report::Level::Error,
+                None,
+                &format!("restore failed: {reason}"),
+            );
+            let (log_gz, results) = log.finish();
+            let files = RestoreFiles {
+                log: Some(Bytes::from(log_gz)),
+                results: Some(crate::gzip_json(&results)),
+                ..RestoreFiles::default()
+            };
+            if let Err(e) = store.put_restore(name, files).await {
+                tracing::warn!(restore = %name, "uploading the log of a failed restore: {e}");
+            }
+            return Err(reason);
         }
-    });
-    let result = velero_restore::run(ctx.client.clone(), tarball, params, &|p| {
-        let _ = progress_tx.send(p);
-    })
-    .await;
-    drop(progress_tx);
-    reporter.abort();
-    let outcome = result.map_err(|e| e.to_string())?;
+    };
 
-    let layout = store.layout().clone();
-    let files = [
-        (
-            layout.restore_file(name, "logs"),
-            Bytes::from(outcome.log_gz.clone()),
-        ),
-        (
-            layout.restore_file(name, "results"),
-            crate::gzip_json(&outcome.results),
-        ),
-        (
-            layout.restore_file(name, "resource-list.json"),
-            crate::gzip_json(&outcome.resource_list),
-        ),
-        (
-            layout.restore_file(name, "itemoperations.json"),
-            crate::gzip_json(&Value::Array(vec![])),
-        ),
-        (
-            layout.restore_volume_info(name),
-            crate::gzip_json(&Value::Array(vec![])),
-        ),
-    ];
-    for (key, data) in files {
-        if let Err(e) = store.put_object(&key, data).await {
-            return Err(format!("error uploading {key}: {e}"));
-        }
-    }
+    let none = crate::gzip_json(&Value::Array(vec![]));
+    let files = RestoreFiles {
+        log: Some(Bytes::from(outcome.log_gz.clone())),
+        results: Some(crate::gzip_json(&outcome.results)),
+        resource_list: Some(crate::gzip_json(&outcome.resource_list)),
+        item_operations: Some(none.clone()),
+        volume_info: Some(none),
+    };
+    store
+        .put_restore(name, files)
+        .await
+        .map_err(|e| format!("error uploading the restore's files: {e}"))?;
     let warnings = outcome.results.warnings.len();
     let errors = outcome.results.errors.len();
     tracing::info!(restore = %name, items = outcome.items_restored, warnings, errors, "restore completed");
-    Ok(json!({
-        "phase": if errors > 0 { RestorePhase::PartiallyFailed } else { RestorePhase::Completed },
-        "completionTimestamp": crate::now(),
-        "warnings": warnings,
-        "errors": errors,
-        "progress": { "totalItems": outcome.total_items, "itemsRestored": outcome.items_restored },
-    }))
+    let count = |n: u64| Some(i32::try_from(n).unwrap_or(i32::MAX));
+    Ok(RestoreStatus {
+        phase: Some(if errors > 0 {
+            RestorePhase::PartiallyFailed
+        } else {
+            RestorePhase::Completed
+        }),
+        completion_timestamp: Some(crate::now()),
+        warnings: count(warnings as u64),
+        errors: count(errors as u64),
+        progress: Some(RestoreProgress {
+            total_items: count(outcome.total_items),
+            items_restored: count(outcome.items_restored),
+        }),
+        ..RestoreStatus::default()
+    })
 }

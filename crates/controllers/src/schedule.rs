@@ -1,11 +1,15 @@
-//! The schedule controller (spec 7.1): validates each Schedule's cron and template, creates a
-//! Backup `<schedule>-<YYYYMMDDHHMMSS>` whenever it is due (never at creation, one at a time), and
-//! applies the velero-rs grandfather-father-son retention when a Schedule asks for it.
+//! The schedule controller (Velero's `pkg/controller/schedule_controller.go`): validates each
+//! Schedule's cron and template, creates a Backup `<schedule>-<YYYYMMDDHHMMSS>` whenever it is due
+//! (never at creation, one at a time), and applies the velero-rs grandfather-father-son retention
+//! when a Schedule asks for it. As Velero's, it reacts to every change of a Schedule (so a new or
+//! edited one is `Enabled` or `FailedValidation` at once) and looks at each again every minute.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::labels;
@@ -24,29 +28,62 @@ pub struct ScheduleControllerConfig {
     pub metrics: Arc<Metrics>,
 }
 
+struct Ctx {
+    client: Client,
+    config: ScheduleControllerConfig,
+}
+
 pub async fn run_schedule_controller(client: Client, config: ScheduleControllerConfig) {
     let api: Api<Schedule> = Api::namespaced(client.clone(), &config.namespace);
-    // Schedules seen on the last pass: the ones missing from the next were deleted.
-    let mut known = std::collections::BTreeSet::new();
-    loop {
-        match api.list(&ListParams::default()).await {
-            Ok(list) => {
-                let present: std::collections::BTreeSet<String> =
-                    list.items.iter().map(|s| s.name_any()).collect();
-                for gone in known.difference(&present) {
-                    tracing::info!(schedule = %gone, "schedule deleted: removing its metrics");
-                    config.metrics.remove_schedule(gone);
-                }
-                known = present;
-                for schedule in list.items {
-                    if let Err(e) = reconcile(&client, &config, &schedule).await {
-                        tracing::warn!(schedule = %schedule.name_any(), "{e}");
-                    }
-                }
+    let metrics = config.metrics.clone();
+    let ctx = Arc::new(Ctx { client, config });
+    tokio::join!(
+        crate::run_controller("schedule", api.clone(), ctx, |schedule, ctx| async move {
+            reconcile(&ctx.client, &ctx.config, &schedule).await?;
+            Ok::<_, kube::Error>(Action::requeue(ctx.config.check_every))
+        }),
+        forget_deleted(api, metrics),
+    );
+}
+
+/// Removes a deleted schedule's metric series (Velero's `RemoveSchedule`). A deletion missed while
+/// the watch was down shows as a schedule absent from the next full list.
+async fn forget_deleted(api: Api<Schedule>, metrics: Arc<Metrics>) {
+    use futures::StreamExt as _;
+    use kube::runtime::WatchStreamExt as _;
+    use kube::runtime::watcher::{self, Event};
+    let mut known = BTreeSet::new();
+    let mut listed = BTreeSet::new();
+    let forget = |name: &str| {
+        tracing::info!(schedule = %name, "schedule deleted: removing its metrics");
+        metrics.remove_schedule(name);
+    };
+    // Backing off between failed watches: without it a watch that keeps failing (the API server
+    // gone) is retried in a busy loop.
+    let mut events =
+        std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Init) => listed.clear(),
+            Ok(Event::InitApply(s)) => {
+                listed.insert(s.name_any());
             }
-            Err(e) => tracing::warn!("listing schedules: {e}"),
+            Ok(Event::InitDone) => {
+                for gone in known.difference(&listed) {
+                    forget(gone);
+                }
+                known = std::mem::take(&mut listed);
+            }
+            Ok(Event::Apply(s)) => {
+                known.insert(s.name_any());
+            }
+            Ok(Event::Delete(s)) => {
+                let name = s.name_any();
+                known.remove(&name);
+                forget(&name);
+            }
+            Err(e) => tracing::debug!("watching schedules: {e}"),
         }
-        tokio::time::sleep(config.check_every).await;
     }
 }
 
@@ -130,11 +167,7 @@ async fn reconcile(
 
     let backups: Api<Backup> = Api::namespaced(client.clone(), &config.namespace);
     let own: Vec<Backup> = backups
-        .list(&ListParams::default().labels(&format!(
-            "{}={}",
-            labels::SCHEDULE_NAME,
-            labels::valid_label_value(&name)
-        )))
+        .list(&ListParams::default().labels(&labels::schedule_selector(&name)))
         .await?
         .items;
     apply_retention(client, config, schedule, &cron, &own).await?;

@@ -1,4 +1,4 @@
-//! Backup sync (spec 7.5): backups found in a location appear as Backup objects in this cluster,
+//! Backup sync (Velero's `pkg/controller/backup_sync_controller.go`): backups found in a location appear as Backup objects in this cluster,
 //! and Backup objects whose files are gone from their location are removed. This is what makes a
 //! second cluster see the first one's backups (migration).
 

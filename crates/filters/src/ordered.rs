@@ -1,4 +1,4 @@
-//! `orderedResources`: back up named items of a type first, in a given order (§5.4).
+//! `orderedResources`: back up named items of a type first, in a given order (Velero's `pkg/backup/item_collector.go`).
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,4 +1,4 @@
-//! Which resource types a backup collects (§5.3): Velero's old-style `GlobalIncludesExcludes`
+//! Which resource types a backup collects (Velero's `pkg/util/collections/includes_excludes.go`): Velero's old-style `GlobalIncludesExcludes`
 //! and new-style `ScopeIncludesExcludes`, including the rules for cluster-scoped types that
 //! surprise users most.
 

@@ -1,4 +1,4 @@
-//! The filter part of Velero's `prepareBackupRequest` (§5.1 items 8–11): normalise a Backup's
+//! The filter part of Velero's `prepareBackupRequest` (`pkg/controller/backup_controller.go`): normalise a Backup's
 //! filter fields and collect the validation errors that put it in phase `FailedValidation`.
 
 use velero_api::v1::BackupSpec;

@@ -8,6 +8,44 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 
+/// Locks `mutex` for state shared by an operation's tasks (its log, what it has seen). A poisoned
+/// lock means a task panicked while holding it: the state may be half-updated, so going on would
+/// produce a wrong backup or restore. That is a bug, and this fails loudly with the panic rather
+/// than skip the item or the log line.
+pub fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(_) => panic!(
+            "a task panicked while holding an operation's shared state; stopping instead of going on with it"
+        ),
+    }
+}
+
+/// An operation (backup or restore) that stopped part-way, with the log it had written so far:
+/// Velero still uploads a failed operation's log, so `velero backup|restore logs` tells why.
+pub struct Failed<E> {
+    pub error: E,
+    pub log: OperationLog,
+}
+
+impl<E: std::fmt::Display> std::fmt::Debug for Failed<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for Failed<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<E: std::error::Error> std::error::Error for Failed<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
 /// Velero's `Result`: messages for Velero itself, for cluster-scoped items, and per namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Results {

@@ -1,4 +1,4 @@
-//! Velero's built-in restore item actions (spec 6.7) as pure functions on an item's JSON.
+//! Velero's built-in restore item actions (`pkg/restore/actions/`) as pure functions on an item's JSON.
 //!
 //! Each one runs on the item after its metadata was reset and before resource modifiers, in the
 //! order Velero registers them. Actions that need the cluster (the service-account token check)

@@ -1,7 +1,7 @@
 //! The restore run: spool the tarball, restore CRDs and wait for them, then every other type in
 //! Velero's priority order, each type's items concurrently through one adaptive window.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,13 +13,15 @@ use velero_api::v1::RestoreSpec;
 use velero_cluster::discovery::{Discovery, discover};
 use velero_cluster::write::{ApiWriter, WriteError};
 use velero_filters::IncludesExcludes;
-use velero_report::{Level, OperationLog, OperationResults};
+use velero_report::{Level, OperationLog, OperationResults, locked};
 
 use crate::actions::{ActionContext, Verdict, apply_builtin};
 use crate::modifiers::ResourceModifiers;
 use crate::priorities::{Priorities, restore_order};
 use crate::selection::{NAMESPACES, RestoreFilter};
 use crate::spool::{ItemKey, Spool, SpoolError, SpooledItem};
+use crate::volumes::{VolumeVerdict, Volumes};
+use velero_api::kuberesource::{self, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES};
 
 const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";
 use velero_api::labels::RESTORE_STATUS_ANNOTATION;
@@ -93,6 +95,9 @@ pub enum RestoreError {
     Task(String),
 }
 
+/// A restore that stopped part-way, with the log it had written so far.
+pub type RestoreFailure = velero_report::Failed<RestoreError>;
+
 /// The key Velero dedups restored items by: (`<apiVersion>/<Kind>`, target namespace, name).
 type RestoredKey = (String, String, String);
 
@@ -111,16 +116,14 @@ struct Ctx {
     params: RestoreParams,
     policy: Policy,
     status_filter: Option<IncludesExcludes>,
-    log: Mutex<OperationLog>,
+    /// Shared with [`run`], which takes it out whether the restore ends well or not.
+    log: Arc<Mutex<OperationLog>>,
     restored: Mutex<HashMap<RestoredKey, Restored>>,
     namespaces: Mutex<HashMap<String, NamespaceReady>>,
     service_accounts: Mutex<HashMap<String, Arc<OnceCell<BTreeSet<String>>>>>,
     backup_namespaces: BTreeMap<String, Value>,
     additional: HashMap<ItemKey, Value>,
-    /// Volumes left to dynamic provisioning: their claims lose `spec.volumeName`.
-    provision: Mutex<HashSet<String>>,
-    /// Volumes restored under a new name because the old one is taken: old → new.
-    renamed: Mutex<HashMap<String, String>>,
+    volumes: Volumes,
     total: AtomicU64,
     done: AtomicU64,
 }
@@ -141,9 +144,7 @@ struct Report {
 
 impl Ctx {
     fn record(&self, level: Level, scope: Option<&str>, message: &str) {
-        if let Ok(mut log) = self.log.lock() {
-            log.record(level, scope, message);
-        }
+        locked(&self.log).record(level, scope, message);
     }
 
     fn info(&self, message: &str) {
@@ -152,9 +153,7 @@ impl Ctx {
 
     /// Claims `key` for this task; `false` when another task restored or is restoring it.
     fn claim(&self, key: &RestoredKey) -> bool {
-        let Ok(mut restored) = self.restored.lock() else {
-            return false;
-        };
+        let mut restored = locked(&self.restored);
         if restored.contains_key(key) {
             return false;
         }
@@ -169,15 +168,13 @@ impl Ctx {
     }
 
     fn set_action(&self, key: &RestoredKey, action: Action, created_name: Option<String>) {
-        if let Ok(mut restored) = self.restored.lock() {
-            restored.insert(
-                key.clone(),
-                Restored {
-                    action,
-                    created_name,
-                },
-            );
-        }
+        locked(&self.restored).insert(
+            key.clone(),
+            Restored {
+                action,
+                created_name,
+            },
+        );
     }
 
     fn api_path(
@@ -202,12 +199,10 @@ impl Ctx {
 
     /// Velero's `EnsureNamespaceExistsAndIsReady`, once per target namespace for the whole run.
     async fn ensure_namespace(&self, original: &str, target: &str) -> Result<(), String> {
-        let cell = {
-            let Ok(mut map) = self.namespaces.lock() else {
-                return Err("namespace cache poisoned".into());
-            };
-            map.entry(target.to_string()).or_default().clone()
-        };
+        let cell = locked(&self.namespaces)
+            .entry(target.to_string())
+            .or_default()
+            .clone();
         cell.get_or_init(|| self.create_namespace(original, target))
             .await
             .clone()
@@ -265,12 +260,10 @@ impl Ctx {
     }
 
     async fn service_accounts(&self, namespace: &str) -> BTreeSet<String> {
-        let cell = {
-            let Ok(mut map) = self.service_accounts.lock() else {
-                return BTreeSet::new();
-            };
-            map.entry(namespace.to_string()).or_default().clone()
-        };
+        let cell = locked(&self.service_accounts)
+            .entry(namespace.to_string())
+            .or_default()
+            .clone();
         cell.get_or_init(|| async {
             let path = format!("/api/v1/namespaces/{namespace}/serviceaccounts");
             match self.writer.get(&path).await {
@@ -425,22 +418,41 @@ fn merge_service_accounts(cluster: &Value, backup: &Value) -> Value {
     desired
 }
 
-/// Restores the backup read from `tarball` (a blocking reader, consumed off the runtime).
+/// Restores the backup read from `tarball` (a blocking reader, consumed off the runtime). A failure
+/// comes with the log written up to it.
 pub async fn run(
     client: kube::Client,
     tarball: impl std::io::Read + Send + 'static,
     params: RestoreParams,
     progress: &(dyn Fn(Progress) + Sync),
+) -> Result<RestoreOutcome, RestoreFailure> {
+    let (namespace, restore_name) = (params.velero_namespace.clone(), params.restore_name.clone());
+    let fresh = || OperationLog::restore(&namespace, &restore_name);
+    let log = Arc::new(Mutex::new(fresh()));
+    match run_logged(client, tarball, params, progress, log.clone()).await {
+        Ok(outcome) => Ok(outcome),
+        Err(error) => Err(RestoreFailure {
+            error,
+            log: std::mem::replace(&mut *locked(&log), fresh()),
+        }),
+    }
+}
+
+async fn run_logged(
+    client: kube::Client,
+    tarball: impl std::io::Read + Send + 'static,
+    params: RestoreParams,
+    progress: &(dyn Fn(Progress) + Sync),
+    log: Arc<Mutex<OperationLog>>,
 ) -> Result<RestoreOutcome, RestoreError> {
-    let discovery = discover(&client).await.map_err(RestoreError::Discovery)?;
-    let resolve = |entry: &str| discovery.resolve(entry).map(|r| r.group_resource());
-    let filter = RestoreFilter::new(&params.spec, resolve).map_err(RestoreError::Spec)?;
-    let mut log = OperationLog::restore(&params.velero_namespace, &params.restore_name);
-    log.record(
+    locked(&log).record(
         Level::Info,
         None,
         &format!("starting restore of backup {}", params.backup_name),
     );
+    let discovery = discover(&client).await.map_err(RestoreError::Discovery)?;
+    let resolve = |entry: &str| discovery.resolve(entry).map(|r| r.group_resource());
+    let filter = RestoreFilter::new(&params.spec, resolve).map_err(RestoreError::Spec)?;
 
     let mut spool = {
         let filter = filter.clone();
@@ -449,21 +461,24 @@ pub async fn run(
             .await
             .map_err(|e| RestoreError::Task(e.to_string()))??
     };
-    log.record(
-        Level::Info,
-        None,
-        &format!(
-            "read backup format {} with {} selected items",
-            spool.format_version,
-            spool.total()
-        ),
-    );
-    for (namespace, message) in &spool.decode_errors {
-        let scope = namespace
-            .as_deref()
-            .map(|ns| filter.target_namespace(ns).to_string())
-            .unwrap_or_default();
-        log.record(Level::Error, Some(&scope), message);
+    {
+        let mut log = locked(&log);
+        log.record(
+            Level::Info,
+            None,
+            &format!(
+                "read backup format {} with {} selected items",
+                spool.format_version,
+                spool.total()
+            ),
+        );
+        for (namespace, message) in &spool.decode_errors {
+            let scope = namespace
+                .as_deref()
+                .map(|ns| filter.target_namespace(ns).to_string())
+                .unwrap_or_default();
+            log.record(Level::Error, Some(&scope), message);
+        }
     }
 
     let status_filter = params.spec.restore_status.as_ref().and_then(|s| {
@@ -485,14 +500,13 @@ pub async fn run(
         filter,
         policy,
         status_filter,
-        log: Mutex::new(log),
+        log,
         restored: Mutex::new(HashMap::new()),
         namespaces: Mutex::new(HashMap::new()),
         service_accounts: Mutex::new(HashMap::new()),
         backup_namespaces: std::mem::take(&mut spool.namespaces),
         additional: std::mem::take(&mut spool.additional),
-        provision: Mutex::new(HashSet::new()),
-        renamed: Mutex::new(HashMap::new()),
+        volumes: Volumes::default(),
         total: AtomicU64::new(spool.total()),
         done: AtomicU64::new(0),
         params,
@@ -562,10 +576,10 @@ pub async fn run(
     for entries in resource_list.values_mut() {
         entries.sort();
     }
-    let mut log = ctx
-        .log
-        .into_inner()
-        .map_err(|e| RestoreError::Task(e.to_string()))?;
+    let mut log = std::mem::replace(
+        &mut *locked(&ctx.log),
+        OperationLog::restore(&ctx.params.velero_namespace, &ctx.params.restore_name),
+    );
     if resource_list.is_empty() {
         log.record(
             Level::Warning,
@@ -730,62 +744,17 @@ async fn restore_claimed(
         None => format!("{group_resource}/{name}"),
     };
 
-    if group_resource == "persistentvolumes" {
-        // Without volume data, Velero leaves a Delete-policy volume to dynamic provisioning and
-        // restores a Retain one as is, bound again to its (possibly remapped) claim.
-        if str_at(&item, "/spec/persistentVolumeReclaimPolicy") == Some("Delete") {
-            if let Ok(mut p) = ctx.provision.lock() {
-                p.insert(name.clone());
-            }
-            ctx.info(&format!(
-                "Not restoring persistent volume {name}: its reclaim policy is Delete and it has no backup, so its claim is provisioned anew"
-            ));
-            return None;
-        }
-        if let Some(claim_ns) = str_at(&item, "/spec/claimRef/namespace").map(str::to_string) {
-            let mapped = ctx.filter.target_namespace(&claim_ns).to_string();
-            if mapped != claim_ns {
-                item["spec"]["claimRef"]["namespace"] = Value::String(mapped);
-                // A volume claimed from a remapped namespace is cloned under a new name when the
-                // original still exists (the original claim may still use it).
-                let exists = ctx
-                    .writer
-                    .get_opt(&format!("/api/v1/persistentvolumes/{name}"))
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some();
-                if exists {
-                    let new_name = format!("velero-clone-{}", uuid::Uuid::new_v4());
-                    item["metadata"]["name"] = Value::String(new_name.clone());
-                    let annotations = item["metadata"]
-                        .as_object_mut()
-                        .map(|m| m.entry("annotations").or_insert_with(|| json!({})));
-                    if let Some(Value::Object(a)) = annotations {
-                        a.insert(
-                            velero_api::labels::ORIGINAL_PV_NAME_ANNOTATION.into(),
-                            Value::String(name.clone()),
-                        );
-                    }
-                    if let Ok(mut r) = ctx.renamed.lock() {
-                        r.insert(name.clone(), new_name);
-                    }
-                }
-            }
-        }
-        if let Some(claim) = item
-            .pointer_mut("/spec/claimRef")
-            .and_then(Value::as_object_mut)
+    if group_resource == PERSISTENT_VOLUMES {
+        match ctx
+            .volumes
+            .prepare_volume(&ctx.writer, &ctx.filter, &name, item)
+            .await
         {
-            claim.remove("uid");
-            claim.remove("resourceVersion");
-        }
-        if let Some(a) = item
-            .pointer_mut("/metadata/annotations")
-            .and_then(Value::as_object_mut)
-        {
-            a.remove("pv.kubernetes.io/bind-completed");
-            a.remove("pv.kubernetes.io/bound-by-controller");
+            VolumeVerdict::Restore(prepared) => item = prepared,
+            VolumeVerdict::LeaveToProvisioning(reason) => {
+                ctx.info(&reason);
+                return None;
+            }
         }
     }
 
@@ -816,26 +785,8 @@ async fn restore_claimed(
         ctx.info(&format!("Skipping restore of {id}: {reason}"));
         return None;
     }
-    if group_resource == "persistentvolumeclaims"
-        && let Some(volume) = str_at(&item, "/spec/volumeName").map(str::to_string)
-    {
-        let provision = ctx
-            .provision
-            .lock()
-            .map(|p| p.contains(&volume))
-            .unwrap_or(false);
-        let renamed = ctx
-            .renamed
-            .lock()
-            .ok()
-            .and_then(|r| r.get(&volume).cloned());
-        if provision {
-            if let Some(spec) = item.get_mut("spec").and_then(Value::as_object_mut) {
-                spec.remove("volumeName");
-            }
-        } else if let Some(new) = renamed {
-            item["spec"]["volumeName"] = Value::String(new);
-        }
+    if group_resource == PERSISTENT_VOLUME_CLAIMS {
+        ctx.volumes.prepare_claim(&mut item);
     }
 
     // A rule that fails is an error for the item, which is still restored with the rules that
@@ -1068,6 +1019,8 @@ async fn existing(
 }
 
 /// (type, backed-up namespace, name) of the items an item brings with it.
+/// What a backed-up item brings along (Velero's restore of additional items): a claim its volume,
+/// a pod its claims and priority class, by the relations in `velero_api::kuberesource`.
 fn additional_items(
     group_resource: &str,
     namespace: Option<&str>,
@@ -1075,28 +1028,21 @@ fn additional_items(
 ) -> Vec<(&'static str, Option<String>, String)> {
     let mut out = Vec::new();
     match group_resource {
-        "persistentvolumeclaims" => {
-            if let Some(volume) = str_at(item, "/spec/volumeName").filter(|v| !v.is_empty()) {
-                out.push(("persistentvolumes", None, volume.to_string()));
+        PERSISTENT_VOLUME_CLAIMS => {
+            if let Some(volume) = kuberesource::claim_volume(item) {
+                out.push((PERSISTENT_VOLUMES, None, volume.to_string()));
             }
         }
-        "pods" => {
-            for volume in item
-                .pointer("/spec/volumes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(claim) = str_at(volume, "/persistentVolumeClaim/claimName") {
-                    out.push((
-                        "persistentvolumeclaims",
-                        namespace.map(str::to_string),
-                        claim.to_string(),
-                    ));
-                }
-            }
+        kuberesource::PODS => {
+            out.extend(kuberesource::pod_claims(item).map(|claim| {
+                (
+                    PERSISTENT_VOLUME_CLAIMS,
+                    namespace.map(str::to_string),
+                    claim.to_string(),
+                )
+            }));
             if let Some(class) = str_at(item, "/spec/priorityClassName").filter(|c| !c.is_empty()) {
-                out.push(("priorityclasses.scheduling.k8s.io", None, class.to_string()));
+                out.push((kuberesource::PRIORITY_CLASSES, None, class.to_string()));
             }
         }
         _ => {}

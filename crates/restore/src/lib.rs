@@ -2,16 +2,20 @@
 //! order, each type's items concurrently, with Velero's selection, transformation and
 //! existing-resource rules, and the resource modifiers that patch objects before they are created.
 //!
-//! It depends on `velero-api`, `velero-archive`, `velero-cluster`, `velero-filters` and
-//! `velero-report`, and is driven by `velero-controllers`.
+//! It depends on `velero-api`, `velero-archive`, `velero-cluster`, `velero-filters`,
+//! `velero-report` and `velero-resource-modifiers`, and is driven by `velero-controllers`.
 
 pub mod actions;
 pub mod engine;
-pub mod modifiers;
 pub mod priorities;
 pub mod selection;
 pub mod spool;
+mod volumes;
 
-pub use engine::{Action, Progress, RestoreError, RestoreOutcome, RestoreParams, run};
-pub use modifiers::{ModifierError, ResourceModifiers};
+pub use engine::{
+    Action, Progress, RestoreError, RestoreFailure, RestoreOutcome, RestoreParams, run,
+};
 pub use priorities::{Priorities, PrioritiesError, restore_order};
+/// Velero keeps resource modifiers in a package of their own; so do we.
+pub use velero_resource_modifiers as modifiers;
+pub use velero_resource_modifiers::{ModifierError, ResourceModifiers};

@@ -1,4 +1,4 @@
-//! The order in which a restore processes resource types (spec 6.2): CRDs in a pass of their own,
+//! The order in which a restore processes resource types (Velero's `pkg/restore/restore.go`): CRDs in a pass of their own,
 //! then the high-priority list, then every other type alphabetically, then the low-priority list.
 
 use std::collections::BTreeSet;

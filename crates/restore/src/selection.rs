@@ -1,4 +1,4 @@
-//! Which items of a backup a Restore selects (spec 6.1, 6.3), and the checks Velero runs on a
+//! Which items of a backup a Restore selects (Velero's `pkg/restore/restore.go` and `pkg/controller/restore_controller.go`), and the checks Velero runs on a
 //! Restore's spec before it starts. Pure logic: discovery is handed in as a resolver.
 
 use std::collections::BTreeMap;

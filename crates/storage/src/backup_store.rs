@@ -1,4 +1,4 @@
-//! The operations Velero performs on a location (spec 3.5), over any object_store.
+//! The operations Velero performs on a location (Velero's `pkg/persistence/object_store.go`), over any object_store.
 
 use std::fmt;
 use std::pin::Pin;
@@ -15,7 +15,7 @@ use tokio::io::AsyncRead;
 
 use crate::config::LocationConfig;
 use crate::error::{ErrorContext, StorageError, classify};
-use crate::layout::Layout;
+use crate::layout::{BackupFile, Layout, RestoreFile};
 use crate::open::{DEFAULT_PART_SIZE, open};
 use crate::upload::Upload;
 
@@ -325,6 +325,53 @@ impl BackupStore {
         }
     }
 
+    /// Uploads a backup's files beside its tarball, then `velero-backup.json` **last** (Velero's
+    /// `PutBackup`): the metadata's presence says the backup is whole, so it is written only once
+    /// everything else is there. If an upload fails, what was written for the backup (the tarball
+    /// included) is removed again, so no half-written backup can look complete, and the error is
+    /// returned. Used by completed and failed backups alike; a failed one has fewer files.
+    pub async fn put_backup(
+        &self,
+        backup: &str,
+        files: BackupFiles,
+        metadata: Bytes,
+    ) -> Result<(), StorageError> {
+        Self::check_name(backup)?;
+        let uploads = files
+            .into_entries()
+            .map(|(file, data)| (self.layout.backup_file(backup, file), data))
+            .chain([(self.layout.backup_metadata(backup), metadata)]);
+        for (key, data) in uploads {
+            if let Err(err) = self.put_object(&key, data).await {
+                if let Err(cleanup) = self.delete_backup(backup).await {
+                    tracing::warn!(backup, %cleanup, "removing a backup whose upload failed");
+                }
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Uploads a restore's files under `restores/<restore>/` (Velero's `PutRestoreLog`,
+    /// `PutRestoreResults`, ...). If one fails, the restore's files are removed again.
+    pub async fn put_restore(
+        &self,
+        restore: &str,
+        files: RestoreFiles,
+    ) -> Result<(), StorageError> {
+        Self::check_name(restore)?;
+        for (file, data) in files.into_entries() {
+            let key = self.layout.restore_file(restore, file);
+            if let Err(err) = self.put_object(&key, data).await {
+                if let Err(cleanup) = self.delete_restore(restore).await {
+                    tracing::warn!(restore, %cleanup, "removing a restore's files after a failed upload");
+                }
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes every object under `backups/<backup>/` and nothing else (Velero's `DeleteBackup`).
     pub async fn delete_backup(&self, backup: &str) -> Result<(), StorageError> {
         Self::check_name(backup)?;
@@ -361,5 +408,59 @@ impl BackupStore {
             .await
             .map_err(|e| self.err(e, Some(key)))?;
         Ok(Some(url.to_string()))
+    }
+}
+
+/// What [`BackupStore::put_backup`] writes beside the tarball, already encoded (the log as gzipped
+/// text, the others as gzipped JSON). A file left `None` is not written: a failed backup has only
+/// its log and results.
+#[derive(Debug, Default, Clone)]
+pub struct BackupFiles {
+    pub log: Option<Bytes>,
+    pub results: Option<Bytes>,
+    pub resource_list: Option<Bytes>,
+    pub volume_snapshots: Option<Bytes>,
+    pub pod_volume_backups: Option<Bytes>,
+    pub item_operations: Option<Bytes>,
+    pub volume_info: Option<Bytes>,
+}
+
+impl BackupFiles {
+    fn into_entries(self) -> impl Iterator<Item = (BackupFile, Bytes)> {
+        [
+            (BackupFile::Log, self.log),
+            (BackupFile::Results, self.results),
+            (BackupFile::ResourceList, self.resource_list),
+            (BackupFile::VolumeSnapshots, self.volume_snapshots),
+            (BackupFile::PodVolumeBackups, self.pod_volume_backups),
+            (BackupFile::ItemOperations, self.item_operations),
+            (BackupFile::VolumeInfo, self.volume_info),
+        ]
+        .into_iter()
+        .filter_map(|(file, data)| Some((file, data?)))
+    }
+}
+
+/// What [`BackupStore::put_restore`] writes, encoded as for [`BackupFiles`].
+#[derive(Debug, Default, Clone)]
+pub struct RestoreFiles {
+    pub log: Option<Bytes>,
+    pub results: Option<Bytes>,
+    pub resource_list: Option<Bytes>,
+    pub item_operations: Option<Bytes>,
+    pub volume_info: Option<Bytes>,
+}
+
+impl RestoreFiles {
+    fn into_entries(self) -> impl Iterator<Item = (RestoreFile, Bytes)> {
+        [
+            (RestoreFile::Log, self.log),
+            (RestoreFile::Results, self.results),
+            (RestoreFile::ResourceList, self.resource_list),
+            (RestoreFile::ItemOperations, self.item_operations),
+            (RestoreFile::VolumeInfo, self.volume_info),
+        ]
+        .into_iter()
+        .filter_map(|(file, data)| Some((file, data?)))
     }
 }

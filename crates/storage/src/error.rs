@@ -220,7 +220,11 @@ pub(crate) fn classify(
     if text.contains("status code: 404") {
         return StorageError::NotFound { key: key_text() };
     }
-    StorageError::Other(summarize(&text))
+    // The store's own words seldom say which object: name it.
+    match key {
+        Some(key) => StorageError::Other(format!("{key}: {}", summarize(&text))),
+        None => StorageError::Other(summarize(&text)),
+    }
 }
 
 fn path_of(err: &object_store::Error) -> String {

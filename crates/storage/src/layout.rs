@@ -14,6 +14,51 @@ pub enum LayoutError {
     ForeignDirectories(Vec<String>),
 }
 
+/// The files Velero keeps beside a backup's tarball and `velero-backup.json`
+/// (`backups/<B>/<B>-<kind>.gz`, Velero's `object_store_layout.go`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackupFile {
+    /// `<B>-logs.gz`: the backup's log, gzipped text.
+    Log,
+    /// `<B>-results.gz`: warnings and errors per namespace.
+    Results,
+    ResourceList,
+    VolumeSnapshots,
+    PodVolumeBackups,
+    ItemOperations,
+    VolumeInfo,
+    CsiVolumeSnapshots,
+    CsiVolumeSnapshotContents,
+    CsiVolumeSnapshotClasses,
+}
+
+impl BackupFile {
+    fn kind(self) -> &'static str {
+        match self {
+            BackupFile::Log => "logs",
+            BackupFile::Results => "results",
+            BackupFile::ResourceList => "resource-list.json",
+            BackupFile::VolumeSnapshots => "volumesnapshots.json",
+            BackupFile::PodVolumeBackups => "podvolumebackups.json",
+            BackupFile::ItemOperations => "itemoperations.json",
+            BackupFile::VolumeInfo => "volumeinfo.json",
+            BackupFile::CsiVolumeSnapshots => "csi-volumesnapshots.json",
+            BackupFile::CsiVolumeSnapshotContents => "csi-volumesnapshotcontents.json",
+            BackupFile::CsiVolumeSnapshotClasses => "csi-volumesnapshotclasses.json",
+        }
+    }
+}
+
+/// The files of a restore under `restores/<R>/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RestoreFile {
+    Log,
+    Results,
+    ResourceList,
+    ItemOperations,
+    VolumeInfo,
+}
+
 /// The key space of one backup storage location.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
@@ -62,14 +107,9 @@ impl Layout {
         format!("{}{backup}.tar.gz", self.backup_dir(backup))
     }
 
-    pub fn backup_log(&self, backup: &str) -> String {
-        format!("{}{backup}-logs.gz", self.backup_dir(backup))
-    }
-
-    /// The per-backup gzip JSON files: `results`, `resource-list.json`, `volumesnapshots.json`,
-    /// `podvolumebackups.json`, `itemoperations.json`, `volumeinfo.json`, and the legacy `csi-*`.
-    pub fn backup_file(&self, backup: &str, kind: &str) -> String {
-        format!("{}{backup}-{kind}.gz", self.backup_dir(backup))
+    /// `<B>-<kind>.gz`: the log and the gzipped JSON files beside the tarball.
+    pub fn backup_file(&self, backup: &str, file: BackupFile) -> String {
+        format!("{}{backup}-{}.gz", self.backup_dir(backup), file.kind())
     }
 
     pub fn restore_dir(&self, restore: &str) -> String {
@@ -77,14 +117,18 @@ impl Layout {
     }
 
     /// `restore-<R>-logs.gz`, `restore-<R>-results.gz`, ...: Velero's restore files carry a
-    /// `restore-` prefix...
-    pub fn restore_file(&self, restore: &str, kind: &str) -> String {
-        format!("{}restore-{restore}-{kind}.gz", self.restore_dir(restore))
-    }
-
-    /// ...except the volume info, which does not.
-    pub fn restore_volume_info(&self, restore: &str) -> String {
-        format!("{}{restore}-volumeinfo.json.gz", self.restore_dir(restore))
+    /// `restore-` prefix, except the volume info, which does not.
+    pub fn restore_file(&self, restore: &str, file: RestoreFile) -> String {
+        let dir = self.restore_dir(restore);
+        match file {
+            RestoreFile::Log => format!("{dir}restore-{restore}-logs.gz"),
+            RestoreFile::Results => format!("{dir}restore-{restore}-results.gz"),
+            RestoreFile::ResourceList => format!("{dir}restore-{restore}-resource-list.json.gz"),
+            RestoreFile::ItemOperations => {
+                format!("{dir}restore-{restore}-itemoperations.json.gz")
+            }
+            RestoreFile::VolumeInfo => format!("{dir}{restore}-volumeinfo.json.gz"),
+        }
     }
 
     /// Velero's `IsValid`: given the common prefixes under the root (as a delimiter listing returns
@@ -122,19 +166,52 @@ mod tests {
             "cluster-a/backups/b1/velero-backup.json"
         );
         assert_eq!(l.backup_contents("b1"), "cluster-a/backups/b1/b1.tar.gz");
-        assert_eq!(l.backup_log("b1"), "cluster-a/backups/b1/b1-logs.gz");
-        assert_eq!(
-            l.backup_file("b1", "resource-list.json"),
-            "cluster-a/backups/b1/b1-resource-list.json.gz"
-        );
-        assert_eq!(
-            l.restore_file("r1", "results"),
-            "cluster-a/restores/r1/restore-r1-results.gz"
-        );
-        assert_eq!(
-            l.restore_volume_info("r1"),
-            "cluster-a/restores/r1/r1-volumeinfo.json.gz"
-        );
+        let backup_keys = [
+            (BackupFile::Log, "b1-logs.gz"),
+            (BackupFile::Results, "b1-results.gz"),
+            (BackupFile::ResourceList, "b1-resource-list.json.gz"),
+            (BackupFile::VolumeSnapshots, "b1-volumesnapshots.json.gz"),
+            (BackupFile::PodVolumeBackups, "b1-podvolumebackups.json.gz"),
+            (BackupFile::ItemOperations, "b1-itemoperations.json.gz"),
+            (BackupFile::VolumeInfo, "b1-volumeinfo.json.gz"),
+            (
+                BackupFile::CsiVolumeSnapshots,
+                "b1-csi-volumesnapshots.json.gz",
+            ),
+            (
+                BackupFile::CsiVolumeSnapshotContents,
+                "b1-csi-volumesnapshotcontents.json.gz",
+            ),
+            (
+                BackupFile::CsiVolumeSnapshotClasses,
+                "b1-csi-volumesnapshotclasses.json.gz",
+            ),
+        ];
+        for (file, name) in backup_keys {
+            assert_eq!(
+                l.backup_file("b1", file),
+                format!("cluster-a/backups/b1/{name}")
+            );
+        }
+        let restore_keys = [
+            (RestoreFile::Log, "restore-r1-logs.gz"),
+            (RestoreFile::Results, "restore-r1-results.gz"),
+            (
+                RestoreFile::ResourceList,
+                "restore-r1-resource-list.json.gz",
+            ),
+            (
+                RestoreFile::ItemOperations,
+                "restore-r1-itemoperations.json.gz",
+            ),
+            (RestoreFile::VolumeInfo, "r1-volumeinfo.json.gz"),
+        ];
+        for (file, name) in restore_keys {
+            assert_eq!(
+                l.restore_file("r1", file),
+                format!("cluster-a/restores/r1/{name}")
+            );
+        }
         assert_eq!(Layout::new("").backups_prefix(), "backups/");
     }
 

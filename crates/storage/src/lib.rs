@@ -60,9 +60,9 @@ mod config;
 mod error;
 mod open;
 
-pub use backup_store::{BackupStore, DOWNLOAD_URL_TTL, ObjectReader};
+pub use backup_store::{BackupFiles, BackupStore, DOWNLOAD_URL_TTL, ObjectReader, RestoreFiles};
 pub use config::LocationConfig;
 pub use error::StorageError;
-pub use layout::{Layout, LayoutError, RESERVED_TOP_LEVEL_DIRS};
+pub use layout::{BackupFile, Layout, LayoutError, RESERVED_TOP_LEVEL_DIRS, RestoreFile};
 pub use open::open_store;
 pub use upload::Upload;

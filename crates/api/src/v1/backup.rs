@@ -258,3 +258,26 @@ pub struct HookStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hooks_failed: Option<i32>,
 }
+
+/// The newest (by start time) of `backups` in one of the `allowed` phases: what a restore from a
+/// schedule restores (Velero's `mostRecentCompletedBackup`; the CLI's `--allow-partially-failed`
+/// adds PartiallyFailed).
+pub fn most_recent_backup<'a>(
+    backups: &'a [Backup],
+    allowed: &[BackupPhase],
+) -> Option<&'a Backup> {
+    backups
+        .iter()
+        .filter(|b| {
+            b.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(|p| allowed.contains(&p))
+        })
+        .max_by_key(|b| {
+            b.status
+                .as_ref()
+                .and_then(|s| s.start_timestamp.as_ref())
+                .map(|t| t.0)
+        })
+}

@@ -247,21 +247,7 @@ impl CreateArgs {
 /// The newest (by start time) of `backups` whose phase is allowed: the backup `--from-schedule
 /// --allow-partially-failed` restores from.
 fn most_recent_backup(backups: &[Backup], allowed: &[BackupPhase]) -> Option<String> {
-    backups
-        .iter()
-        .filter(|b| {
-            b.status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .is_some_and(|p| allowed.contains(&p))
-        })
-        .max_by_key(|b| {
-            b.status
-                .as_ref()
-                .and_then(|s| s.start_timestamp.as_ref())
-                .map(|t| t.0)
-        })
-        .map(|b| b.name_any())
+    velero_api::v1::most_recent_backup(backups, allowed).map(|b| b.name_any())
 }
 
 /// Velero's checks against the cluster; for a schedule, resolves `--allow-partially-failed` to
@@ -287,11 +273,7 @@ async fn resolve_source(
             Ok(Source::Backup(name))
         }
         Source::Schedule(schedule) => {
-            let params = ListParams::default().labels(&format!(
-                "{}={}",
-                labels::SCHEDULE_NAME,
-                labels::valid_label_value(&schedule)
-            ));
+            let params = ListParams::default().labels(&labels::schedule_selector(&schedule));
             let list = backups
                 .list(&params)
                 .await

@@ -672,7 +672,7 @@ fn interleave(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modifiers::scheme;
+    use crate::scheme;
     use proptest::prelude::*;
     use serde_json::json;
 

@@ -1,0 +1,193 @@
+//! Velero's built-in backup item actions that bring other items into a backup
+//! (`pkg/backup/actions/`: pod, persistent volume claim, service account), as pure functions over
+//! an item's JSON. Hooks and pod volume backups join them here.
+
+use serde_json::Value;
+use velero_api::kuberesource::{
+    CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, PODS,
+    PRIORITY_CLASSES, SERVICE_ACCOUNTS, claim_volume, pod_claims,
+};
+
+/// An item another one brings along: its group-resource, namespace (`None` when cluster-scoped)
+/// and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Related {
+    pub group_resource: &'static str,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Related {
+    fn new(group_resource: &'static str, namespace: Option<&str>, name: &str) -> Related {
+        Related {
+            group_resource,
+            namespace: namespace.map(str::to_string),
+            name: name.to_string(),
+        }
+    }
+}
+
+/// Whether items of the core type `resource` may bring others (the others bring none).
+pub fn brings_additional_items(group: &str, resource: &str) -> bool {
+    group.is_empty() && [PODS, PERSISTENT_VOLUME_CLAIMS, SERVICE_ACCOUNTS].contains(&resource)
+}
+
+/// A service account needs the cluster role bindings to find its own; only then.
+pub fn needs_cluster_role_bindings(group: &str, resource: &str) -> bool {
+    group.is_empty() && resource == SERVICE_ACCOUNTS
+}
+
+/// What `item`, of the core type `resource`, brings into the backup: a pod its claims and its
+/// priority class; a claim its volume; a service account the cluster role bindings that name it
+/// and their cluster roles (from `cluster_role_bindings`, every binding of the cluster).
+pub fn additional_items(
+    resource: &str,
+    item: &Value,
+    cluster_role_bindings: &[Value],
+) -> Vec<Related> {
+    let namespace = meta(item, "namespace");
+    let mut out = Vec::new();
+    match resource {
+        r if r == PODS => {
+            out.extend(
+                pod_claims(item)
+                    .map(|claim| Related::new(PERSISTENT_VOLUME_CLAIMS, namespace, claim)),
+            );
+            if let Some(class) = item
+                .pointer("/spec/priorityClassName")
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+            {
+                out.push(Related::new(PRIORITY_CLASSES, None, class));
+            }
+        }
+        r if r == PERSISTENT_VOLUME_CLAIMS => {
+            out.extend(
+                claim_volume(item).map(|volume| Related::new(PERSISTENT_VOLUMES, None, volume)),
+            );
+        }
+        r if r == SERVICE_ACCOUNTS => {
+            let name = meta(item, "name").unwrap_or_default();
+            for binding in cluster_role_bindings
+                .iter()
+                .filter(|b| names_service_account(b, name, namespace))
+            {
+                if let Some(binding_name) = meta(binding, "name").filter(|n| !n.is_empty()) {
+                    out.push(Related::new(CLUSTER_ROLE_BINDINGS, None, binding_name));
+                }
+                if binding.pointer("/roleRef/kind").and_then(Value::as_str) == Some("ClusterRole")
+                    && let Some(role) = binding
+                        .pointer("/roleRef/name")
+                        .and_then(Value::as_str)
+                        .filter(|r| !r.is_empty())
+                {
+                    out.push(Related::new(CLUSTER_ROLES, None, role));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn meta<'v>(item: &'v Value, field: &str) -> Option<&'v str> {
+    item.get("metadata")?.get(field)?.as_str()
+}
+
+fn names_service_account(binding: &Value, name: &str, namespace: Option<&str>) -> bool {
+    binding
+        .get("subjects")
+        .and_then(Value::as_array)
+        .is_some_and(|subjects| {
+            subjects.iter().any(|s| {
+                s.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
+                    && s.get("name").and_then(Value::as_str) == Some(name)
+                    && s.get("namespace").and_then(Value::as_str) == namespace
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn names(related: &[Related]) -> Vec<(String, Option<String>, String)> {
+        related
+            .iter()
+            .map(|r| {
+                (
+                    r.group_resource.to_string(),
+                    r.namespace.clone(),
+                    r.name.clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pod_brings_its_claims_and_priority_class() {
+        let pod = json!({"metadata": {"name": "p", "namespace": "shop"}, "spec": {
+            "priorityClassName": "high",
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}, {"name": "e", "emptyDir": {}}]}});
+        assert_eq!(
+            names(&additional_items(PODS, &pod, &[])),
+            [
+                (
+                    "persistentvolumeclaims".into(),
+                    Some("shop".into()),
+                    "data".into()
+                ),
+                (
+                    "priorityclasses.scheduling.k8s.io".into(),
+                    None,
+                    "high".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_claim_brings_its_volume_and_nothing_when_unbound() {
+        let bound =
+            json!({"metadata": {"name": "c", "namespace": "shop"}, "spec": {"volumeName": "pv-1"}});
+        assert_eq!(
+            names(&additional_items(PERSISTENT_VOLUME_CLAIMS, &bound, &[])),
+            [("persistentvolumes".into(), None, "pv-1".into())]
+        );
+        let pending = json!({"metadata": {"name": "c", "namespace": "shop"}, "spec": {}});
+        assert!(additional_items(PERSISTENT_VOLUME_CLAIMS, &pending, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_service_account_brings_the_bindings_that_name_it_and_their_cluster_roles() {
+        let sa = json!({"metadata": {"name": "app", "namespace": "shop"}});
+        let bindings = [
+            json!({"metadata": {"name": "app-admin"}, "roleRef": {"kind": "ClusterRole", "name": "admin"},
+                   "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": "shop"}]}),
+            // Same name, other namespace: not ours.
+            json!({"metadata": {"name": "other"}, "roleRef": {"kind": "ClusterRole", "name": "view"},
+                   "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": "elsewhere"}]}),
+            json!({"metadata": {"name": "users"}, "roleRef": {"kind": "ClusterRole", "name": "edit"},
+                   "subjects": [{"kind": "User", "name": "app"}]}),
+        ];
+        assert_eq!(
+            names(&additional_items(SERVICE_ACCOUNTS, &sa, &bindings)),
+            [
+                (
+                    "clusterrolebindings.rbac.authorization.k8s.io".into(),
+                    None,
+                    "app-admin".into()
+                ),
+                (
+                    "clusterroles.rbac.authorization.k8s.io".into(),
+                    None,
+                    "admin".into()
+                ),
+            ]
+        );
+        assert!(brings_additional_items("", "pods"));
+        assert!(!brings_additional_items("apps", "pods"));
+        assert!(needs_cluster_role_bindings("", "serviceaccounts"));
+    }
+}

@@ -1,0 +1,100 @@
+//! What the backup and restore controllers share: one error type, one status patch, one progress
+//! reporter. Hooks and pod volume backups plug into these operations, not beside them.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use kube::Resource;
+use kube::api::{Api, Patch, PatchParams};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperationError {
+    #[error("{kind} task failed: {message}")]
+    Task { kind: &'static str, message: String },
+    #[error("updating {kind} {name}: {source}")]
+    Patch {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+fn kind<K: Resource<DynamicType = ()>>() -> &'static str {
+    match K::kind(&()).as_ref() {
+        "Backup" => "backup",
+        "Restore" => "restore",
+        _ => "object",
+    }
+}
+
+/// A JSON merge patch of one operation object (spec or status: Velero's CRDs have no status
+/// subresource).
+pub(crate) async fn patch<K>(api: &Api<K>, name: &str, body: Value) -> Result<K, OperationError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map_err(|source| OperationError::Patch {
+            kind: kind::<K>(),
+            name: name.to_string(),
+            source,
+        })
+}
+
+/// A finished spawned task, or the operation's error when it panicked or was cancelled.
+pub(crate) fn joined<K: Resource<DynamicType = ()>, T>(
+    result: Result<T, tokio::task::JoinError>,
+) -> Result<T, OperationError> {
+    result.map_err(|e| OperationError::Task {
+        kind: kind::<K>(),
+        message: e.to_string(),
+    })
+}
+
+/// Writes an operation's progress into its object at most once a second, from its own task, so the
+/// engine never waits on the API server for it.
+pub(crate) struct ProgressReporter<P> {
+    tx: tokio::sync::watch::Sender<P>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<P: Copy + Default + Send + Sync + 'static> ProgressReporter<P> {
+    /// `status` turns a progress into the status fields to merge (`{"progress": {...}}`).
+    pub(crate) fn start<K>(
+        api: Api<K>,
+        name: String,
+        status: impl Fn(P) -> Value + Send + 'static,
+    ) -> Self
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let (tx, mut rx) = tokio::sync::watch::channel(P::default());
+        let task = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let progress = *rx.borrow_and_update();
+                let body = serde_json::json!({ "status": status(progress) });
+                if let Err(e) = patch(&api, &name, body).await {
+                    // The next report or the final status says it again.
+                    tracing::debug!("reporting progress: {e}");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        ProgressReporter { tx, task }
+    }
+
+    pub(crate) fn report(&self, progress: P) {
+        // Only fails once the reporter has stopped.
+        let _ = self.tx.send(progress);
+    }
+
+    /// Stops reporting: the final status carries the final progress, so there is no point waiting
+    /// out the reporter's pause.
+    pub(crate) fn stop(self) {
+        self.task.abort();
+    }
+}
