@@ -2,7 +2,7 @@
 //! schedules firing nothing, invalid crons and templates refused, and grandfather-father-son
 //! retention keeping exactly the right backups.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -211,5 +211,56 @@ async fn schedules_fire_pause_validate_and_retain() -> anyhow::Result<()> {
         (!text.contains("schedule=\"often\"") && text.contains("schedule=\"gfs\"")).then_some(())
     })
     .await?;
+    Ok(())
+}
+
+/// Velero's schedule controller reacts to every change of a Schedule: with the default one-minute
+/// check, a new schedule is judged at once, and so is an edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_or_edited_schedule_is_judged_at_once() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env = setup_with(dir.path(), |c| {
+        c.schedule_check_every = Duration::from_secs(600);
+    })
+    .await?;
+    let client = &env.client;
+    let schedules: Api<Schedule> = Api::namespaced(client.clone(), "velero");
+    // The first pass over existing schedules is done once the controller runs: from here on only
+    // a reaction to the change itself gets a phase set within seconds.
+    let template = json!({"includedNamespaces": ["x"]});
+    create_object(
+        client,
+        schedule(
+            "bad",
+            json!({"schedule": "61 * * * *", "template": template}),
+        ),
+    )
+    .await?;
+    let judged = |name: &'static str, want: SchedulePhase| {
+        let schedules = schedules.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let phase = schedules.get(name).await?.status.and_then(|s| s.phase);
+                if phase == Some(want) {
+                    return anyhow::Ok(());
+                }
+                anyhow::ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "{name} is {phase:?}, not {want:?}, 20 s after the change (the periodic check is 10 min away)"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    judged("bad", SchedulePhase::FailedValidation).await?;
+    schedules
+        .patch(
+            "bad",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"schedule": "0 3 * * *"}})),
+        )
+        .await?;
+    judged("bad", SchedulePhase::Enabled).await?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `/metrics` after a backup, a failed backup, a backup that fails validation and a restore: the
 //! counters say exactly that, under Velero's names.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use velero_test_harness::create_object;

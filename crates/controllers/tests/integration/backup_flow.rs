@@ -14,7 +14,7 @@ use velero_storage::{BackupStore, LocationConfig};
 use velero_test_harness::create_object;
 use velero_test_harness::{ControlPlane, S3Server};
 
-mod support;
+use crate::support;
 
 use support::wait_for;
 

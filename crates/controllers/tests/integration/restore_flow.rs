@@ -2,7 +2,7 @@
 //! with every kind the restore transforms plus a CRD and its custom resources, then the same
 //! backup with namespace mappings, the update policy and label selectors.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

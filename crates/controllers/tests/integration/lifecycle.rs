@@ -2,7 +2,7 @@
 //! location into a second cluster (migration, with a restore there under a namespace mapping), and
 //! removal of Backup objects whose files are gone.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! `velero snapshot-location create|get|set`, as a user runs them, against a real control plane.
 
-mod common;
+use crate::common;
 
 use common::{run, text, velero};
 

@@ -2,7 +2,7 @@
 //! control plane. No Velero server runs, so schedules stay `New` and never fire: what is checked
 //! is the objects the CLI writes and what it prints.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

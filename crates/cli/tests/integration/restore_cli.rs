@@ -2,7 +2,7 @@
 //! the test plays the restore controller's part by writing the Restore's status itself (Velero's
 //! CRDs have no status subresource, so an ordinary patch does).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Stdio;

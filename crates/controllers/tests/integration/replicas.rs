@@ -1,7 +1,7 @@
 //! Two `velero server` replicas on one control plane: one leads through the Lease and runs the
 //! controllers; when it dies the other takes over.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

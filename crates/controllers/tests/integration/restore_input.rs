@@ -1,7 +1,7 @@
 //! Restores from backups this project did not write (a tarball laid out by hand as Velero lays it
 //! out), and bad input: each refused with a clear message and nothing changed in the cluster.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
@@ -235,6 +235,25 @@ async fn hand_written_backups_restore_and_bad_input_changes_nothing() -> anyhow:
         assert!(
             !namespace_exists(&env, ns).await,
             "{backup} created namespace {ns}"
+        );
+        // The failed restore's log is uploaded, so `velero restore logs` tells why.
+        let name = format!("from-{backup}");
+        let log_path = env
+            .bucket
+            .join(format!("restores/{name}/restore-{name}-logs.gz"));
+        let mut log = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(&log_path)?),
+            &mut log,
+        )?;
+        assert!(
+            log.contains("restore failed") && log.contains(expect),
+            "{backup}: {log}"
+        );
+        assert!(
+            env.bucket
+                .join(format!("restores/{name}/restore-{name}-results.gz"))
+                .exists()
         );
     }
 

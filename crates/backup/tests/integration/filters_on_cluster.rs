@@ -1,4 +1,4 @@
-//! Velero's backup filters (spec §5.2–§5.5) end to end: a realistic fixture in a real control
+//! Velero's backup filters (`pkg/backup/item_collector.go`, `pkg/util/collections/includes_excludes.go`) end to end: a realistic fixture in a real control
 //! plane, backed up by the real engine with the real [`BackupSelection`], for each filter style.
 //!
 //! Every case asserts the exact set of items in the tarball, in two ways:
@@ -251,7 +251,7 @@ impl Inventory {
     }
 
     /// The objects `keep` accepts, leaving out those labelled velero.io/exclude-from-backup=true
-    /// (spec §5.5: never backed up, whatever brings them in).
+    /// (`pkg/backup/item_backupper.go`: never backed up, whatever brings them in).
     fn select(&self, keep: impl Fn(&Key, &BTreeMap<String, String>) -> bool) -> BTreeSet<Key> {
         self.0
             .iter()
@@ -270,7 +270,7 @@ impl Inventory {
         self.select(|key, _| key.0 == NAMESPACES && keep(&key.2))
     }
 
-    /// `items` and what Velero's built-in actions bring along (spec §5.5/§5.6): a pod's claims and
+    /// `items` and what Velero's built-in actions bring along (`pkg/backup/actions/`): a pod's claims and
     /// PriorityClass, a claim's volume, a ServiceAccount's ClusterRoleBindings and their
     /// ClusterRoles, recursively; then the CRD of every custom resource type among them.
     fn with_additional_items(&self, items: BTreeSet<Key>) -> BTreeSet<Key> {
@@ -788,9 +788,9 @@ async fn namespace_filters_select_namespaces_and_their_additional_items() -> any
     });
 
     // 2. No filter at all, but `skip-me` carries velero.io/exclude-from-backup=true, which Velero
-    // turns into excludedNamespaces [skip-me] (spec §5.1 step 7). Nothing of skip-me, nor its
+    // turns into excludedNamespaces [skip-me] (`prepareBackupRequest` in `pkg/controller/backup_controller.go`). Nothing of skip-me, nor its
     // Namespace object. And with an exclude the namespace filter no longer "includes everything",
-    // so cluster-scoped types are not collected on their own (spec §5.3: old style says so
+    // so cluster-scoped types are not collected on their own (`includes_excludes.go`: old style says so
     // explicitly; new style requires the namespace filter to be "everything"; Velero's
     // ScopeIncludesExcludes.ShouldInclude): `fast` and `unrelated` stay out; cluster-scoped items
     // come only as additional items.
@@ -855,7 +855,7 @@ async fn resource_and_label_filters_select_types_and_items() -> anyhow::Result<(
             },
         )
         .await?;
-    // Spec §5.3/§5.4: with includeClusterResources: false no cluster-scoped type is included,
+    // `includes_excludes.go`/`item_collector.go`: with includeClusterResources: false no cluster-scoped type is included,
     // `namespaces` neither ("cluster-scoped and includeClusterResources=false → no", checked before
     // "namespaces handled specially"); Velero's item collector skips the type before its namespace
     // tracker runs, so such a backup carries no Namespace object at all.
@@ -883,7 +883,7 @@ async fn resource_and_label_filters_select_types_and_items() -> anyhow::Result<(
     // 4. A label selector with explicit namespaces: the app=web items of shop and blog (blog has
     // none), the Widget's CRD; Namespace `shop` (it has items) and also `blog`: the namespace
     // tracker keeps a Namespace whose name the filter includes, and skips that rule only when the
-    // namespace filter is "everything" (spec §5.2 (b), velero#7105), which it is not here.
+    // namespace filter is "everything" (`includes_excludes.go`, velero#7105), which it is not here.
     let case = "case 4 includedNamespaces [shop, blog], labelSelector app=web";
     let b = cluster
         .backup(
@@ -916,7 +916,7 @@ async fn resource_and_label_filters_select_types_and_items() -> anyhow::Result<(
 
     // 5. OR selectors over all namespaces: app=web and app=blog items (not skip-me's). The
     // Namespace objects: skip-me's label makes the namespace filter `*` minus skip-me, which is
-    // not "everything", so (spec §5.2 (b)) every other Namespace is kept, not only those with
+    // not "everything", so (`includes_excludes.go`) every other Namespace is kept, not only those with
     // items.
     let case = "case 5 includedNamespaces [*], orLabelSelectors app=web | app=blog";
     let b = cluster

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use velero_storage::{
-    BackupStore, DOWNLOAD_URL_TTL, LayoutError, LocationConfig, StorageError, open_store,
+    BackupFile, BackupStore, DOWNLOAD_URL_TTL, LayoutError, LocationConfig, RestoreFile,
+    StorageError, open_store,
 };
 use velero_test_harness::S3Server;
 
@@ -63,7 +64,10 @@ async fn put_backup(store: &BackupStore, name: &str) {
         .await
         .unwrap();
     store
-        .put_object(&l.backup_log(name), Bytes::from_static(b"log"))
+        .put_object(
+            &l.backup_file(name, BackupFile::Log),
+            Bytes::from_static(b"log"),
+        )
         .await
         .unwrap();
 }
@@ -83,7 +87,12 @@ async fn round_trip_with_the_default_profile() {
         b"{\"name\":\"b1\"}"
     );
     assert_eq!(read_all(&store, &l.backup_contents("b1")).await, b"tarball");
-    assert!(store.object_exists(&l.backup_log("b1")).await.unwrap());
+    assert!(
+        store
+            .object_exists(&l.backup_file("b1", BackupFile::Log))
+            .await
+            .unwrap()
+    );
 
     // Overwrite, then the conditional write that must not overwrite.
     store
@@ -94,7 +103,7 @@ async fn round_trip_with_the_default_profile() {
         read_all(&store, &l.backup_contents("b1")).await,
         b"tarball v2"
     );
-    let key = l.backup_file("b1", "results");
+    let key = l.backup_file("b1", BackupFile::Results);
     assert!(
         store
             .put_object_if_absent(&key, Bytes::from_static(b"first"))
@@ -241,18 +250,24 @@ async fn deleting_a_backup_deletes_exactly_its_keys() {
     for name in ["b1", "b10", "b1-x"] {
         put_backup(&store, name).await;
     }
-    for kind in ["logs", "results"] {
+    for kind in [RestoreFile::Log, RestoreFile::Results] {
         store
             .put_object(&l.restore_file("r1", kind), Bytes::from_static(b"r"))
             .await
             .unwrap();
     }
     store
-        .put_object(&l.restore_volume_info("r1"), Bytes::from_static(b"r"))
+        .put_object(
+            &l.restore_file("r1", RestoreFile::VolumeInfo),
+            Bytes::from_static(b"r"),
+        )
         .await
         .unwrap();
     store
-        .put_object(&l.restore_file("r10", "logs"), Bytes::from_static(b"r"))
+        .put_object(
+            &l.restore_file("r10", RestoreFile::Log),
+            Bytes::from_static(b"r"),
+        )
         .await
         .unwrap();
 
@@ -260,7 +275,7 @@ async fn deleting_a_backup_deletes_exactly_its_keys() {
     for key in [
         l.backup_metadata("b1"),
         l.backup_contents("b1"),
-        l.backup_log("b1"),
+        l.backup_file("b1", BackupFile::Log),
     ] {
         assert!(!store.object_exists(&key).await.unwrap(), "{key} survived");
     }
@@ -409,7 +424,7 @@ async fn fetch(url: &str) -> (u16, Vec<u8>) {
 #[tokio::test]
 async fn signed_download_urls_fetch_the_object() {
     let (server, store) = server().await;
-    let key = store.layout().backup_log("b1");
+    let key = store.layout().backup_file("b1", BackupFile::Log);
     store
         .put_object(&key, Bytes::from_static(b"the backup log"))
         .await

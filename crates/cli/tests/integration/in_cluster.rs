@@ -3,7 +3,7 @@
 //! a real node (containerd + kubelet), then backups, restores, logs, downloads and metrics through
 //! the in-cluster server, exec in a pod, and the node agent's view of the host's pod directory.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

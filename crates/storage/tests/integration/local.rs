@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use velero_storage::{BackupStore, DOWNLOAD_URL_TTL, LocationConfig, StorageError};
+use velero_storage::{
+    BackupFile, BackupFiles, BackupStore, DOWNLOAD_URL_TTL, LocationConfig, RestoreFile,
+    RestoreFiles, StorageError,
+};
 
 fn local(dir: &std::path::Path, prefix: &str) -> LocationConfig {
     LocationConfig {
@@ -49,13 +52,19 @@ async fn round_trip_and_deletion() {
 
     assert!(
         store
-            .put_object_if_absent(&l.backup_log("b10"), Bytes::from_static(b"1"))
+            .put_object_if_absent(
+                &l.backup_file("b10", BackupFile::Log),
+                Bytes::from_static(b"1")
+            )
             .await
             .unwrap()
     );
     assert!(
         !store
-            .put_object_if_absent(&l.backup_log("b10"), Bytes::from_static(b"2"))
+            .put_object_if_absent(
+                &l.backup_file("b10", BackupFile::Log),
+                Bytes::from_static(b"2")
+            )
             .await
             .unwrap()
     );
@@ -122,5 +131,107 @@ async fn an_upload_whose_completion_fails_can_still_be_given_up() {
     assert!(
         dir.path().join(&key).is_dir(),
         "nothing replaced the directory"
+    );
+}
+
+fn gz(text: &'static str) -> Option<Bytes> {
+    Some(Bytes::from_static(text.as_bytes()))
+}
+
+#[tokio::test]
+async fn put_backup_writes_its_metadata_last_and_takes_everything_back_when_an_upload_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BackupStore::open(&local(dir.path(), "")).unwrap();
+    let l = store.layout().clone();
+    let files = || BackupFiles {
+        log: gz("log"),
+        results: gz("results"),
+        volume_info: gz("[]"),
+        ..BackupFiles::default()
+    };
+    store
+        .put_backup("ok", files(), Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    for (file, data) in [
+        (BackupFile::Log, "log"),
+        (BackupFile::Results, "results"),
+        (BackupFile::VolumeInfo, "[]"),
+    ] {
+        let path = dir.path().join(l.backup_file("ok", file));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), data, "{path:?}");
+    }
+    assert!(
+        !dir.path()
+            .join(l.backup_file("ok", BackupFile::ResourceList))
+            .exists(),
+        "a file left out is not written"
+    );
+    assert!(store.backup_exists("ok").await.unwrap());
+
+    // The tarball is there; the results cannot be written (a directory holds their key).
+    store
+        .put_object(&l.backup_contents("bad"), Bytes::from_static(b"tar"))
+        .await
+        .unwrap();
+    std::fs::create_dir_all(dir.path().join(l.backup_file("bad", BackupFile::Results))).unwrap();
+    let err = store
+        .put_backup("bad", files(), Bytes::from_static(b"{}"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("bad-results.gz"), "{err}");
+    assert!(
+        !dir.path().join(l.backup_metadata("bad")).exists(),
+        "never written"
+    );
+    assert!(
+        !dir.path().join(l.backup_contents("bad")).exists(),
+        "taken back"
+    );
+    assert!(
+        !dir.path()
+            .join(l.backup_file("bad", BackupFile::Log))
+            .exists(),
+        "taken back"
+    );
+    assert!(!store.backup_exists("bad").await.unwrap());
+}
+
+#[tokio::test]
+async fn put_restore_writes_velero_s_names_and_takes_them_back_when_one_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BackupStore::open(&local(dir.path(), "p")).unwrap();
+    let l = store.layout().clone();
+    let files = || RestoreFiles {
+        log: gz("log"),
+        results: gz("results"),
+        resource_list: gz("{}"),
+        item_operations: gz("[]"),
+        volume_info: gz("[]"),
+    };
+    store.put_restore("r1", files()).await.unwrap();
+    let mut written = store.list_restore_files("r1").await.unwrap();
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            "p/restores/r1/r1-volumeinfo.json.gz",
+            "p/restores/r1/restore-r1-itemoperations.json.gz",
+            "p/restores/r1/restore-r1-logs.gz",
+            "p/restores/r1/restore-r1-resource-list.json.gz",
+            "p/restores/r1/restore-r1-results.gz",
+        ]
+    );
+    std::fs::create_dir_all(
+        dir.path()
+            .join(l.restore_file("r2", RestoreFile::ResourceList)),
+    )
+    .unwrap();
+    assert!(store.put_restore("r2", files()).await.is_err());
+    assert!(
+        !dir.path()
+            .join(l.restore_file("r2", RestoreFile::Log))
+            .exists(),
+        "taken back"
     );
 }

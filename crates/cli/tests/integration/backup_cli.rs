@@ -1,7 +1,7 @@
 //! `velero server` and the backup commands, as a user runs them, against a real control plane and a
 //! `local` storage location.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Stdio};

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use velero_storage::{BackupStore, DOWNLOAD_URL_TTL, LocationConfig, StorageError, open_store};
+use velero_storage::{
+    BackupFile, BackupStore, DOWNLOAD_URL_TTL, LocationConfig, StorageError, open_store,
+};
 
 fn location(provider: &str, config: &[(&str, &str)], credentials: &[u8]) -> LocationConfig {
     LocationConfig {
@@ -34,7 +36,7 @@ async fn azure_with_an_account_key_signs_download_urls_offline() {
         b"AZURE_STORAGE_ACCOUNT_ACCESS_KEY=dmVsZXJvLXRlc3Qta2V5\n",
     );
     let store = BackupStore::open(&cfg).unwrap();
-    let key = store.layout().backup_log("b1");
+    let key = store.layout().backup_file("b1", BackupFile::Log);
     let url = store
         .download_url(&key, DOWNLOAD_URL_TTL)
         .await
