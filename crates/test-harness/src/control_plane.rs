@@ -189,13 +189,15 @@ impl ControlPlane {
 
         let mut control_plane = ControlPlane {
             children: Vec::with_capacity(4),
-            node: slot.map(|slot| NodeParts {
-                slot,
-                ctr: binaries.ctr.clone().unwrap_or_default(),
-                containerd_socket: root.join("containerd/containerd.sock"),
-                kubelet_root: root.join("kubelet"),
-                children: Vec::with_capacity(2),
-            }),
+            node: slot
+                .zip(binaries.node.as_ref())
+                .map(|(slot, bins)| NodeParts {
+                    slot,
+                    ctr: bins.ctr.clone(),
+                    containerd_socket: root.join("containerd/containerd.sock"),
+                    kubelet_root: root.join("kubelet"),
+                    children: Vec::with_capacity(2),
+                }),
             server_url: format!("https://{bind_address}:{apiserver_port}"),
             kubeconfig_path: root.join("kubeconfig"),
             started_in: Duration::ZERO,
@@ -373,12 +375,15 @@ impl ControlPlane {
     /// need not be ready yet: each waits for it by itself, which overlaps their startups.
     async fn start_node_processes(&mut self, binaries: &Binaries) -> anyhow::Result<()> {
         let root = self.dir.path().to_owned();
-        let (Some(scheduler), Some(containerd), Some(kubelet)) =
-            (&binaries.scheduler, &binaries.containerd, &binaries.kubelet)
-        else {
-            bail!("the node's binaries were not located");
+        let bins = binaries
+            .node
+            .as_ref()
+            .context("the node's binaries were not located")?;
+        let (slot, socket) = match &self.node {
+            Some(node) => (node.slot.clone(), node.containerd_socket.clone()),
+            None => bail!("this cluster has no node"),
         };
-        let mut command = Command::new(scheduler);
+        let mut command = Command::new(&bins.scheduler);
         command
             .arg(arg("--kubeconfig", &self.kubeconfig_path))
             .arg("--leader-elect=false")
@@ -391,7 +396,7 @@ impl ControlPlane {
         std::fs::create_dir_all(root.join("containerd"))?;
         std::fs::write(&config, node::containerd_config(&root))
             .with_context(|| format!("writing {}", config.display()))?;
-        let mut command = Command::new(containerd);
+        let mut command = Command::new(&bins.containerd);
         command
             .arg("--config")
             .arg(&config)
@@ -401,12 +406,8 @@ impl ControlPlane {
             .env("HTTPS_PROXY", "http://127.0.0.1:9")
             .env("NO_PROXY", "");
         self.spawn_node(Component::Containerd, command)?;
-        let (ctr, socket) = match &self.node {
-            Some(node) => (node.ctr.clone(), node.containerd_socket.clone()),
-            None => bail!("no node"),
-        };
         self.wait_until(Component::Containerd, "containerd to serve", async || {
-            Ok(Command::new(&ctr)
+            Ok(Command::new(&bins.ctr)
                 .arg("--address")
                 .arg(&socket)
                 .arg("version")
@@ -415,13 +416,10 @@ impl ControlPlane {
         })
         .await?;
         for image in ["pause.tar", "busybox.tar"] {
-            node::import_image(&ctr, &socket, &binaries.images.join(image))?;
+            node::import_image(&bins.ctr, &socket, &binaries.images.join(image))?;
         }
 
         let [port, healthz_port] = process::free_ports::<2>()?;
-        let Some(slot) = self.node.as_ref().map(|n| n.slot.clone()) else {
-            bail!("no node");
-        };
         let kubelet_config = root.join("kubelet-config.yaml");
         std::fs::write(
             &kubelet_config,
@@ -430,7 +428,7 @@ impl ControlPlane {
         .with_context(|| format!("writing {}", kubelet_config.display()))?;
         let pod_logs = root.join("pod-logs");
         std::fs::create_dir_all(&pod_logs)?;
-        let mut command = Command::new(kubelet);
+        let mut command = Command::new(&bins.kubelet);
         command
             .arg(arg("--config", &kubelet_config))
             .arg(arg("--kubeconfig", &self.kubeconfig_path))
@@ -670,12 +668,16 @@ struct Binaries {
     etcd: PathBuf,
     apiserver: PathBuf,
     controller_manager: PathBuf,
-    // The node's, located only for a node-backed cluster.
-    scheduler: Option<PathBuf>,
-    kubelet: Option<PathBuf>,
-    containerd: Option<PathBuf>,
-    ctr: Option<PathBuf>,
+    /// Located only for a node-backed cluster.
+    node: Option<NodeBinaries>,
     images: PathBuf,
+}
+
+struct NodeBinaries {
+    scheduler: PathBuf,
+    kubelet: PathBuf,
+    containerd: PathBuf,
+    ctr: PathBuf,
 }
 
 impl Binaries {
@@ -689,10 +691,7 @@ impl Binaries {
             etcd: in_path("etcd")?,
             apiserver: find_kube_binary(&bin_dir, "kube-apiserver")?,
             controller_manager: find_kube_binary(&bin_dir, "kube-controller-manager")?,
-            scheduler: None,
-            kubelet: None,
-            containerd: None,
-            ctr: None,
+            node: None,
             images: cache_dir(|name| std::env::var_os(name))?.join("images"),
         };
         if topology == Topology::WithNode {
@@ -702,10 +701,12 @@ impl Binaries {
                     "a cluster with a node must run as root (bridge, cgroups, mounts, containerd)"
                 );
             }
-            binaries.scheduler = Some(find_kube_binary(&bin_dir, "kube-scheduler")?);
-            binaries.kubelet = Some(find_kube_binary(&bin_dir, "kubelet")?);
-            binaries.containerd = Some(in_path("containerd")?);
-            binaries.ctr = Some(in_path("ctr")?);
+            binaries.node = Some(NodeBinaries {
+                scheduler: find_kube_binary(&bin_dir, "kube-scheduler")?,
+                kubelet: find_kube_binary(&bin_dir, "kubelet")?,
+                containerd: in_path("containerd")?,
+                ctr: in_path("ctr")?,
+            });
             for image in ["pause.tar", "busybox.tar"] {
                 let path = binaries.images.join(image);
                 if !path.is_file() {
