@@ -205,11 +205,17 @@ pub enum Workload {
 }
 
 impl Workload {
-    fn describe(self, namespace: &str) -> String {
+    /// Kind and name.
+    fn object(self) -> (&'static str, &'static str) {
         match self {
-            Workload::Server => format!("Deployment {namespace}/velero"),
-            Workload::NodeAgent => format!("DaemonSet {namespace}/node-agent"),
+            Workload::Server => ("Deployment", "velero"),
+            Workload::NodeAgent => ("DaemonSet", "node-agent"),
         }
+    }
+
+    fn describe(self, namespace: &str) -> String {
+        let (kind, name) = self.object();
+        format!("{kind} {namespace}/{name}")
     }
 
     fn pod_selector(self) -> &'static str {
@@ -249,14 +255,14 @@ pub async fn wait_for_ready(
         let ready = match workload {
             Workload::Server => {
                 let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-                api.get_opt("velero")
+                api.get_opt(workload.object().1)
                     .await
                     .map_err(kube_err(format!("reading {what}")))?
                     .is_some_and(|d| deployment_ready(&d))
             }
             Workload::NodeAgent => {
                 let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
-                api.get_opt("node-agent")
+                api.get_opt(workload.object().1)
                     .await
                     .map_err(kube_err(format!("reading {what}")))?
                     .is_some_and(|d| daemon_set_ready(&d))
@@ -273,14 +279,12 @@ pub async fn wait_for_ready(
             return Err(ApplyError::NotReady { what, problem });
         }
         if tokio::time::Instant::now() >= deadline {
-            let kind = match workload {
-                Workload::Server => "deployment velero",
-                Workload::NodeAgent => "daemonset node-agent",
-            };
+            let (kind, name) = workload.object();
+            let kind = kind.to_lowercase();
             return Err(ApplyError::Timeout(
                 timeout,
                 format!(
-                    "{what} to be ready (check `kubectl -n {namespace} describe {kind}` and its pods' events)"
+                    "{what} to be ready (check `kubectl -n {namespace} describe {kind} {name}` and its pods' events)"
                 ),
             ));
         }

@@ -561,39 +561,22 @@ pub(crate) fn shim_and_pod_rss(slot: &NodeSlot, root: &Path) -> (u64, u64) {
 }
 
 fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {program} (is it installed?)"))?;
-    if !output.status.success() {
-        bail!(
-            "`{program} {}` failed ({}): {}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(())
+    crate::process::run_checked(
+        Command::new(program).args(args),
+        &format!("`{program} {}`", args.join(" ")),
+    )
 }
 
 /// Imports an OCI or Docker image archive into the node's containerd, where pods find it.
 pub(crate) fn import_image(ctr: &Path, socket: &Path, archive: &Path) -> anyhow::Result<()> {
-    let output = Command::new(ctr)
-        .arg("--address")
-        .arg(socket)
-        .args(["--namespace", "k8s.io", "images", "import"])
-        .arg(archive)
-        .output()
-        .context("running ctr (containerd's client) to import an image")?;
-    if !output.status.success() {
-        bail!(
-            "importing {} into the node's containerd failed ({}): {}",
-            archive.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(())
+    crate::process::run_checked(
+        Command::new(ctr)
+            .arg("--address")
+            .arg(socket)
+            .args(["--namespace", "k8s.io", "images", "import"])
+            .arg(archive),
+        &format!("importing {} into the node's containerd", archive.display()),
+    )
 }
 
 /// Appends a line to a file (best effort): a record of what teardown could not do.

@@ -287,6 +287,23 @@ pub(crate) async fn address_open(address: SocketAddr) -> bool {
     )
 }
 
+/// Runs `command` to its end; a failure (it cannot start, or exits non-zero) names `what` and
+/// quotes the command's stderr.
+pub(crate) fn run_checked(command: &mut Command, what: &str) -> anyhow::Result<()> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let output = command
+        .output()
+        .with_context(|| format!("{what}: running {program} (is it installed?)"))?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "{what} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// Looks `program` up in `PATH`.
 pub(crate) fn find_in_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
