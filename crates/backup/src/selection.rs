@@ -31,20 +31,51 @@ pub struct BackupSelection {
     missing: Vec<String>,
 }
 
+/// Velero's `prepareBackupRequest` for what a backup selects: the namespaces labelled
+/// `velero.io/exclude-from-backup=true` join `excludedNamespaces`, then
+/// [`prepare_backup_spec`]'s auto-exclusions and validation. Returns the prepared spec and the
+/// validation errors; the backup controller writes the spec back to the Backup, as Velero does,
+/// and hands it to [`BackupSelection::new`].
+pub async fn prepare_spec(reader: &ApiReader, spec: &BackupSpec) -> (BackupSpec, Vec<String>) {
+    let mut spec = spec.clone();
+    let mut errors = Vec::new();
+    let path = format!(
+        "/api/v1/namespaces?labelSelector={}%3Dtrue",
+        velero_api::labels::EXCLUDE_FROM_BACKUP.replace('/', "%2F")
+    );
+    match reader.get_as::<Value>(&path).await {
+        Ok(list) => {
+            let names = list
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|ns| ns.pointer("/metadata/name").and_then(Value::as_str));
+            let excludes = spec.excluded_namespaces.get_or_insert_with(Vec::new);
+            for name in names {
+                if !excludes.iter().any(|e| e == name) {
+                    excludes.push(name.to_string());
+                }
+            }
+            if excludes.is_empty() {
+                spec.excluded_namespaces = None;
+            }
+        }
+        Err(e) => errors.push(format!("error getting namespace list: {e}")),
+    }
+    errors.extend(prepare_backup_spec(&mut spec));
+    (spec, errors)
+}
+
 impl BackupSelection {
-    /// Prepares the spec as Velero does (auto-exclusions, namespaces labelled
-    /// `velero.io/exclude-from-backup=true` added to the excludes, wildcards expanded against the
-    /// namespaces that exist) and resolves resource names through discovery.
+    /// Resolves a spec [`prepare_spec`] prepared: namespace wildcards expanded against the
+    /// namespaces that exist, resource names through discovery.
     pub async fn new(
         reader: &ApiReader,
         discovery: &Discovery,
         spec: &BackupSpec,
     ) -> Result<Self, SelectionError> {
-        let mut spec = spec.clone();
-        let errors = prepare_backup_spec(&mut spec);
-        if !errors.is_empty() {
-            return Err(SelectionError::Invalid(errors.join("; ")));
-        }
+        let spec = spec.clone();
         let listed = reader
             .list_all("/api/v1/namespaces")
             .await
@@ -56,20 +87,7 @@ impl BackupSelection {
                 .to_string()
         };
         let existing: Vec<String> = listed.iter().map(name_of).collect();
-        let excluded_by_label = listed.iter().filter(|ns| {
-            ns.pointer("/metadata/labels")
-                .and_then(|l| l.get(velero_api::labels::EXCLUDE_FROM_BACKUP))
-                .and_then(Value::as_str)
-                == Some("true")
-        });
-        let mut excludes = spec.excluded_namespaces.clone().unwrap_or_default();
-        for ns in excluded_by_label {
-            let name = name_of(ns);
-            if !excludes.contains(&name) {
-                excludes.push(name);
-            }
-        }
-        spec.excluded_namespaces = (!excludes.is_empty()).then_some(excludes.clone());
+        let excludes = spec.excluded_namespaces.clone().unwrap_or_default();
         let includes = spec
             .included_namespaces
             .clone()
@@ -96,7 +114,7 @@ impl BackupSelection {
         })
     }
 
-    /// The spec with Velero's preparation applied.
+    /// The prepared spec the selection was resolved from.
     pub fn spec(&self) -> &BackupSpec {
         &self.spec
     }

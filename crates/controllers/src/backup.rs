@@ -165,7 +165,10 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Op
     };
     spec.storage_location = Some(location_name.clone());
 
-    let mut errors = velero_filters::validate_backup_spec(&spec);
+    // Prepared once, before anything else looks at the filters; the prepared spec is what the
+    // Backup records (Velero's `prepareBackupRequest`) and what the selection resolves.
+    let reader = ApiReader::new(client.clone());
+    let (spec, mut errors) = velero_backup::selection::prepare_spec(&reader, &spec).await;
     let location = match locations::get_location(client, ns, &location_name).await {
         Ok(l) => Some(l),
         Err(e) => {
@@ -411,6 +414,7 @@ async fn run(
             return Err(failed(reason, new_log(), store));
         }
     };
+    // `backup` is the InProgress object, whose spec process() prepared and wrote back.
     let selection =
         match velero_backup::selection::BackupSelection::new(&reader, &discovery, &backup.spec)
             .await

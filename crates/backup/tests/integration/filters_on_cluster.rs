@@ -17,7 +17,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use velero_api::v1::BackupSpec;
 use velero_backup::engine::{BackupOutcome, BackupParams, run};
-use velero_backup::selection::BackupSelection;
+use velero_backup::selection::{BackupSelection, prepare_spec};
 use velero_cluster::api::ApiReader;
 use velero_cluster::discovery::{Discovery, discover};
 use velero_test_harness::ControlPlane;
@@ -572,6 +572,11 @@ impl Cluster {
     ) -> anyhow::Result<Backup> {
         let before = rule(&self.inventory().await?);
         let spec: BackupSpec = serde_json::from_value(spec)?;
+        let (spec, errors) = prepare_spec(&self.reader, &spec).await;
+        anyhow::ensure!(
+            errors.is_empty(),
+            "{case}: the spec failed validation: {errors:?}"
+        );
         let selection = BackupSelection::new(&self.reader, &self.discovery, &spec).await?;
         let params = BackupParams {
             backup_namespace: "velero".into(),

@@ -150,6 +150,7 @@ async fn a_namespace_backup_lands_in_velero_layout_and_deletes_cleanly() -> anyh
     for object in [
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "noise"}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "skipped", "labels": {"velero.io/exclude-from-backup": "true"}}}),
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "shop", "labels": {"app": "shop"}}, "data": {"color": "blue"}}),
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token", "namespace": "shop", "labels": {"app": "shop"}}, "stringData": {"t": "s3cr3t"}}),
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "shop"}}, "spec": {"ports": [{"port": 80}]}}),
@@ -202,6 +203,23 @@ async fn a_namespace_backup_lands_in_velero_layout_and_deletes_cleanly() -> anyh
         "{annotations:?}"
     );
     assert_eq!(annotations["velero.io/resource-timeout"], "10m0s");
+    // The Backup records the spec as prepared, as Velero's prepareBackupRequest leaves it: the
+    // labelled namespace among the excludes, the auto-excluded snapshot types, defaults.
+    assert_eq!(
+        done.spec.excluded_namespaces,
+        Some(vec!["skipped".to_string()])
+    );
+    assert_eq!(
+        done.spec.excluded_namespace_scoped_resources,
+        Some(vec!["volumesnapshots.snapshot.storage.k8s.io".to_string()])
+    );
+    assert_eq!(
+        done.spec.excluded_cluster_scoped_resources,
+        Some(vec![
+            "volumesnapshotcontents.snapshot.storage.k8s.io".to_string()
+        ])
+    );
+    assert!(done.spec.ttl.is_some() && done.spec.csi_snapshot_timeout.is_some());
 
     let store = store(&env)?;
     let files = keys(&store).await?;
