@@ -6,10 +6,10 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use velero_api::v1::{Schedule, SchedulePhase, ScheduleSpec};
 
-use super::backup::{
-    BackupFlags, check_locations, describe_backup_spec, describe_policies_and_uploader,
-    describe_validation_errors, merge_into,
+use super::backup::describe::{
+    describe_backup_spec, describe_policies_and_uploader, describe_validation_errors,
 };
+use super::backup::{BackupFlags, check_locations, merge_into};
 use crate::client::GlobalArgs;
 use crate::describe::Describer;
 use crate::output::{self, Format};
