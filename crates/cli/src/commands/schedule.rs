@@ -6,12 +6,12 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use velero_api::v1::{Schedule, SchedulePhase, ScheduleSpec};
 
-use super::backup::describe::{
-    describe_backup_spec, describe_policies_and_uploader, describe_validation_errors,
-};
 use super::backup::{BackupFlags, check_locations, merge_into};
 use crate::client::GlobalArgs;
 use crate::describe::Describer;
+use crate::describe::backup::{
+    describe_backup_spec, describe_policies_and_uploader, describe_validation_errors,
+};
 use crate::output::{self, Format};
 use crate::select::GetArgs;
 use crate::select::{self, DeleteOptions, SelectOptions};

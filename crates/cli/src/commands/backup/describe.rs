@@ -5,13 +5,13 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{ArgAction, Args};
 use kube::ResourceExt;
-use velero_api::v1::{Backup, BackupPhase, BackupSpec, DownloadTargetKind, HookErrorMode};
+use velero_api::v1::{Backup, BackupPhase, DownloadTargetKind};
 
 use crate::client::GlobalArgs;
-use crate::describe::{self, Describer};
+use crate::describe::backup::{Extras, describe_backup};
 use crate::download::{self, TlsOptions};
 use crate::output::{self, Format};
-use crate::{select, table};
+use crate::select;
 
 #[derive(Args, Debug)]
 pub struct DescribeArgs {
@@ -28,296 +28,34 @@ pub struct DescribeArgs {
     output: String,
 }
 
-/// Velero's `DescribeBackup`, for what the Backup object itself holds.
-fn describe_one(b: &Backup, out: &mut String) {
-    let status = b.status.clone().unwrap_or_default();
-    let spec = &b.spec;
-    let mut d = Describer::default();
-    d.metadata(&b.metadata);
-    d.line("");
-    let phase = status.phase.unwrap_or(BackupPhase::New);
-    let note = if matches!(phase, BackupPhase::Failed | BackupPhase::PartiallyFailed) {
-        format!(
-            " (run `velero backup logs {}` for more information)",
-            b.name_any()
-        )
-    } else {
-        String::new()
-    };
-    d.line(format_args!("Phase:\t{}{note}", phase.as_str()));
-    if phase == BackupPhase::Queued {
-        d.line(format_args!(
-            "Queue position:\t{}",
-            status.queue_position.unwrap_or(0)
-        ));
+/// One of a backup's files, or the error that kept describe from getting it.
+async fn fetch(
+    client: &kube::Client,
+    namespace: &str,
+    kind: DownloadTargetKind,
+    name: &str,
+    tls: &TlsOptions,
+) -> Result<serde_json::Value, String> {
+    let got = async {
+        let timeout = Duration::from_secs(60);
+        let data = download::download(client, namespace, kind, name, timeout, tls).await?;
+        let data = download::maybe_gunzip(data)?;
+        anyhow::Ok(serde_json::from_slice::<serde_json::Value>(&data)?)
     }
-    if let Some(reason) = status.failure_reason.as_ref().filter(|r| !r.is_empty()) {
-        d.line("");
-        d.line(format_args!("Failure reason:\t{reason}"));
-    }
-    describe_policies_and_uploader(&mut d, spec);
-    describe_validation_errors(&mut d, status.validation_errors.as_deref());
-    d.line("");
-    if status.errors.unwrap_or(0) > 0 || status.warnings.unwrap_or(0) > 0 {
-        d.line(format_args!("Errors:\t{}", status.errors.unwrap_or(0)));
-        d.line(format_args!("Warnings:\t{}", status.warnings.unwrap_or(0)));
-        d.line("");
-    }
-    describe_backup_spec(&mut d, spec);
-    d.line("");
-    d.line(format_args!(
-        "Backup Format Version:\t{}",
-        status.format_version.clone().unwrap_or_default()
-    ));
-    d.line("");
-    d.line(format_args!(
-        "Started:\t{}",
-        table::time(status.start_timestamp.as_ref())
-    ));
-    d.line(format_args!(
-        "Completed:\t{}",
-        table::time(status.completion_timestamp.as_ref())
-    ));
-    d.line("");
-    d.line(format_args!(
-        "Expiration:\t{}",
-        table::time(status.expiration.as_ref())
-    ));
-    d.line("");
-    let progress = status.progress.clone().unwrap_or_default();
-    d.line(format_args!(
-        "Total items to be backed up:\t{}",
-        progress.total_items.unwrap_or(0)
-    ));
-    d.line(format_args!(
-        "Items backed up:\t{}",
-        progress.items_backed_up.unwrap_or(0)
-    ));
-    d.line("");
-    d.line("Backup Volumes:");
-    d.line("\t<none included>");
-    d.line("");
-    let hook_status = status.hook_status.clone().unwrap_or_default();
-    d.line(format_args!(
-        "HooksAttempted:\t{}",
-        hook_status.hooks_attempted.unwrap_or(0)
-    ));
-    d.line(format_args!(
-        "HooksFailed:\t{}",
-        hook_status.hooks_failed.unwrap_or(0)
-    ));
-    out.push_str(&d.finish());
+    .await;
+    got.map_err(|e| format!("{e:#}"))
 }
 
-/// The resource policy and uploader settings Velero shows under a backup's or schedule's phase.
-pub(crate) fn describe_policies_and_uploader(d: &mut Describer, spec: &BackupSpec) {
-    if let Some(policy) = &spec.resource_policy {
-        d.line("");
-        d.line("Resource policies:");
-        d.line(format_args!("\tType:\t{}", policy.kind));
-        d.line(format_args!("\tName:\t{}", policy.name));
+/// The files `describe --details` shows of a finished backup.
+async fn extras(client: &kube::Client, namespace: &str, name: &str, tls: &TlsOptions) -> Extras {
+    let kind = DownloadTargetKind::BackupResourceList;
+    let resource_list = Some(fetch(client, namespace, kind, name, tls).await);
+    let kind = DownloadTargetKind::BackupResults;
+    let results = Some(fetch(client, namespace, kind, name, tls).await);
+    Extras {
+        resource_list,
+        results,
     }
-    if let Some(n) = spec
-        .uploader_config
-        .as_ref()
-        .and_then(|u| u.parallel_files_upload)
-        .filter(|n| *n > 0)
-    {
-        d.line("");
-        d.line("Uploader config:");
-        d.line(format_args!("\tParallel files upload:\t{n}"));
-    }
-}
-
-/// Velero's list of validation errors: the first beside the heading, the rest under it.
-pub(crate) fn describe_validation_errors(d: &mut Describer, errors: Option<&[String]>) {
-    let Some(errors) = errors.filter(|e| !e.is_empty()) else {
-        return;
-    };
-    d.line("");
-    d.print("Validation errors:");
-    for e in errors {
-        d.line(format_args!("\t{e}"));
-    }
-}
-
-/// Velero's `DescribeBackupSpec`: what a backup (or a schedule's template) selects and how.
-pub(crate) fn describe_backup_spec(d: &mut Describer, spec: &BackupSpec) {
-    let list = describe::list_or;
-    d.line("Namespaces:");
-    d.included_excluded(
-        1,
-        spec.included_namespaces.as_ref(),
-        spec.excluded_namespaces.as_ref(),
-    );
-
-    d.line("");
-    d.line("Resources:");
-    if velero_filters::uses_old_resource_filters(spec) {
-        d.included_excluded(
-            1,
-            spec.included_resources.as_ref(),
-            spec.excluded_resources.as_ref(),
-        );
-        d.line(format_args!(
-            "\tCluster-scoped:\t{}",
-            describe::bool_or(
-                spec.include_cluster_resources,
-                "excluded",
-                "included",
-                "auto"
-            )
-        ));
-    } else {
-        d.line(format_args!(
-            "\tIncluded cluster-scoped:\t{}",
-            list(spec.included_cluster_scoped_resources.as_ref(), "<none>")
-        ));
-        d.line(format_args!(
-            "\tExcluded cluster-scoped:\t{}",
-            list(spec.excluded_cluster_scoped_resources.as_ref(), "<none>")
-        ));
-        d.line(format_args!(
-            "\tIncluded namespace-scoped:\t{}",
-            list(spec.included_namespace_scoped_resources.as_ref(), "*")
-        ));
-        d.line(format_args!(
-            "\tExcluded namespace-scoped:\t{}",
-            list(spec.excluded_namespace_scoped_resources.as_ref(), "<none>")
-        ));
-    }
-
-    d.selectors(
-        spec.label_selector.as_ref(),
-        spec.or_label_selectors.as_deref(),
-    );
-
-    d.line("");
-    d.line(format_args!(
-        "Storage Location:\t{}",
-        spec.storage_location.as_deref().unwrap_or_default()
-    ));
-
-    d.line("");
-    d.line(format_args!(
-        "Velero-Native Snapshot PVs:\t{}",
-        describe::bool_or(spec.snapshot_volumes, "false", "true", "auto")
-    ));
-    if let Some(fs) = spec.default_volumes_to_fs_backup {
-        d.line(format_args!("File System Backup (Default):\t{fs}"));
-    }
-    d.line(format_args!(
-        "Snapshot Move Data:\t{}",
-        describe::bool_or(spec.snapshot_move_data, "false", "true", "auto")
-    ));
-    d.line(format_args!(
-        "Data Mover:\t{}",
-        spec.data_mover
-            .as_deref()
-            .filter(|m| !m.is_empty())
-            .unwrap_or("velero")
-    ));
-
-    d.line("");
-    d.line(format_args!("TTL:\t{}", spec.ttl.unwrap_or_default()));
-
-    d.line("");
-    d.line(format_args!(
-        "CSISnapshotTimeout:\t{}",
-        spec.csi_snapshot_timeout.unwrap_or_default()
-    ));
-    d.line(format_args!(
-        "ItemOperationTimeout:\t{}",
-        spec.item_operation_timeout.unwrap_or_default()
-    ));
-
-    d.line("");
-    describe_hooks(d, spec);
-
-    if let Some(orders) = &spec.ordered_resources {
-        d.line("");
-        d.line("OrderedResources:");
-        for (kind, names) in orders {
-            d.line(format_args!("\t{kind}: {names}"));
-        }
-    }
-}
-
-fn describe_hooks(d: &mut Describer, spec: &BackupSpec) {
-    let resources = spec
-        .hooks
-        .as_ref()
-        .and_then(|h| h.resources.as_deref())
-        .unwrap_or_default();
-    if resources.is_empty() {
-        d.line("Hooks:\t<none>");
-        return;
-    }
-    d.line("Hooks:");
-    d.line("\tResources:");
-    for hook in resources {
-        d.line(format_args!("\t\t{}:", hook.name));
-        d.line("\t\t\tNamespaces:");
-        d.included_excluded(
-            4,
-            hook.included_namespaces.as_ref(),
-            hook.excluded_namespaces.as_ref(),
-        );
-        d.line("");
-        d.line("\t\t\tResources:");
-        d.included_excluded(
-            4,
-            hook.included_resources.as_ref(),
-            hook.excluded_resources.as_ref(),
-        );
-        d.line("");
-        d.line(format_args!(
-            "\t\t\tLabel selector:\t{}",
-            table::selector(hook.label_selector.as_ref())
-        ));
-        for (title, hooks) in [
-            ("Pre Exec Hook", &hook.pre_hooks),
-            ("Post Exec Hook", &hook.post_hooks),
-        ] {
-            for exec in hooks.iter().flatten().map(|h| &h.exec) {
-                d.line("");
-                d.line(format_args!("\t\t\t{title}:"));
-                d.line(format_args!(
-                    "\t\t\t\tContainer:\t{}",
-                    exec.container.as_deref().unwrap_or_default()
-                ));
-                d.line(format_args!("\t\t\t\tCommand:\t{}", exec.command.join(" ")));
-                let on_error = match exec.on_error {
-                    Some(HookErrorMode::Continue) => "Continue",
-                    Some(HookErrorMode::Fail) => "Fail",
-                    None => "",
-                };
-                d.line(format_args!("\t\t\t\tOn Error:\t{on_error}"));
-                d.line(format_args!(
-                    "\t\t\t\tTimeout:\t{}",
-                    exec.timeout.unwrap_or_default()
-                ));
-            }
-        }
-    }
-}
-
-/// Velero's layout for one half of the results file, shortened to `<none>` when it is empty.
-fn write_results(title: &str, results: &serde_json::Value, out: &mut String) {
-    let empty = ["velero", "cluster", "namespaces"].iter().all(|key| {
-        results.get(key).is_none_or(|v| match v {
-            serde_json::Value::Array(a) => a.is_empty(),
-            serde_json::Value::Object(o) => o.is_empty(),
-            _ => true,
-        })
-    });
-    if empty {
-        out.push_str(&format!("{title}:  <none>\n"));
-        return;
-    }
-    let mut d = Describer::default();
-    d.result(title, results);
-    out.push_str(&d.finish());
 }
 
 pub(super) async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow::Result<()> {
@@ -334,11 +72,8 @@ pub(super) async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow:
             &mut std::io::stdout(),
         );
     }
-    let tls = args.tls.clone();
     let mut first = true;
     for backup in &backups {
-        let mut out = String::new();
-        describe_one(backup, &mut out);
         let done = backup
             .status
             .as_ref()
@@ -349,53 +84,14 @@ pub(super) async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow:
                     BackupPhase::Completed | BackupPhase::PartiallyFailed | BackupPhase::Failed
                 )
             });
-        if args.details && done {
+        let extras = if args.details && done {
             let client = global.client().await?;
             let namespace = global.namespace();
-            let name = backup.name_any();
-            let fetch = |kind| {
-                let client = client.clone();
-                let namespace = namespace.clone();
-                let name = name.clone();
-                let tls = tls.clone();
-                async move {
-                    let timeout = Duration::from_secs(60);
-                    let data =
-                        download::download(&client, &namespace, kind, &name, timeout, &tls).await?;
-                    let data = download::maybe_gunzip(data)?;
-                    anyhow::Ok(serde_json::from_slice::<serde_json::Value>(&data)?)
-                }
-            };
-            use std::fmt::Write as _;
-            match fetch(DownloadTargetKind::BackupResourceList).await {
-                Ok(list) => {
-                    let _ = writeln!(out, "\nResource List:");
-                    for (kind, items) in list.as_object().into_iter().flatten() {
-                        let _ = writeln!(out, "  {kind}:");
-                        for item in items.as_array().into_iter().flatten() {
-                            let _ = writeln!(out, "    - {}", item.as_str().unwrap_or_default());
-                        }
-                    }
-                }
-                Err(e) => {
-                    let _ = writeln!(
-                        out,
-                        "\nResource List:  <error getting backup resource list: {e:#}>"
-                    );
-                }
-            }
-            match fetch(DownloadTargetKind::BackupResults).await {
-                Ok(results) => {
-                    out.push('\n');
-                    write_results("Errors", &results["errors"], &mut out);
-                    out.push('\n');
-                    write_results("Warnings", &results["warnings"], &mut out);
-                }
-                Err(e) => {
-                    let _ = writeln!(out, "\n<error getting backup results: {e:#}>");
-                }
-            }
-        }
+            extras(&client, &namespace, &backup.name_any(), &args.tls).await
+        } else {
+            Extras::default()
+        };
+        let out = describe_backup(backup, &extras, args.details);
         if !first {
             println!("\n");
         }
@@ -403,71 +99,4 @@ pub(super) async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow:
         print!("{out}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-    use velero_api::v1::{BackupHooks, BackupResourceHook, BackupResourceHookSpec, ExecHook};
-
-    #[test]
-    fn the_spec_describer_shows_hooks_and_orders() {
-        let spec = BackupSpec {
-            included_resources: Some(vec!["pods".into()]),
-            default_volumes_to_fs_backup: Some(true),
-            snapshot_move_data: Some(false),
-            ordered_resources: Some(BTreeMap::from([(
-                "pods".to_string(),
-                "shop/a,shop/b".to_string(),
-            )])),
-            hooks: Some(BackupHooks {
-                resources: Some(vec![BackupResourceHookSpec {
-                    name: "freeze".into(),
-                    included_namespaces: Some(vec!["shop".into()]),
-                    pre_hooks: Some(vec![BackupResourceHook {
-                        exec: ExecHook {
-                            container: Some("db".into()),
-                            command: vec!["fsfreeze".into(), "-f".into()],
-                            on_error: Some(HookErrorMode::Fail),
-                            timeout: velero_api::Duration::parse("30s").ok(),
-                        },
-                    }]),
-                    ..Default::default()
-                }]),
-            }),
-            ..Default::default()
-        };
-        let mut d = Describer::default();
-        describe_backup_spec(&mut d, &spec);
-        let text = d.finish();
-        for want in [
-            "Resources:\n  Included:        pods\n  Excluded:        <none>\n  Cluster-scoped:  auto\n",
-            "Velero-Native Snapshot PVs:    auto\n\
-             File System Backup (Default):  true\n\
-             Snapshot Move Data:            false\n\
-             Data Mover:                    velero\n",
-            "Hooks:\n\
-             \x20 Resources:\n\
-             \x20   freeze:\n\
-             \x20     Namespaces:\n\
-             \x20       Included:  shop\n\
-             \x20       Excluded:  <none>\n\
-             \n\
-             \x20     Resources:\n\
-             \x20       Included:  *\n\
-             \x20       Excluded:  <none>\n\
-             \n\
-             \x20     Label selector:  <none>\n\
-             \n\
-             \x20     Pre Exec Hook:\n\
-             \x20       Container:  db\n\
-             \x20       Command:    fsfreeze -f\n\
-             \x20       On Error:   Fail\n\
-             \x20       Timeout:    30s\n",
-            "\nOrderedResources:\n  pods: shop/a,shop/b\n",
-        ] {
-            assert!(text.contains(want), "lacks {want:?}:\n{text}");
-        }
-    }
 }

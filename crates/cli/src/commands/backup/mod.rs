@@ -2,7 +2,7 @@
 
 mod create;
 mod delete;
-pub(super) mod describe;
+mod describe;
 mod download;
 mod get;
 mod logs;

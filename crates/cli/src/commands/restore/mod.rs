@@ -45,7 +45,7 @@ fn phase_name(phase: RestorePhase) -> String {
     wire_name(&phase)
 }
 
-fn wire_name(value: &impl serde::Serialize) -> String {
+pub(crate) fn wire_name(value: &impl serde::Serialize) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),
@@ -53,7 +53,7 @@ fn wire_name(value: &impl serde::Serialize) -> String {
 }
 
 /// The phase, `New` when unset, marked while the restore is being deleted.
-fn status_text(restore: &Restore) -> String {
+pub(crate) fn status_text(restore: &Restore) -> String {
     let phase = restore
         .status
         .as_ref()
@@ -68,7 +68,7 @@ fn status_text(restore: &Restore) -> String {
 
 /// Fixtures the subcommands' tests share.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use std::collections::BTreeMap;
@@ -78,7 +78,7 @@ mod tests {
         Time(t.parse().expect("timestamp"))
     }
 
-    pub(super) fn fixture() -> Restore {
+    pub(crate) fn fixture() -> Restore {
         let mut r = Restore::new(
             "shop-restore",
             RestoreSpec {

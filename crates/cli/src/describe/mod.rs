@@ -1,6 +1,11 @@
 //! Velero's `describe` layout: text written with tab-separated cells and aligned the way Go's
 //! `text/tabwriter` aligns it (minimum width 0, padding 2, spaces), so columns line up exactly as
 //! in Velero's output.
+//!
+//! `backup` and `restore` lay out those objects' descriptions with it.
+
+pub mod backup;
+pub mod restore;
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Display};
