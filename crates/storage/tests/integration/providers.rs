@@ -1,5 +1,5 @@
 //! GCS and Azure through the public API, without a network: no emulator of either runs here.
-//! Their config mapping is unit-tested in `src/open.rs`.
+//! Their config mapping is unit-tested in `src/open/` (one file per provider).
 
 use std::collections::BTreeMap;
 
