@@ -15,6 +15,8 @@ use velero_cluster::discovery::{DiscoveredResource, Discovery};
 use velero_report::{Context, OperationLog, OperationResults, locked};
 
 use crate::actions;
+use velero_hooks::Phase;
+use velero_hooks::backup::BackupHooks;
 
 /// What the backup selects; [`crate::selection::BackupSelection`] builds it from a Backup's spec.
 pub trait Selection: Send + Sync {
@@ -49,7 +51,14 @@ pub struct BackupParams {
     pub backup_name: String,
     /// How many list streams run at once.
     pub concurrency: usize,
+    /// The backup's hooks; `None` runs none (not even pods' annotation hooks).
+    pub hooks: Option<Arc<BackupHooks>>,
 }
+
+/// Pods of one list page whose hooks run at once. Velero runs them one pod after another, so one
+/// slow `pg_dump` holds up every other pod; each pod's own hooks still run in order, its pre hooks
+/// before its items and its post hooks after.
+const POD_HOOK_CONCURRENCY: usize = 8;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -100,6 +109,7 @@ struct Shared<'a> {
     listed: std::sync::atomic::AtomicU64,
     // ClusterRoleBindings, listed once on the first ServiceAccount.
     bindings: tokio::sync::OnceCell<Vec<Value>>,
+    hooks: Option<&'a BackupHooks>,
 }
 
 /// A listed object as raw JSON, or one fetched on its own as a parsed value.
@@ -276,13 +286,24 @@ impl Shared<'_> {
                 with_items.insert(ns.clone());
             }
         }
-        let additional = if actions::brings_additional_items(&resource.group, &resource.resource) {
-            match item.to_value() {
-                Some(value) => self.additional_items(resource, &value).await,
-                None => Vec::new(),
+        let is_pod =
+            resource.group.is_empty() && resource.resource == velero_api::kuberesource::PODS;
+        let hooks = self.hooks.filter(|_| is_pod);
+        let needs_value = hooks.is_some()
+            || actions::brings_additional_items(&resource.group, &resource.resource);
+        let value = if needs_value { item.to_value() } else { None };
+        if let (Some(hooks), Some(pod)) = (hooks, &value)
+            && let Err(e) = hooks.run(pod, Phase::Pre, &self.log).await
+        {
+            // Velero leaves the pod out (it counts as backed up) and goes on with the rest.
+            self.log_error("Error running pre hooks for pod", &e, ctx);
+            return Ok(());
+        }
+        let additional = match &value {
+            Some(v) if actions::brings_additional_items(&resource.group, &resource.resource) => {
+                self.additional_items(resource, v).await
             }
-        } else {
-            Vec::new()
+            _ => Vec::new(),
         };
         let json = item.into_bytes(resource);
         let type_key = format!("{}/{}", resource.api_version(), resource.kind);
@@ -292,10 +313,10 @@ impl Shared<'_> {
         };
         let sent = tx
             .send(Item {
-                group_resource: gr,
+                group_resource: gr.clone(),
                 version: resource.version.clone(),
-                namespace,
-                name,
+                namespace: namespace.clone(),
+                name: name.clone(),
                 type_key,
                 json,
             })
@@ -306,6 +327,16 @@ impl Shared<'_> {
         }
         for (dr, ns, name) in additional {
             Box::pin(self.back_up_additional(&dr, ns.as_deref(), &name)).await?;
+        }
+        if let (Some(hooks), Some(pod)) = (hooks, &value)
+            && let Err(e) = hooks.run(pod, Phase::Post, &self.log).await
+        {
+            let ctx = Context {
+                namespace: namespace.as_deref(),
+                resource: Some(&gr),
+                name: Some(&name),
+            };
+            self.log_error("Error running post hooks for pod", &e, ctx);
         }
         Ok(())
     }
@@ -439,6 +470,15 @@ impl Shared<'_> {
                 );
                 continue;
             }
+            if self.hooks.is_some() && resource.group.is_empty() && resource.resource == "pods" {
+                let results: Vec<Result<(), BackupError>> = futures::stream::iter(page)
+                    .map(|item| self.back_up_payload(resource, Payload::Raw(item)))
+                    .buffer_unordered(POD_HOOK_CONCURRENCY)
+                    .collect()
+                    .await;
+                results.into_iter().collect::<Result<(), _>>()?;
+                continue;
+            }
             for item in page {
                 self.back_up_payload(resource, Payload::Raw(item)).await?;
             }
@@ -547,6 +587,7 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
         tx: Mutex::new(Some(tx)),
         listed: std::sync::atomic::AtomicU64::new(0),
         bindings: tokio::sync::OnceCell::new(),
+        hooks: params.hooks.as_deref(),
     });
 
     let report = |done: u64| {

@@ -426,6 +426,19 @@ async fn run(
             }
         };
 
+    let resolve = |entry: &str| discovery.resolve(entry).map(|r| r.group_resource());
+    let hooks = match velero_hooks::backup::BackupHooks::new(
+        ctx.client.clone(),
+        backup.spec.hooks.as_ref(),
+        &resolve,
+    ) {
+        Ok(h) => std::sync::Arc::new(h),
+        Err(e) => {
+            let reason = format!("error getting resource hooks: {e}");
+            return Err(failed(reason, new_log(), store));
+        }
+    };
+
     let reporter = ProgressReporter::start(
         api.clone(),
         name.clone(),
@@ -442,6 +455,7 @@ async fn run(
         backup_namespace: ctx.config.namespace.clone(),
         backup_name: name.clone(),
         concurrency: LIST_CONCURRENCY,
+        hooks: Some(hooks.clone()),
     };
     let result = engine::run(&reader, &discovery, &selection, &params, &mut sink, &|p| {
         reporter.report(p)
@@ -487,6 +501,7 @@ async fn run(
         total_items: Some(outcome.items_backed_up as i32),
         items_backed_up: Some(outcome.items_backed_up as i32),
     });
+    status.hook_status = hook_status(hooks.stats());
     final_backup.metadata.managed_fields = None;
     let metadata = serde_json::to_vec_pretty(&final_backup).unwrap_or_default();
     // Storage failing under us: put_backup removed what was written rather than add to it.
@@ -496,6 +511,14 @@ async fn run(
         .map_err(|e| Failure::Early(format!("error uploading the backup's files: {e}")))?;
     tracing::info!(backup = %name, items = outcome.items_backed_up, warnings, errors, elapsed = ?started.elapsed(), "backup completed");
     Ok(final_backup.status.unwrap_or_default())
+}
+
+/// `status.hookStatus`, set once a hook was found, as Velero sets it.
+fn hook_status(stats: velero_hooks::HookStats) -> Option<velero_api::v1::HookStatus> {
+    (stats.attempted > 0).then(|| velero_api::v1::HookStatus {
+        hooks_attempted: Some(i32::try_from(stats.attempted).unwrap_or(i32::MAX)),
+        hooks_failed: Some(i32::try_from(stats.failed).unwrap_or(i32::MAX)),
+    })
 }
 
 #[cfg(test)]

@@ -146,7 +146,35 @@ impl OperationLog {
         self.hook_result(Level::Error, message, Some(error), ctx);
     }
 
+    /// A line with logrus fields of its own (a hook's name, container and command, say) after the
+    /// item's; warnings and errors become results entries as [`Self::warn`] and [`Self::error`]
+    /// make them, without the extra fields, as Velero's log hook leaves them out.
+    pub fn with_fields(
+        &mut self,
+        level: Level,
+        message: &str,
+        error: Option<&str>,
+        ctx: Context<'_>,
+        fields: &[(&str, &str)],
+    ) {
+        self.line_with(level, message, error, ctx, fields);
+        if level != Level::Info {
+            self.hook_result(level, message, error, ctx);
+        }
+    }
+
     fn line(&mut self, level: Level, message: &str, error: Option<&str>, ctx: Context<'_>) {
+        self.line_with(level, message, error, ctx, &[]);
+    }
+
+    fn line_with(
+        &mut self,
+        level: Level,
+        message: &str,
+        error: Option<&str>,
+        ctx: Context<'_>,
+        fields: &[(&str, &str)],
+    ) {
         let time = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
         let level_name = match level {
             Level::Info => "info",
@@ -159,12 +187,14 @@ impl OperationLog {
             self.kind,
             self.name
         );
-        for (key, value) in [
+        let item_fields = [
             ("namespace", ctx.namespace),
             ("resource", ctx.resource),
             ("name", ctx.name),
             ("error", error),
-        ] {
+        ];
+        let extra = fields.iter().map(|(k, v)| (*k, Some(*v)));
+        for (key, value) in item_fields.into_iter().chain(extra) {
             if let Some(v) = value.filter(|v| !v.is_empty()) {
                 line.push_str(&format!(" {key}={}", quote(v)));
             }

@@ -68,6 +68,7 @@ async fn backs_up_a_namespace_with_its_additional_items() -> anyhow::Result<()> 
         backup_namespace: "velero".into(),
         backup_name: "b1".into(),
         concurrency: 4,
+        hooks: None,
     };
     let (outcome, tarball) = run(
         &reader,

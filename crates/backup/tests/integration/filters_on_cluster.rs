@@ -582,6 +582,7 @@ impl Cluster {
             backup_namespace: "velero".into(),
             backup_name: "filters".into(),
             concurrency: 4,
+            hooks: None,
         };
         let (outcome, tarball) = run(
             &self.reader,

@@ -4,6 +4,7 @@
 mod support;
 
 mod backup_flow;
+mod hooks;
 mod lifecycle;
 mod metrics;
 mod replicas;

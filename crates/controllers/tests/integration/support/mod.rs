@@ -36,7 +36,22 @@ pub async fn setup_with(
     bucket: &Path,
     tune: impl FnOnce(&mut velero_controllers::ServerConfig),
 ) -> anyhow::Result<Env> {
-    let cp = ControlPlane::start().await?;
+    setup_on(ControlPlane::start().await?, bucket, tune).await
+}
+
+/// [`setup`] on a control plane with a real node, for tests whose pods must run.
+pub async fn setup_with_node() -> anyhow::Result<Env> {
+    let dir = tempfile::tempdir()?;
+    let mut env = setup_on(ControlPlane::start_with_node().await?, dir.path(), |_| {}).await?;
+    env._bucket = Some(dir);
+    Ok(env)
+}
+
+async fn setup_on(
+    cp: ControlPlane,
+    bucket: &Path,
+    tune: impl FnOnce(&mut velero_controllers::ServerConfig),
+) -> anyhow::Result<Env> {
     let client = cp.client().await?;
     let options = velero_install::InstallOptions {
         provider: Some("local".into()),
@@ -142,6 +157,42 @@ pub async fn backup(client: &kube::Client, name: &str, spec: Value) -> anyhow::R
         done.status
     );
     Ok(done)
+}
+
+/// Creates a Backup and waits for it to end, whatever its phase.
+pub async fn backup_ended(
+    client: &kube::Client,
+    name: &str,
+    spec: Value,
+) -> anyhow::Result<Backup> {
+    let api: Api<Backup> = Api::namespaced(client.clone(), NS);
+    let object: Backup = serde_json::from_value(json!({
+        "apiVersion": "velero.io/v1", "kind": "Backup",
+        "metadata": { "name": name, "namespace": NS }, "spec": spec,
+    }))?;
+    api.create(&PostParams::default(), &object).await?;
+    wait_for(&format!("backup {name} to finish"), || async {
+        let b = api.get(name).await.ok()?;
+        b.status.as_ref()?.phase?.is_terminal().then_some(b)
+    })
+    .await
+}
+
+/// A backup's uploaded log (text), results and tarball entries.
+pub fn backup_files(
+    env: &Env,
+    name: &str,
+) -> anyhow::Result<(String, Value, std::collections::BTreeMap<String, Vec<u8>>)> {
+    use std::io::Read as _;
+    let dir = env.bucket.join("backups").join(name);
+    let mut log = String::new();
+    let path = dir.join(format!("{name}-logs.gz"));
+    let file = std::fs::File::open(&path).with_context(|| path.display().to_string())?;
+    flate2::read::GzDecoder::new(file).read_to_string(&mut log)?;
+    let results = gunzip_json(&dir.join(format!("{name}-results.gz")))?;
+    let tarball = std::fs::read(dir.join(format!("{name}.tar.gz")))?;
+    let entries = velero_archive::read_all(&tarball[..])?;
+    Ok((log, results, entries))
 }
 
 pub async fn restore(client: &kube::Client, name: &str, spec: Value) -> anyhow::Result<Restore> {
