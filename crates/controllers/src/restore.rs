@@ -1,4 +1,5 @@
-//! The restore controller: New → InProgress → Completed | PartiallyFailed | Failed, or
+//! The restore controller: New → InProgress → (Finalizing while exec hooks run) → Completed |
+//! PartiallyFailed | Failed, or
 //! FailedValidation with Velero's messages; a finalizer removes `restores/<name>/` from storage
 //! when a Restore is deleted.
 
@@ -52,7 +53,18 @@ pub async fn fail_interrupted_restores(
     let api: Api<Restore> = Api::namespaced(client.clone(), namespace);
     crate::fail_interrupted(
         &api,
-        |r| r.status.as_ref().and_then(|s| s.phase) == Some(RestorePhase::InProgress),
+        // A Finalizing restore's exec hooks were tasks of the server that stopped: nothing waits
+        // for them any more.
+        |r| {
+            matches!(
+                r.status.as_ref().and_then(|s| s.phase),
+                Some(
+                    RestorePhase::InProgress
+                        | RestorePhase::Finalizing
+                        | RestorePhase::FinalizingPartiallyFailed
+                )
+            )
+        },
         reason,
     )
     .await
@@ -327,6 +339,32 @@ async fn run(
         Some(data) => velero_restore::actions::parse_image_rules(&data)?,
         None => Vec::new(),
     };
+    // Discovery, the selection and the hooks are resolved here and handed to the engine, as the
+    // backup controller hands them to its engine.
+    let fresh_log = || velero_report::OperationLog::restore(&ctx.config.namespace, name);
+    let discovery = match velero_cluster::discovery::discover(&ctx.client).await {
+        Ok(d) => d,
+        Err(e) => {
+            let reason = format!("error discovering the cluster's resource types: {e}");
+            return Err(upload_failure(store, name, fresh_log(), reason).await);
+        }
+    };
+    let resolve = |entry: &str| discovery.resolve(entry).map(|r| r.group_resource());
+    let filter = match velero_restore::selection::RestoreFilter::new(&spec, resolve) {
+        Ok(f) => f,
+        Err(reason) => return Err(upload_failure(store, name, fresh_log(), reason).await),
+    };
+    let hooks = match velero_hooks::restore::RestoreHooks::new(spec.hooks.as_ref(), &resolve) {
+        Ok(h) => h,
+        Err(e) => {
+            let reason = format!("error getting resource hooks: {e}");
+            return Err(upload_failure(store, name, fresh_log(), reason).await);
+        }
+    };
+    let hook_wait_limit = spec
+        .item_operation_timeout
+        .and_then(|t| t.to_std())
+        .unwrap_or(Duration::from_secs(4 * 3600));
     let params = RestoreParams {
         velero_namespace: ctx.config.namespace.clone(),
         restore_name: name.to_string(),
@@ -340,6 +378,8 @@ async fn run(
         storage_classes: plugin_config(ctx, "velero.io/change-storage-class").await,
         image_rules,
         scratch_dir: None,
+        hooks,
+        hook_wait_limit,
     };
 
     let reporter = ProgressReporter::start(
@@ -347,38 +387,48 @@ async fn run(
         name.to_string(),
         |p: Progress| json!({ "progress": { "totalItems": p.total_items, "itemsRestored": p.items_restored } }),
     );
-    let result =
-        velero_restore::run(ctx.client.clone(), tarball, params, &|p| reporter.report(p)).await;
+    let result = velero_restore::run(
+        ctx.client.clone(),
+        discovery,
+        filter,
+        params,
+        tarball,
+        &|p| reporter.report(p),
+    )
+    .await;
     reporter.stop();
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(failure) => {
-            // As for a failed backup: the log and results say why, for `velero restore logs`.
             let reason = failure.error.to_string();
-            let mut log = failure.log;
-            log.record(
-                velero_report::Level::Error,
-                None,
-                &format!("restore failed: {reason}"),
-            );
-            let (log_gz, results) = log.finish();
-            let files = RestoreFiles {
-                log: Some(Bytes::from(log_gz)),
-                results: Some(crate::gzip_json(&results)),
-                ..RestoreFiles::default()
-            };
-            if let Err(e) = store.put_restore(name, files).await {
-                tracing::warn!(restore = %name, "uploading the log of a failed restore: {e}");
-            }
-            return Err(reason);
+            return Err(upload_failure(store, name, failure.log, reason).await);
         }
     };
+    // Velero's restore stays Finalizing while post-restore exec hooks wait for their containers.
+    if outcome.hooks_pending() {
+        let phase = if outcome.errors_so_far() > 0 {
+            RestorePhase::FinalizingPartiallyFailed
+        } else {
+            RestorePhase::Finalizing
+        };
+        let count = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
+        let body = json!({ "status": { "phase": phase, "progress": {
+            "totalItems": count(outcome.total_items), "itemsRestored": count(outcome.items_restored) } } });
+        if let Err(e) = patch(api, name, body).await {
+            tracing::warn!(restore = %name, "marking the restore Finalizing: {e}");
+        }
+        tracing::info!(restore = %name, "waiting for post-restore exec hooks");
+    }
+    let items_restored = outcome.items_restored;
+    let total_items = outcome.total_items;
+    let resource_list = crate::gzip_json(&outcome.resource_list);
+    let finished = outcome.finish().await;
 
     let none = crate::gzip_json(&Value::Array(vec![]));
     let files = RestoreFiles {
-        log: Some(Bytes::from(outcome.log_gz.clone())),
-        results: Some(crate::gzip_json(&outcome.results)),
-        resource_list: Some(crate::gzip_json(&outcome.resource_list)),
+        log: Some(Bytes::from(finished.log_gz)),
+        results: Some(crate::gzip_json(&finished.results)),
+        resource_list: Some(resource_list),
         item_operations: Some(none.clone()),
         volume_info: Some(none),
     };
@@ -386,9 +436,9 @@ async fn run(
         .put_restore(name, files)
         .await
         .map_err(|e| format!("error uploading the restore's files: {e}"))?;
-    let warnings = outcome.results.warnings.len();
-    let errors = outcome.results.errors.len();
-    tracing::info!(restore = %name, items = outcome.items_restored, warnings, errors, "restore completed");
+    let warnings = finished.results.warnings.len();
+    let errors = finished.results.errors.len();
+    tracing::info!(restore = %name, items = items_restored, warnings, errors, "restore completed");
     let count = |n: u64| Some(i32::try_from(n).unwrap_or(i32::MAX));
     Ok(RestoreStatus {
         phase: Some(if errors > 0 {
@@ -400,9 +450,38 @@ async fn run(
         warnings: count(warnings as u64),
         errors: count(errors as u64),
         progress: Some(RestoreProgress {
-            total_items: count(outcome.total_items),
-            items_restored: count(outcome.items_restored),
+            total_items: count(total_items),
+            items_restored: count(items_restored),
+        }),
+        hook_status: (finished.hooks.attempted > 0).then(|| velero_api::v1::HookStatus {
+            hooks_attempted: Some(count(finished.hooks.attempted as u64).unwrap_or(i32::MAX)),
+            hooks_failed: Some(count(finished.hooks.failed as u64).unwrap_or(i32::MAX)),
         }),
         ..RestoreStatus::default()
     })
+}
+
+/// As for a failed backup: the log and results say why, for `velero restore logs`. Returns the
+/// reason for the Restore's status.
+async fn upload_failure(
+    store: &velero_storage::BackupStore,
+    name: &str,
+    mut log: velero_report::OperationLog,
+    reason: String,
+) -> String {
+    log.record(
+        velero_report::Level::Error,
+        None,
+        &format!("restore failed: {reason}"),
+    );
+    let (log_gz, results) = log.finish();
+    let files = RestoreFiles {
+        log: Some(Bytes::from(log_gz)),
+        results: Some(crate::gzip_json(&results)),
+        ..RestoreFiles::default()
+    };
+    if let Err(e) = store.put_restore(name, files).await {
+        tracing::warn!(restore = %name, "uploading the log of a failed restore: {e}");
+    }
+    reason
 }

@@ -33,6 +33,7 @@ pub struct RestoreExecHook {
     pub wait_for_ready: bool,
 }
 
+#[derive(Debug)]
 struct ResourceHook {
     name: String,
     selector: HookSelector,
@@ -41,7 +42,7 @@ struct ResourceHook {
 }
 
 /// A restore's `spec.hooks.resources[]`, resolved.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct RestoreHooks {
     resources: Vec<ResourceHook>,
 }

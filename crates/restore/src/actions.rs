@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
+use velero_hooks::restore::RestoreHooks;
 
 /// Annotations the PV controller and provisioners put on claims; a restored claim must not carry
 /// them or the controller believes it is already bound or provisioned.
@@ -31,6 +32,11 @@ pub struct ActionContext<'a> {
     pub image_rules: &'a [(String, String)],
     /// ServiceAccounts in the item's target namespace (for the token-secret check).
     pub service_accounts: Option<&'a BTreeSet<String>>,
+    /// The Restore's hooks and the item's target namespace: a pod gets its restore hooks' init
+    /// containers here (Velero's `velero.io/init-restore-hook` action). File-system restore's
+    /// `restore-wait` container is inserted before them by the same seam.
+    pub restore_hooks: Option<&'a RestoreHooks>,
+    pub target_namespace: Option<&'a str>,
 }
 
 /// An action's verdict on an item.
@@ -39,6 +45,9 @@ pub enum Verdict {
     Restore,
     /// Not restored, for this reason (logged).
     Skip(String),
+    /// Not restored: an action could not prepare it (an error in the results, as a failing
+    /// restore item action is in Velero).
+    Fail(String),
 }
 
 /// Runs every built-in action that applies to `group_resource` on `item`.
@@ -63,6 +72,12 @@ pub fn apply_builtin(group_resource: &str, item: &mut Value, ctx: &ActionContext
             return Verdict::Skip("the APIService is managed by the API server".into());
         }
         _ => {}
+    }
+    if group_resource == "pods"
+        && let (Some(hooks), Some(namespace)) = (ctx.restore_hooks, ctx.target_namespace)
+        && let Err(e) = hooks.add_init_containers(item, namespace)
+    {
+        return Verdict::Fail(e);
     }
     if let Some(map) = ctx.storage_classes {
         change_storage_class(group_resource, item, map);

@@ -16,12 +16,16 @@ use velero_filters::IncludesExcludes;
 use velero_report::{Level, OperationLog, OperationResults, locked};
 
 use crate::actions::{ActionContext, Verdict, apply_builtin};
+use crate::existing::{ExistingItem, Policy, existing};
 use crate::modifiers::ResourceModifiers;
+use crate::namespaces::TargetNamespaces;
 use crate::priorities::{Priorities, restore_order};
 use crate::selection::{NAMESPACES, RestoreFilter};
 use crate::spool::{ItemKey, Spool, SpoolError, SpooledItem};
 use crate::volumes::{VolumeVerdict, Volumes};
 use velero_api::kuberesource::{self, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES};
+use velero_hooks::restore::{ExecContext, RestoreHooks, run_exec_hooks};
+use velero_hooks::{HookStats, HookTracker};
 
 const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";
 use velero_api::labels::RESTORE_STATUS_ANNOTATION;
@@ -46,6 +50,11 @@ pub struct RestoreParams {
     pub image_rules: Vec<(String, String)>,
     /// Where scratch files go; the system temp dir by default.
     pub scratch_dir: Option<std::path::PathBuf>,
+    /// The Restore's `spec.hooks`, resolved; pods' annotation hooks run with or without them.
+    pub hooks: RestoreHooks,
+    /// How long exec hooks wait for their containers when none of a pod's hooks says
+    /// (Velero waits without limit; we wait as long as an item operation may take).
+    pub hook_wait_limit: Duration,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -74,13 +83,56 @@ impl Action {
     }
 }
 
+/// The items are restored; exec hooks in restored pods may still be running (Velero's restore is
+/// `Finalizing` then). [`RestoreOutcome::finish`] waits for them and closes the log.
 pub struct RestoreOutcome {
     pub items_restored: u64,
     pub total_items: u64,
     /// `"<apiVersion>/<Kind>"` → sorted `ns/name(action)` (`restore-<R>-resource-list.json.gz`).
     pub resource_list: BTreeMap<String, Vec<String>>,
+    log: Arc<Mutex<OperationLog>>,
+    hooks: Vec<tokio::task::JoinHandle<()>>,
+    hook_tracker: Arc<HookTracker>,
+    fresh_log: OperationLog,
+}
+
+/// A restore with its hooks done: the log and results to upload, and `status.hookStatus`.
+pub struct FinishedRestore {
     pub log_gz: Vec<u8>,
     pub results: OperationResults,
+    pub hooks: HookStats,
+}
+
+impl RestoreOutcome {
+    /// Whether exec hooks are still running or waiting for their containers.
+    pub fn hooks_pending(&self) -> bool {
+        self.hooks.iter().any(|h| !h.is_finished())
+    }
+
+    /// Errors recorded so far (hooks may add more).
+    pub fn errors_so_far(&self) -> usize {
+        locked(&self.log).errors()
+    }
+
+    /// Waits for every exec hook, then closes the log.
+    pub async fn finish(self) -> FinishedRestore {
+        for hook in self.hooks {
+            if let Err(e) = hook.await {
+                locked(&self.log).record(
+                    Level::Error,
+                    None,
+                    &format!("an exec hook's task ended abnormally: {e}"),
+                );
+            }
+        }
+        let log = std::mem::replace(&mut *locked(&self.log), self.fresh_log);
+        let (log_gz, results) = log.finish();
+        FinishedRestore {
+            log_gz,
+            results,
+            hooks: self.hook_tracker.stats(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,10 +158,8 @@ struct Restored {
     created_name: Option<String>,
 }
 
-/// Whether a target namespace is there to restore into, decided once per restore.
-type NamespaceReady = Arc<OnceCell<Result<(), String>>>;
-
 struct Ctx {
+    client: kube::Client,
     writer: ApiWriter,
     discovery: RwLock<Discovery>,
     filter: RestoreFilter,
@@ -119,27 +169,23 @@ struct Ctx {
     /// Shared with [`run`], which takes it out whether the restore ends well or not.
     log: Arc<Mutex<OperationLog>>,
     restored: Mutex<HashMap<RestoredKey, Restored>>,
-    namespaces: Mutex<HashMap<String, NamespaceReady>>,
+    namespaces: TargetNamespaces,
     service_accounts: Mutex<HashMap<String, Arc<OnceCell<BTreeSet<String>>>>>,
-    backup_namespaces: BTreeMap<String, Value>,
     additional: HashMap<ItemKey, Value>,
     volumes: Volumes,
     total: AtomicU64,
     done: AtomicU64,
+    /// Exec hooks of restored pods, running until their containers are up and the commands ran.
+    exec_hooks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    hook_tracker: Arc<HookTracker>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Policy {
-    Unset,
-    None,
-    Update,
-}
-
-/// An item's fate, with the messages for the results.
+/// An item's fate, with the messages for the log and the results.
 #[derive(Default)]
-struct Report {
-    warnings: Vec<String>,
-    errors: Vec<String>,
+pub(crate) struct Report {
+    pub(crate) infos: Vec<String>,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) errors: Vec<String>,
 }
 
 impl Ctx {
@@ -197,66 +243,21 @@ impl Ctx {
         })
     }
 
-    /// Velero's `EnsureNamespaceExistsAndIsReady`, once per target namespace for the whole run.
+    /// The target namespace, created if it is not there; counted and logged when this restore
+    /// created it.
     async fn ensure_namespace(&self, original: &str, target: &str) -> Result<(), String> {
-        let cell = locked(&self.namespaces)
-            .entry(target.to_string())
-            .or_default()
-            .clone();
-        cell.get_or_init(|| self.create_namespace(original, target))
+        let created = || {
+            self.set_action(
+                &("v1/Namespace".into(), String::new(), target.to_string()),
+                Action::Created,
+                None,
+            );
+            self.done.fetch_add(1, Ordering::Relaxed);
+            self.info(&format!("Created namespace {target}"));
+        };
+        self.namespaces
+            .ensure(&self.writer, original, target, &created)
             .await
-            .clone()
-    }
-
-    async fn create_namespace(&self, original: &str, target: &str) -> Result<(), String> {
-        let path = format!("/api/v1/namespaces/{target}");
-        let deadline = tokio::time::Instant::now() + self.params.terminating_timeout;
-        loop {
-            match self.writer.get_opt(&path).await {
-                Ok(Some(ns)) => {
-                    let terminating = ns.pointer("/status/phase").and_then(Value::as_str)
-                        == Some("Terminating")
-                        || ns.pointer("/metadata/deletionTimestamp").is_some();
-                    if !terminating {
-                        return Ok(());
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(format!(
-                            "namespace {target} is still terminating after {:?}; restore it again once it is gone",
-                            self.params.terminating_timeout
-                        ));
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Ok(None) => break,
-                Err(e) => return Err(format!("error getting namespace {target}: {e}")),
-            }
-        }
-        // From the backup when it has the Namespace object (labels, annotations, spec kept).
-        let mut ns = self
-            .backup_namespaces
-            .get(original)
-            .cloned()
-            .unwrap_or_else(|| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {}}));
-        reset_metadata(&mut ns);
-        if let Some(obj) = ns.as_object_mut() {
-            obj.remove("status");
-        }
-        ns["metadata"]["name"] = Value::String(target.to_string());
-        match self.writer.create("/api/v1/namespaces", &ns).await {
-            Ok(_) => {
-                self.set_action(
-                    &("v1/Namespace".into(), String::new(), target.to_string()),
-                    Action::Created,
-                    None,
-                );
-                self.done.fetch_add(1, Ordering::Relaxed);
-                self.info(&format!("Created namespace {target}"));
-                Ok(())
-            }
-            Err(e) if e.is_already_exists() => Ok(()),
-            Err(e) => Err(format!("error creating namespace {target}: {e}")),
-        }
     }
 
     async fn service_accounts(&self, namespace: &str) -> BTreeSet<String> {
@@ -301,7 +302,7 @@ pub fn reset_metadata(item: &mut Value) {
     }
 }
 
-fn str_at<'a>(item: &'a Value, pointer: &str) -> Option<&'a str> {
+pub(crate) fn str_at<'a>(item: &'a Value, pointer: &str) -> Option<&'a str> {
     item.pointer(pointer).and_then(Value::as_str)
 }
 
@@ -319,21 +320,6 @@ fn add_restore_labels(item: &mut Value, backup: &str, restore: &str) {
         Value::String(velero_api::labels::valid_label_value(backup));
     labels[velero_api::labels::RESTORE_NAME] =
         Value::String(velero_api::labels::valid_label_value(restore));
-}
-
-/// For comparing an existing object with the backed-up one: server bookkeeping removed.
-fn comparable(item: &Value) -> Value {
-    let mut item = item.clone();
-    reset_metadata(&mut item);
-    if let Some(obj) = item.as_object_mut() {
-        obj.remove("status");
-    }
-    // Field ownership records timestamps, so it always differs; Velero compares it anyway and warns
-    // about every existing object. We leave it out of the comparison.
-    if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
-    }
-    item
 }
 
 /// Completed pods and jobs are not restored; neither are mirror pods (the kubelet owns them).
@@ -358,78 +344,27 @@ fn skip_reason(group_resource: &str, item: &Value) -> Option<&'static str> {
     }
 }
 
-/// An RFC 7386 merge patch turning `from` into `to` (Velero's `generatePatch`); `None` if equal.
-fn merge_patch(from: &Value, to: &Value) -> Option<Value> {
-    match (from, to) {
-        (Value::Object(a), Value::Object(b)) => {
-            let mut patch = Map::new();
-            for (k, v) in b {
-                match a.get(k) {
-                    Some(old) if old == v => {}
-                    Some(old) => {
-                        if let Some(p) = merge_patch(old, v) {
-                            patch.insert(k.clone(), p);
-                        }
-                    }
-                    None => {
-                        patch.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-            for k in a.keys() {
-                if !b.contains_key(k) {
-                    patch.insert(k.clone(), Value::Null);
-                }
-            }
-            (!patch.is_empty()).then_some(Value::Object(patch))
-        }
-        (a, b) if a == b => None,
-        (_, b) => Some(b.clone()),
-    }
-}
-
-/// Velero's `mergeServiceAccounts`: the in-cluster account plus the backup's secrets, pull secrets,
-/// labels and annotations.
-fn merge_service_accounts(cluster: &Value, backup: &Value) -> Value {
-    let mut desired = cluster.clone();
-    for list in ["secrets", "imagePullSecrets"] {
-        let mut merged: Vec<Value> = cluster[list].as_array().cloned().unwrap_or_default();
-        for entry in backup[list].as_array().into_iter().flatten() {
-            if !merged.iter().any(|e| e["name"] == entry["name"]) {
-                merged.push(entry.clone());
-            }
-        }
-        if !merged.is_empty() {
-            desired[list] = Value::Array(merged);
-        }
-    }
-    for map in ["labels", "annotations"] {
-        if let Some(from_backup) = backup["metadata"][map].as_object() {
-            let target = desired["metadata"]
-                .as_object_mut()
-                .map(|m| m.entry(map).or_insert_with(|| Value::Object(Map::new())));
-            if let Some(Value::Object(target)) = target {
-                for (k, v) in from_backup {
-                    target.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-            }
-        }
-    }
-    desired
-}
-
-/// Restores the backup read from `tarball` (a blocking reader, consumed off the runtime). A failure
-/// comes with the log written up to it.
+/// Restores the backup read from `tarball` (a blocking reader, consumed off the runtime) with the
+/// types `discovery` found and the items `filter` selects, as the backup engine takes its
+/// discovery and selection. A failure comes with the log written up to it.
 pub async fn run(
     client: kube::Client,
-    tarball: impl std::io::Read + Send + 'static,
+    discovery: Discovery,
+    filter: RestoreFilter,
     params: RestoreParams,
+    tarball: impl std::io::Read + Send + 'static,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<RestoreOutcome, RestoreFailure> {
     let (namespace, restore_name) = (params.velero_namespace.clone(), params.restore_name.clone());
     let fresh = || OperationLog::restore(&namespace, &restore_name);
     let log = Arc::new(Mutex::new(fresh()));
-    match run_logged(client, tarball, params, progress, log.clone()).await {
+    let input = Input {
+        client,
+        discovery,
+        filter,
+        params,
+    };
+    match run_logged(input, tarball, progress, log.clone()).await {
         Ok(outcome) => Ok(outcome),
         Err(error) => Err(RestoreFailure {
             error,
@@ -438,21 +373,30 @@ pub async fn run(
     }
 }
 
-async fn run_logged(
+struct Input {
     client: kube::Client,
-    tarball: impl std::io::Read + Send + 'static,
+    discovery: Discovery,
+    filter: RestoreFilter,
     params: RestoreParams,
+}
+
+async fn run_logged(
+    input: Input,
+    tarball: impl std::io::Read + Send + 'static,
     progress: &(dyn Fn(Progress) + Sync),
     log: Arc<Mutex<OperationLog>>,
 ) -> Result<RestoreOutcome, RestoreError> {
+    let Input {
+        client,
+        discovery,
+        filter,
+        params,
+    } = input;
     locked(&log).record(
         Level::Info,
         None,
         &format!("starting restore of backup {}", params.backup_name),
     );
-    let discovery = discover(&client).await.map_err(RestoreError::Discovery)?;
-    let resolve = |entry: &str| discovery.resolve(entry).map(|r| r.group_resource());
-    let filter = RestoreFilter::new(&params.spec, resolve).map_err(RestoreError::Spec)?;
 
     let mut spool = {
         let filter = filter.clone();
@@ -489,12 +433,9 @@ async fn run_logged(
             )
         })
     });
-    let policy = match params.spec.existing_resource_policy.as_deref() {
-        Some("none") => Policy::None,
-        Some("update") => Policy::Update,
-        _ => Policy::Unset,
-    };
+    let policy = Policy::from_spec(params.spec.existing_resource_policy.as_deref());
     let ctx = Arc::new(Ctx {
+        client: client.clone(),
         writer: ApiWriter::new(client.clone(), params.max_in_flight),
         discovery: RwLock::new(discovery),
         filter,
@@ -502,13 +443,17 @@ async fn run_logged(
         status_filter,
         log,
         restored: Mutex::new(HashMap::new()),
-        namespaces: Mutex::new(HashMap::new()),
+        namespaces: TargetNamespaces::new(
+            std::mem::take(&mut spool.namespaces),
+            params.terminating_timeout,
+        ),
         service_accounts: Mutex::new(HashMap::new()),
-        backup_namespaces: std::mem::take(&mut spool.namespaces),
         additional: std::mem::take(&mut spool.additional),
         volumes: Volumes::default(),
         total: AtomicU64::new(spool.total()),
         done: AtomicU64::new(0),
+        exec_hooks: Mutex::new(Vec::new()),
+        hook_tracker: Arc::new(HookTracker::default()),
         params,
     });
     let report = || {
@@ -576,25 +521,23 @@ async fn run_logged(
     for entries in resource_list.values_mut() {
         entries.sort();
     }
-    let mut log = std::mem::replace(
-        &mut *locked(&ctx.log),
-        OperationLog::restore(&ctx.params.velero_namespace, &ctx.params.restore_name),
-    );
     if resource_list.is_empty() {
-        log.record(
+        locked(&ctx.log).record(
             Level::Warning,
             None,
             "zero items to be restored: check the restore's filters and the backup's contents",
         );
     }
     let total_items = ctx.total.load(Ordering::Relaxed).max(items_restored);
-    let (log_gz, results) = log.finish();
+    let hooks = std::mem::take(&mut *locked(&ctx.exec_hooks));
     Ok(RestoreOutcome {
         items_restored,
         total_items,
         resource_list,
-        log_gz,
-        results,
+        log: ctx.log.clone(),
+        hooks,
+        hook_tracker: ctx.hook_tracker.clone(),
+        fresh_log: OperationLog::restore(&ctx.params.velero_namespace, &ctx.params.restore_name),
     })
 }
 
@@ -708,6 +651,9 @@ fn restore_item<'a>(
             &mut report,
         )
         .await;
+        for i in &report.infos {
+            ctx.info(i);
+        }
         for w in &report.warnings {
             ctx.record(Level::Warning, Some(&scope), w);
         }
@@ -780,10 +726,21 @@ async fn restore_claimed(
         storage_classes: params.storage_classes.as_ref(),
         image_rules: &params.image_rules,
         service_accounts: service_accounts.as_ref(),
+        restore_hooks: Some(&params.hooks),
+        target_namespace: target,
     };
-    if let Verdict::Skip(reason) = apply_builtin(group_resource, &mut item, &action_ctx) {
-        ctx.info(&format!("Skipping restore of {id}: {reason}"));
-        return None;
+    match apply_builtin(group_resource, &mut item, &action_ctx) {
+        Verdict::Restore => {}
+        Verdict::Skip(reason) => {
+            ctx.info(&format!("Skipping restore of {id}: {reason}"));
+            return None;
+        }
+        Verdict::Fail(reason) => {
+            report
+                .errors
+                .push(format!("error preparing {id}: {reason}"));
+            return None;
+        }
     }
     if group_resource == PERSISTENT_VOLUME_CLAIMS {
         ctx.volumes.prepare_claim(&mut item);
@@ -824,7 +781,14 @@ async fn restore_claimed(
     let created = match ctx.writer.create(&collection, &item).await {
         Ok(created) => created,
         Err(e) if e.is_already_exists() || port_taken(group_resource, &e) => {
-            return existing(ctx, group_resource, &object_path, &kind, &item, &id, report).await;
+            let found = ExistingItem {
+                group_resource,
+                object_path: &object_path,
+                kind: &kind,
+                item: &item,
+                id: &id,
+            };
+            return existing(&ctx.writer, ctx.policy, found, report).await;
         }
         Err(e) => {
             report.errors.push(format!("error restoring {id}: {e}"));
@@ -851,7 +815,33 @@ async fn restore_claimed(
     if group_resource == CRDS {
         wait_for_crd(ctx, &object_name, report).await;
     }
+    if group_resource == kuberesource::PODS {
+        start_exec_hooks(ctx, &created);
+    }
     Some((Action::Created, created_name))
+}
+
+/// Velero's post-restore exec hooks: a task per restored pod with hooks, watching it until its
+/// containers are up; the restore is Finalizing until they end.
+fn start_exec_hooks(ctx: &Ctx, pod: &Value) {
+    let planned = ctx.params.hooks.exec_hooks(pod);
+    if planned.is_empty() {
+        return;
+    }
+    let exec = ExecContext {
+        client: ctx.client.clone(),
+        log: ctx.log.clone(),
+        tracker: ctx.hook_tracker.clone(),
+        default_wait: ctx.params.hook_wait_limit,
+    };
+    let namespace = str_at(pod, "/metadata/namespace")
+        .unwrap_or_default()
+        .to_string();
+    let name = str_at(pod, "/metadata/name")
+        .unwrap_or_default()
+        .to_string();
+    let task = tokio::spawn(run_exec_hooks(exec, namespace, name, planned));
+    locked(&ctx.exec_hooks).push(task);
 }
 
 /// A Service whose node port is taken may exist already: Velero treats it as existing.
@@ -934,90 +924,6 @@ async fn wait_for_crd(ctx: &Ctx, name: &str, report: &mut Report) {
     }
 }
 
-/// Velero's handling of an item that already exists: compare, then warn, merge or update.
-async fn existing(
-    ctx: &Ctx,
-    group_resource: &str,
-    object_path: &str,
-    kind: &str,
-    item: &Value,
-    id: &str,
-    report: &mut Report,
-) -> Option<(Action, Option<String>)> {
-    let from_cluster = match ctx.writer.get(object_path).await {
-        Ok(v) => v,
-        Err(e) => {
-            report.warnings.push(format!(
-                "could not get the in-cluster version of {id}, which already exists: {e}"
-            ));
-            return None;
-        }
-    };
-    let name = str_at(item, "/metadata/name").unwrap_or_default();
-    let as_is = comparable(&from_cluster);
-    let labels = &item["metadata"]["labels"];
-    // Only the labels that say which backup and restore last touched the object.
-    let restore_labels = json!({"metadata": {"labels": {
-        velero_api::labels::BACKUP_NAME: labels[velero_api::labels::BACKUP_NAME],
-        velero_api::labels::RESTORE_NAME: labels[velero_api::labels::RESTORE_NAME],
-    }}});
-    // The in-cluster object cannot carry this restore's labels yet; compare it as if it did.
-    let mut cluster = as_is.clone();
-    json_patch::merge(&mut cluster, &restore_labels);
-    let wanted = comparable(item);
-    if cluster == wanted {
-        if ctx.policy == Policy::Update
-            && let Err(e) = ctx.writer.merge_patch(object_path, &restore_labels).await
-        {
-            report.errors.push(e.to_string());
-        }
-        ctx.info(&format!(
-            "Restore of {id} skipped: it already exists in the cluster and is the same as the backed up version"
-        ));
-        return None;
-    }
-    if group_resource == "serviceaccounts" {
-        let desired = merge_service_accounts(&cluster, &wanted);
-        let patch = merge_patch(&cluster, &desired)?;
-        return match ctx.writer.merge_patch(object_path, &patch).await {
-            Ok(_) => Some((Action::Updated, None)),
-            Err(e) => {
-                report.warnings.push(e.to_string());
-                None
-            }
-        };
-    }
-    match ctx.policy {
-        Policy::Unset => {
-            report.warnings.push(format!(
-                "could not restore, {kind}:{name} already exists. Warning: the in-cluster version is different than the backed-up version"
-            ));
-            None
-        }
-        Policy::None => {
-            report.warnings.push(format!(
-                "could not restore, {kind} {name:?} already exists. Warning: the in-cluster version is different than the backed-up version"
-            ));
-            None
-        }
-        Policy::Update => {
-            // From the object as it is, so the patch also moves the restore labels to this restore.
-            let patch = merge_patch(&as_is, &wanted)?;
-            match ctx.writer.merge_patch(object_path, &patch).await {
-                Ok(_) => Some((Action::Updated, None)),
-                Err(e) => {
-                    report.warnings.push(e.to_string());
-                    // At least record which restore last saw it.
-                    if let Err(e) = ctx.writer.merge_patch(object_path, &restore_labels).await {
-                        report.errors.push(e.to_string());
-                    }
-                    None
-                }
-            }
-        }
-    }
-}
-
 /// (type, backed-up namespace, name) of the items an item brings with it.
 /// What a backed-up item brings along (Velero's restore of additional items): a claim its volume,
 /// a pod its claims and priority class, by the relations in `velero_api::kuberesource`.
@@ -1067,32 +973,6 @@ mod tests {
     }
 
     #[test]
-    fn merge_patches_turn_one_object_into_the_other() {
-        let a = json!({"spec": {"replicas": 1, "keep": true, "gone": 1}, "x": [1]});
-        let b = json!({"spec": {"replicas": 3, "keep": true, "new": "n"}, "x": [2]});
-        let patch = merge_patch(&a, &b).unwrap();
-        assert_eq!(
-            patch,
-            json!({"spec": {"replicas": 3, "new": "n", "gone": null}, "x": [2]})
-        );
-        let mut applied = a.clone();
-        json_patch::merge(&mut applied, &patch);
-        assert_eq!(applied, b);
-        assert_eq!(merge_patch(&a, &a), None);
-    }
-
-    #[test]
-    fn service_accounts_merge_secrets_and_labels() {
-        let cluster =
-            json!({"metadata": {"name": "sa", "labels": {"a": "1"}}, "secrets": [{"name": "s1"}]});
-        let backup = json!({"metadata": {"name": "sa", "labels": {"a": "2", "b": "2"}}, "secrets": [{"name": "s1"}, {"name": "s2"}], "imagePullSecrets": [{"name": "p"}]});
-        let merged = merge_service_accounts(&cluster, &backup);
-        assert_eq!(merged["secrets"], json!([{"name": "s1"}, {"name": "s2"}]));
-        assert_eq!(merged["imagePullSecrets"], json!([{"name": "p"}]));
-        assert_eq!(merged["metadata"]["labels"], json!({"a": "1", "b": "2"}));
-    }
-
-    #[test]
     fn completed_and_mirror_pods_and_finished_jobs_are_skipped() {
         assert!(skip_reason("pods", &json!({"status": {"phase": "Succeeded"}})).is_some());
         assert!(skip_reason("pods", &json!({"status": {"phase": "Running"}})).is_none());
@@ -1136,12 +1016,5 @@ mod tests {
             additional_items("persistentvolumeclaims", Some("a"), &claim),
             vec![("persistentvolumes", None, "pv-1".to_string())]
         );
-    }
-
-    #[test]
-    fn comparison_ignores_server_bookkeeping() {
-        let a = json!({"metadata": {"name": "x", "uid": "1", "managedFields": [{"time": "t1"}]}, "spec": {"a": 1}, "status": {"s": 1}});
-        let b = json!({"metadata": {"name": "x", "uid": "2", "managedFields": [{"time": "t2"}]}, "spec": {"a": 1}});
-        assert_eq!(comparable(&a), comparable(&b));
     }
 }

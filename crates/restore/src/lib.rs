@@ -7,13 +7,16 @@
 
 pub mod actions;
 pub mod engine;
+mod existing;
+mod namespaces;
 pub mod priorities;
 pub mod selection;
 pub mod spool;
 mod volumes;
 
 pub use engine::{
-    Action, Progress, RestoreError, RestoreFailure, RestoreOutcome, RestoreParams, run,
+    Action, FinishedRestore, Progress, RestoreError, RestoreFailure, RestoreOutcome, RestoreParams,
+    run,
 };
 pub use priorities::{Priorities, PrioritiesError, restore_order};
 /// Velero keeps resource modifiers in a package of their own; so do we.

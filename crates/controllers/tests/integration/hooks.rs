@@ -416,3 +416,188 @@ async fn backup_hooks_run_in_real_pods_around_their_items() -> anyhow::Result<()
     );
     Ok(())
 }
+
+fn restore_hook_status(r: &velero_api::v1::Restore) -> (i32, i32) {
+    let s = r
+        .status
+        .as_ref()
+        .and_then(|s| s.hook_status.clone())
+        .unwrap_or_default();
+    (s.hooks_attempted.unwrap_or(0), s.hooks_failed.unwrap_or(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_hooks_add_init_containers_and_run_once_containers_are_up() -> anyhow::Result<()> {
+    use velero_api::v1::{Restore, RestorePhase};
+    let env = support::setup_with_node().await?;
+    let c = &env.client;
+    let source = "source";
+    let target = "restored";
+    create_object(
+        c,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": source}}),
+    )
+    .await?;
+    let post = "post.hook.restore.velero.io";
+    let init = "init.hook.restore.velero.io";
+    let pods = [
+        // The annotation's init container (it mounts nothing, as in Velero) and exec hook.
+        pod(
+            source,
+            "seeded",
+            json!({}),
+            json!({
+                format!("{init}/container-image"): BUSYBOX_IMAGE,
+                format!("{init}/command"): sh("echo init-ran"),
+                format!("{post}/command"): sh("echo exec-ran"),
+            }),
+        ),
+        // Spec hooks, matched on the namespace after mapping: an init container and two exec
+        // hooks that must run in order.
+        pod(source, "spec-hooked", json!({"tier": "db"}), json!({})),
+        // A failing exec hook with onError Fail.
+        pod(
+            source,
+            "failing",
+            json!({}),
+            json!({
+                format!("{post}/command"): sh("exit 5"),
+                format!("{post}/on-error"): "Fail",
+            }),
+        ),
+    ];
+    for p in &pods {
+        create_object(c, p.clone()).await?;
+    }
+    // A pod whose container never starts: its exec hook waits 3 s and fails.
+    let mut never = pod(
+        source,
+        "never-up",
+        json!({}),
+        json!({
+            format!("{post}/command"): sh("true"),
+            format!("{post}/wait-timeout"): "3s",
+        }),
+    );
+    never["spec"]["containers"][0]["image"] = json!("busybox:not-on-this-node");
+    create_object(c, never).await?;
+    wait_running(&env, source, &["seeded", "spec-hooked", "failing"]).await?;
+    // Init and exec hooks are for the restore; the backup itself runs none.
+    let b = support::backup_ended(c, "apps", json!({ "includedNamespaces": [source] })).await?;
+    assert_eq!(
+        b.status.as_ref().and_then(|s| s.phase),
+        Some(BackupPhase::Completed),
+        "{:?}",
+        b.status
+    );
+
+    let spec_hooks = json!({ "resources": [
+        { "name": "on-target", "includedNamespaces": [target], "labelSelector": { "matchLabels": { "tier": "db" } },
+          "postHooks": [
+            { "init": { "initContainers": [{ "name": "seed-spec", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
+                "command": ["/bin/sh", "-c", "echo from-init > /data/order"],
+                "volumeMounts": [{ "name": "data", "mountPath": "/data" }] }] } },
+            { "exec": { "container": "app", "command": ["/bin/sh", "-c", "echo first >> /data/order"] } },
+            { "exec": { "command": ["/bin/sh", "-c", "echo second >> /data/order && cat /data/order"], "waitForReady": true } },
+          ] },
+        { "name": "on-source", "includedNamespaces": [source],
+          "postHooks": [ { "init": { "initContainers": [{ "name": "wrong-namespace", "image": BUSYBOX_IMAGE, "command": ["true"] }] } } ] },
+    ]});
+    let api: Api<Restore> = Api::namespaced(c.clone(), "velero");
+    let object: Restore = serde_json::from_value(json!({
+        "apiVersion": "velero.io/v1", "kind": "Restore",
+        "metadata": { "name": "with-hooks", "namespace": "velero" },
+        "spec": { "backupName": "apps", "namespaceMapping": { source: target }, "hooks": spec_hooks },
+    }))?;
+    api.create(&Default::default(), &object).await?;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let done = wait_for("the restore to end", || {
+        let (api, seen) = (api.clone(), seen.clone());
+        async move {
+            let r = api.get("with-hooks").await.ok()?;
+            let phase = r.status.as_ref()?.phase?;
+            let mut seen = velero_report::locked(&seen);
+            if seen.last() != Some(&phase) {
+                seen.push(phase);
+            }
+            phase.is_terminal().then_some(r)
+        }
+    })
+    .await?;
+    let phases = velero_report::locked(&seen).clone();
+    assert!(
+        phases.contains(&RestorePhase::FinalizingPartiallyFailed)
+            || phases.contains(&RestorePhase::Finalizing),
+        "the restore waits for its exec hooks in Finalizing: {phases:?}"
+    );
+    assert_eq!(
+        support::phase(&done),
+        Some(RestorePhase::PartiallyFailed),
+        "{:?}",
+        done.status
+    );
+    assert_eq!(
+        restore_hook_status(&done),
+        (5, 2),
+        "4 pods' exec hooks: 1 + 2 + 1 + 1, two of them failed: {}",
+        support::restore_files(&env, "with-hooks")?.1
+    );
+
+    let restored: Api<Pod> = Api::namespaced(c.clone(), target);
+    let init_names = |p: &Pod| -> Vec<String> {
+        p.spec
+            .iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    let seeded = restored.get("seeded").await?;
+    let names = init_names(&seeded);
+    assert!(
+        names.len() == 1 && names[0].starts_with("velero-restore-init-"),
+        "{names:?}"
+    );
+    let init_exit = seeded
+        .status
+        .iter()
+        .flat_map(|s| s.init_container_statuses.iter().flatten())
+        .filter_map(|s| s.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        init_exit,
+        [0],
+        "the annotation's init container ran before the app"
+    );
+    assert_eq!(
+        init_names(&restored.get("spec-hooked").await?),
+        ["seed-spec"],
+        "matched on the target namespace only"
+    );
+
+    let (_, results) = support::restore_files(&env, "with-hooks")?;
+    let log = {
+        use std::io::Read as _;
+        let path = env
+            .bucket
+            .join("restores/with-hooks/restore-with-hooks-logs.gz");
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(path)?).read_to_string(&mut text)?;
+        text
+    };
+    assert_eq!(lines(&log, "seeded", "stdout: exec-ran").len(), 1, "{log}");
+    assert_eq!(
+        lines(&log, "spec-hooked", "stdout: from-init\\nfirst\\nsecond").len(),
+        1,
+        "{log}"
+    );
+    let errors = results["errors"].to_string();
+    assert!(
+        errors.contains("command terminated with exit code 5"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("never-up") && errors.contains("not up within 3s"),
+        "{errors}"
+    );
+    Ok(())
+}
