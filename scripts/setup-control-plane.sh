@@ -24,7 +24,7 @@ as_root() {
 
 APT_PACKAGES=(golang-go etcd-server rsync golang-github-modern-go-reflect2-dev
     golang-github-json-iterator-go-dev kubernetes-client openssl curl ca-certificates python3
-    iproute2 containerd runc containernetworking-plugins busybox-static skopeo binutils)
+    iproute2 containerd runc containernetworking-plugins busybox-static skopeo binutils restic)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

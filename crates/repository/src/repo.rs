@@ -1,0 +1,259 @@
+//! One volume-data repository: opened (or created) with its password, snapshots of directories
+//! into it, restores out of it, forgetting snapshots and pruning what nothing references.
+//!
+//! Every method blocks (rustic_core is synchronous); call them from blocking threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use rustic_core::repofile::SnapshotFile;
+use rustic_core::{
+    BackupOptions, ConfigOptions, Credentials, KeyOptions, LocalDestination, LsOptions, OpenStatus,
+    ParentOptions, PathList, PruneOptions, Repository, RepositoryBackends, RepositoryOptions,
+    RestoreOptions, RusticError, SnapshotOptions,
+};
+
+use crate::backend::ObjectStoreBackend;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// The password does not open any key of the repository.
+    #[error(
+        "the repository at {location} does not accept the password in Secret velero-repo-credentials (key repository-password): restore that Secret as it was when the repository was created"
+    )]
+    WrongPassword { location: String },
+    #[error("{context}: {source}")]
+    Rustic {
+        context: String,
+        #[source]
+        source: Box<RusticError>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn rustic(context: impl Into<String>) -> impl FnOnce(Box<RusticError>) -> RepositoryError {
+    let context = context.into();
+    move |source| RepositoryError::Rustic { context, source }
+}
+
+/// Where a repository lives: a location's object store and the key prefix inside it.
+#[derive(Clone)]
+pub struct RepositoryLocation {
+    pub store: Arc<dyn ObjectStore>,
+    /// `<location prefix>/restic/<volume namespace>`.
+    pub root: object_store::path::Path,
+    /// rustic's cache of index and snapshot files; `None` for no cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// What a snapshot holds, as PodVolumeBackup status reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub id: String,
+    /// Bytes of every file in the snapshot.
+    pub total_bytes: u64,
+    /// Bytes of data this snapshot added to the repository (before compression).
+    pub added_bytes: u64,
+    pub files: u64,
+    pub paths: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+impl SnapshotInfo {
+    fn of(snap: &SnapshotFile) -> Self {
+        let summary = snap.summary.clone().unwrap_or_default();
+        SnapshotInfo {
+            id: snap.id.into_inner().to_hex().as_str().to_string(),
+            total_bytes: summary.total_bytes_processed,
+            added_bytes: summary.data_added,
+            files: summary.total_files_processed,
+            paths: snap.paths.iter().cloned().collect(),
+            tags: snap.tags.iter().cloned().collect(),
+        }
+    }
+}
+
+/// An open repository.
+pub struct VolumeRepository {
+    repo: Repository<OpenStatus>,
+    location: String,
+}
+
+impl VolumeRepository {
+    /// Opens the repository at `location`, creating it first when it has no `config` yet.
+    /// `runtime` is the Tokio runtime whose object store the calls block on.
+    pub fn open_or_init(
+        location: &RepositoryLocation,
+        password: &str,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, RepositoryError> {
+        let backend =
+            ObjectStoreBackend::new(location.store.clone(), location.root.clone(), runtime);
+        let name = format!("{}", location.root);
+        let backends = RepositoryBackends::new(Arc::new(backend), None);
+        let mut options = RepositoryOptions::default();
+        match &location.cache_dir {
+            Some(dir) => options = options.cache_dir(dir.clone()),
+            None => options = options.no_cache(true),
+        }
+        let repo =
+            Repository::new(&options, &backends).map_err(rustic("opening the repository"))?;
+        let credentials = Credentials::password(password);
+        let exists = repo
+            .config_id()
+            .map_err(rustic(format!("reading the repository config at {name}")))?
+            .is_some();
+        let repo = if exists {
+            repo.open(&credentials).map_err(|e| {
+                if e.is_incorrect_password() {
+                    RepositoryError::WrongPassword {
+                        location: name.clone(),
+                    }
+                } else {
+                    RepositoryError::Rustic {
+                        context: format!("opening the repository at {name}"),
+                        source: e,
+                    }
+                }
+            })?
+        } else {
+            tracing::info!(repository = %name, "initialising the repository");
+            repo.init(
+                &credentials,
+                &KeyOptions::default(),
+                &ConfigOptions::default(),
+            )
+            .map_err(rustic(format!("initialising the repository at {name}")))?
+        };
+        Ok(VolumeRepository {
+            repo,
+            location: name,
+        })
+    }
+
+    /// Snapshots the directory `source` (its contents, as Velero's restic path records a pod
+    /// volume) with `host` and `tags` (`key=value`), deduplicated against `parent` when given.
+    pub fn backup(
+        self,
+        source: &Path,
+        host: &str,
+        tags: &[String],
+        parent: Option<&str>,
+    ) -> Result<(Self, SnapshotInfo), RepositoryError> {
+        let source_text = source.to_str().ok_or_else(|| {
+            RepositoryError::Invalid(format!("{} is not UTF-8", source.display()))
+        })?;
+        let paths = PathList::from_string(source_text)
+            .map_err(rustic(format!("reading {source_text}")))?
+            .sanitize()
+            .map_err(|e| RepositoryError::Invalid(format!("the path {source_text}: {e}")))?;
+        let mut snap_options = SnapshotOptions::default().host(host.to_string());
+        for tag in tags {
+            snap_options = snap_options
+                .add_tags(tag)
+                .map_err(rustic(format!("the snapshot tag {tag:?}")))?;
+        }
+        let snap = snap_options
+            .to_snapshot()
+            .map_err(rustic("preparing the snapshot"))?;
+        let mut parent_options = ParentOptions::default();
+        if let Some(parent) = parent {
+            parent_options = parent_options.parents(vec![parent.to_string()]);
+        }
+        let options = BackupOptions::default().parent_opts(parent_options);
+        let location = self.location.clone();
+        let indexed = self
+            .repo
+            .to_indexed_ids()
+            .map_err(rustic(format!("reading the index of {location}")))?;
+        let saved = indexed
+            .backup(&options, &paths, snap)
+            .map_err(rustic(format!("backing up {source_text}")))?;
+        Ok((
+            VolumeRepository {
+                repo: indexed.drop_index(),
+                location,
+            },
+            SnapshotInfo::of(&saved),
+        ))
+    }
+
+    /// Every snapshot in the repository.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>, RepositoryError> {
+        let all = self.repo.get_all_snapshots().map_err(rustic(format!(
+            "listing the snapshots of {}",
+            self.location
+        )))?;
+        Ok(all.iter().map(SnapshotInfo::of).collect())
+    }
+
+    /// Writes the contents of the snapshot's directory into `target` (created if missing).
+    pub fn restore(self, snapshot: &str, target: &Path) -> Result<Self, RepositoryError> {
+        let location = self.location.clone();
+        let found = self
+            .repo
+            .get_snapshots(&[snapshot])
+            .map_err(rustic(format!("finding snapshot {snapshot} in {location}")))?;
+        let snap = found.first().ok_or_else(|| {
+            RepositoryError::Invalid(format!("no snapshot {snapshot} in {location}"))
+        })?;
+        // The snapshot's one path is the directory that was backed up; its contents go into the
+        // target, whatever the path was on the node that took it.
+        let inner = snap.paths.iter().next().cloned().unwrap_or_default();
+        let indexed = self
+            .repo
+            .to_indexed()
+            .map_err(rustic(format!("reading the index of {location}")))?;
+        let node = indexed
+            .node_from_snapshot_path(&format!("{snapshot}:{inner}"), |_| true)
+            .map_err(rustic(format!("finding {inner} in snapshot {snapshot}")))?;
+        let target_text = target.to_str().ok_or_else(|| {
+            RepositoryError::Invalid(format!("{} is not UTF-8", target.display()))
+        })?;
+        let destination = LocalDestination::new(&format!("{target_text}/"), true, false)
+            .map_err(rustic(format!("preparing {target_text}")))?;
+        let options = RestoreOptions::default();
+        let listing = indexed
+            .ls(&node, &LsOptions::default())
+            .map_err(rustic(format!("listing snapshot {snapshot}")))?;
+        let plan = indexed
+            .prepare_restore(&options, listing.clone(), &destination, false)
+            .map_err(rustic(format!("planning the restore of {snapshot}")))?;
+        indexed
+            .restore(plan, &options, listing, &destination)
+            .map_err(rustic(format!("restoring {snapshot} into {target_text}")))?;
+        Ok(VolumeRepository {
+            repo: indexed.drop_index(),
+            location,
+        })
+    }
+
+    /// Removes snapshots (Velero's `restic forget` when a backup is deleted). Their data stays
+    /// until [`Self::prune`].
+    pub fn forget(&self, snapshots: &[String]) -> Result<(), RepositoryError> {
+        let found = self
+            .repo
+            .get_snapshots(snapshots)
+            .map_err(rustic(format!("finding snapshots in {}", self.location)))?;
+        let ids: Vec<_> = found.iter().map(|s| s.id).collect();
+        self.repo
+            .delete_snapshots(&ids)
+            .map_err(rustic(format!("forgetting snapshots in {}", self.location)))
+    }
+
+    /// Removes the data no snapshot references any more (repository maintenance).
+    pub fn prune(&self) -> Result<(), RepositoryError> {
+        let options = PruneOptions::default()
+            .instant_delete(true)
+            .keep_delete(rustic_core::jiff::Span::new());
+        let plan = self
+            .repo
+            .prune_plan(&options)
+            .map_err(rustic(format!("planning maintenance of {}", self.location)))?;
+        self.repo
+            .prune(&options, plan)
+            .map_err(rustic(format!("maintenance of {}", self.location)))
+    }
+}

@@ -1,0 +1,4 @@
+//! The repository format checked from outside: Debian's `restic` reads what velero-rs writes and
+//! velero-rs reads what `restic` writes, byte for byte, with modes, times and links.
+
+mod restic_interop;

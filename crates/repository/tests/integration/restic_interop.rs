@@ -1,0 +1,303 @@
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, ensure};
+use velero_repository::{RepositoryError, RepositoryLocation, SnapshotInfo, VolumeRepository};
+
+const PASSWORD: &str = "a-password-only-this-test-knows";
+
+/// A volume's worth of files: one large file, many small ones in subdirectories, a symlink,
+/// several modes, a sparse file and fixed modification times.
+fn fixture(dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir.join("small/nested"))?;
+    // 12 MiB of bytes that do not compress or repeat: many chunks, no deduplication inside.
+    let mut big = fs::File::create(dir.join("big.bin"))?;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..12 {
+        for b in block.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *b = state as u8;
+        }
+        big.write_all(&block)?;
+    }
+    for i in 0..600 {
+        let sub = if i % 2 == 0 { "small" } else { "small/nested" };
+        fs::write(
+            dir.join(sub).join(format!("f{i}.txt")),
+            format!("file {i}\n").repeat(i % 7 + 1),
+        )?;
+    }
+    fs::write(dir.join("script.sh"), "#!/bin/sh\necho hi\n")?;
+    fs::set_permissions(dir.join("script.sh"), fs::Permissions::from_mode(0o755))?;
+    fs::write(dir.join("secret.txt"), "only the owner reads this\n")?;
+    fs::set_permissions(dir.join("secret.txt"), fs::Permissions::from_mode(0o600))?;
+    std::os::unix::fs::symlink("small/f0.txt", dir.join("link"))?;
+    let mut sparse = fs::File::create(dir.join("sparse.img"))?;
+    sparse.set_len(16 << 20)?;
+    sparse.seek(SeekFrom::Start(9 << 20))?;
+    sparse.write_all(b"data in the middle of a hole")?;
+    let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    for name in [
+        "big.bin",
+        "script.sh",
+        "secret.txt",
+        "sparse.img",
+        "small/f0.txt",
+    ] {
+        fs::File::options()
+            .write(true)
+            .open(dir.join(name))?
+            .set_modified(when)?;
+    }
+    Ok(())
+}
+
+/// Everything comparable about a tree: per relative path, its kind, mode, mtime (seconds) and
+/// content (or link target).
+/// Kind, mode, mtime and content (or link target) of one entry.
+type Entry = (String, u32, i64, Vec<u8>);
+
+fn inventory(root: &Path) -> anyhow::Result<BTreeMap<PathBuf, Entry>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let meta = fs::symlink_metadata(&path)?;
+            let rel = path.strip_prefix(root)?.to_path_buf();
+            let mode = meta.mode() & 0o7777;
+            let (kind, content) = if meta.file_type().is_symlink() {
+                (
+                    "link",
+                    fs::read_link(&path)?.into_os_string().into_encoded_bytes(),
+                )
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                ("dir", Vec::new())
+            } else {
+                ("file", fs::read(&path)?)
+            };
+            let mtime = if kind == "file" { meta.mtime() } else { 0 };
+            out.insert(rel, (kind.to_string(), mode, mtime, content));
+        }
+    }
+    Ok(out)
+}
+
+fn same_tree(expected: &Path, actual: &Path) -> anyhow::Result<()> {
+    let (a, b) = (inventory(expected)?, inventory(actual)?);
+    ensure!(
+        a.len() == b.len(),
+        "{} entries expected, {} found in {}",
+        a.len(),
+        b.len(),
+        actual.display()
+    );
+    for (path, want) in &a {
+        let got = b
+            .get(path)
+            .with_context(|| format!("{} is missing", path.display()))?;
+        ensure!(
+            got.0 == want.0 && got.1 == want.1 && got.2 == want.2,
+            "{}: {:?} differs from {:?}",
+            path.display(),
+            (&got.0, got.1, got.2),
+            (&want.0, want.1, want.2)
+        );
+        ensure!(got.3 == want.3, "{}: content differs", path.display());
+    }
+    Ok(())
+}
+
+fn restic(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("restic")
+        .arg("--repo")
+        .arg(repo)
+        .arg("--no-cache")
+        .args(args)
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .output()
+        .context("running restic (scripts/setup-control-plane.sh installs Debian's restic)")?;
+    ensure!(
+        output.status.success(),
+        "restic {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+fn location(bucket: &Path, namespace: &str) -> anyhow::Result<RepositoryLocation> {
+    let store = object_store::local::LocalFileSystem::new_with_prefix(bucket)?;
+    Ok(RepositoryLocation {
+        store: Arc::new(store),
+        root: object_store::path::Path::from(format!("restic/{namespace}")),
+        cache_dir: None,
+    })
+}
+
+/// Runs a repository operation on a blocking thread, as the node agent does.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce(tokio::runtime::Handle) -> Result<T, RepositoryError> + Send + 'static,
+) -> anyhow::Result<T> {
+    let handle = tokio::runtime::Handle::current();
+    Ok(tokio::task::spawn_blocking(move || f(handle)).await??)
+}
+
+fn tags() -> Vec<String> {
+    ["backup=b1", "ns=app", "pod=web-0", "volume=data"]
+        .map(String::from)
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -> anyhow::Result<()>
+{
+    let work = tempfile::tempdir()?;
+    let source = work.path().join("volume");
+    fixture(&source)?;
+    let bucket = work.path().join("bucket");
+    fs::create_dir_all(&bucket)?;
+    let loc = location(&bucket, "app")?;
+    let repo_dir = bucket.join("restic/app");
+
+    let (l, s) = (loc.clone(), source.clone());
+    let first: SnapshotInfo = blocking(move |rt| {
+        let repo = VolumeRepository::open_or_init(&l, PASSWORD, rt)?;
+        Ok(repo.backup(&s, "velero", &tags(), None)?.1)
+    })
+    .await?;
+    ensure!(first.files == 605, "604 files and a link: {first:?}");
+    ensure!(
+        first.added_bytes > 12 << 20,
+        "the first backup stores the data: {first:?}"
+    );
+
+    // restic lists our snapshot with our tags and restores it byte for byte.
+    let listed: serde_json::Value =
+        serde_json::from_str(&restic(&repo_dir, &["snapshots", "--json"])?)?;
+    let snap = &listed[0];
+    ensure!(snap["id"] == first.id.as_str(), "{listed}");
+    ensure!(
+        snap["hostname"] == "velero" && snap["tags"].to_string().contains("pod=web-0"),
+        "{listed}"
+    );
+    let out = work.path().join("restic-out");
+    restic(
+        &repo_dir,
+        &[
+            "restore",
+            &first.id,
+            "--target",
+            out.to_str().unwrap_or_default(),
+        ],
+    )?;
+    let inner = out.join(source.strip_prefix("/")?);
+    same_tree(&source, &inner)?;
+    restic(&repo_dir, &["check", "--read-data"])?;
+
+    // Unchanged data: the second snapshot adds next to nothing.
+    let (l, s, parent) = (loc.clone(), source.clone(), first.id.clone());
+    let second = blocking(move |rt| {
+        let repo = VolumeRepository::open_or_init(&l, PASSWORD, rt)?;
+        Ok(repo.backup(&s, "velero", &tags(), Some(&parent))?.1)
+    })
+    .await?;
+    ensure!(
+        second.added_bytes < 64 << 10,
+        "an unchanged volume adds {} bytes",
+        second.added_bytes
+    );
+
+    // Forget the first, prune: the second still restores, and restic finds the repository sound.
+    let (l, forget, keep) = (loc.clone(), first.id.clone(), second.id.clone());
+    let target = work.path().join("ours-out");
+    let t = target.clone();
+    let left = blocking(move |rt| {
+        let repo = VolumeRepository::open_or_init(&l, PASSWORD, rt)?;
+        repo.forget(&[forget])?;
+        repo.prune()?;
+        let repo = repo.restore(&keep, &t)?;
+        repo.snapshots()
+    })
+    .await?;
+    ensure!(left.len() == 1 && left[0].id == second.id, "{left:?}");
+    same_tree(&source, &target)?;
+    restic(&repo_dir, &["check", "--read-data"])?;
+
+    // The wrong password says what to do.
+    let l = loc.clone();
+    let wrong = tokio::task::spawn_blocking(move || {
+        VolumeRepository::open_or_init(&l, "not-the-password", tokio::runtime::Handle::current())
+            .map(|_| ())
+    });
+    let err = match wrong.await? {
+        Ok(()) => anyhow::bail!("a wrong password opened the repository"),
+        Err(e) => e,
+    };
+    ensure!(
+        matches!(err, RepositoryError::WrongPassword { .. }),
+        "{err}"
+    );
+    ensure!(err.to_string().contains("velero-repo-credentials"), "{err}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_read_what_restic_writes() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let source = work.path().join("volume");
+    fixture(&source)?;
+    let bucket = work.path().join("bucket");
+    let repo_dir = bucket.join("restic/other");
+    fs::create_dir_all(&repo_dir)?;
+    restic(&repo_dir, &["init"])?;
+    restic(
+        &repo_dir,
+        &[
+            "backup",
+            "--host",
+            "velero",
+            "--tag",
+            "backup=from-restic",
+            source.to_str().unwrap_or_default(),
+        ],
+    )?;
+    let listed: serde_json::Value =
+        serde_json::from_str(&restic(&repo_dir, &["snapshots", "--json"])?)?;
+    let id = listed[0]["id"]
+        .as_str()
+        .context("restic's snapshot id")?
+        .to_string();
+
+    let loc = location(&bucket, "other")?;
+    let target = work.path().join("ours-out");
+    let (t, wanted) = (target.clone(), id.clone());
+    let snapshots = blocking(move |rt| {
+        let repo = VolumeRepository::open_or_init(&loc, PASSWORD, rt)?;
+        let found = repo.snapshots()?;
+        repo.restore(&wanted, &t)?;
+        Ok(found)
+    })
+    .await?;
+    ensure!(
+        snapshots.len() == 1 && snapshots[0].id == id,
+        "{snapshots:?}"
+    );
+    ensure!(
+        snapshots[0]
+            .tags
+            .contains(&"backup=from-restic".to_string()),
+        "{snapshots:?}"
+    );
+    same_tree(&source, &target)?;
+    Ok(())
+}
