@@ -254,6 +254,13 @@ pub async fn run(global: &GlobalArgs, args: InstallArgs) -> anyhow::Result<()> {
     velero_install::apply(&client, &objects, &mut out)
         .await
         .with_context(|| format!("error installing Velero. {hint}"))?;
+    if !options.crds_only {
+        // Velero leaves the repositories' password to the server, which writes a well-known one
+        // (velero#1053); a random one is made here once, and an existing one is kept.
+        velero_podvolume::ensure_password(&client, &namespace)
+            .await
+            .with_context(|| format!("error installing Velero. {hint}"))?;
+    }
     if args.wait && !options.crds_only {
         let timeout = args
             .wait_timeout

@@ -65,6 +65,33 @@ async fn backup_create_get_describe_logs_download_delete() -> anyhow::Result<()>
         .arg(&bucket)
         .args(["--no-secret", "--use-volume-snapshots=false"]));
     assert!(install.status.success(), "{}", text(&install.stderr));
+    // The repositories' password: random, never printed, kept by a second install.
+    let password = || -> anyhow::Result<String> {
+        let out = cp
+            .kubectl()
+            .args([
+                "-n",
+                "velero",
+                "get",
+                "secret",
+                "velero-repo-credentials",
+                "-o",
+                "jsonpath={.data.repository-password}",
+            ])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "{}", text(&out.stderr));
+        Ok(text(&out.stdout))
+    };
+    let first = password()?;
+    let decoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, first.trim())?;
+    assert_eq!(decoded.len(), 64, "a 64-character random password");
+    assert!(!text(&install.stdout).contains(&String::from_utf8_lossy(&decoded).to_string()));
+    let again = run(velero(&kubeconfig)
+        .args(["install", "--provider", "local", "--bucket"])
+        .arg(&bucket)
+        .args(["--no-secret", "--use-volume-snapshots=false"]));
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(password()?, first, "an existing password is never replaced");
     let _server = start_server(&kubeconfig, storage.path()).await?;
     let locations = text(&run(velero(&kubeconfig).args(["backup-location", "get"])).stdout);
     assert!(
