@@ -53,6 +53,19 @@ pub struct BackupParams {
     pub concurrency: usize,
     /// The backup's hooks; `None` runs none (not even pods' annotation hooks).
     pub hooks: Option<Arc<BackupHooks>>,
+    /// File-system backup of pod volumes; `None` backs up no volume data.
+    pub pod_volumes: Option<Arc<dyn PodVolumes>>,
+}
+
+/// File-system backup of a pod's volumes. The engine calls it once the pod and its additional
+/// items are written and awaits it before the pod's post hooks, so that a freeze/unfreeze pair
+/// of hooks brackets the data (Velero's `waitUntilPVBsProcessed`).
+pub trait PodVolumes: Send + Sync {
+    fn back_up<'a>(
+        &'a self,
+        pod: &'a Value,
+        log: &'a Mutex<OperationLog>,
+    ) -> futures::future::BoxFuture<'a, ()>;
 }
 
 /// Pods of one list page whose hooks run at once. Velero runs them one pod after another, so one
@@ -110,6 +123,7 @@ struct Shared<'a> {
     // ClusterRoleBindings, listed once on the first ServiceAccount.
     bindings: tokio::sync::OnceCell<Vec<Value>>,
     hooks: Option<&'a BackupHooks>,
+    pod_volumes: Option<&'a dyn PodVolumes>,
 }
 
 /// A listed object as raw JSON, or one fetched on its own as a parsed value.
@@ -289,7 +303,9 @@ impl Shared<'_> {
         let is_pod =
             resource.group.is_empty() && resource.resource == velero_api::kuberesource::PODS;
         let hooks = self.hooks.filter(|_| is_pod);
+        let pod_volumes = self.pod_volumes.filter(|_| is_pod);
         let needs_value = hooks.is_some()
+            || pod_volumes.is_some()
             || actions::brings_additional_items(&resource.group, &resource.resource);
         let value = if needs_value { item.to_value() } else { None };
         if let (Some(hooks), Some(pod)) = (hooks, &value)
@@ -327,6 +343,9 @@ impl Shared<'_> {
         }
         for (dr, ns, name) in additional {
             Box::pin(self.back_up_additional(&dr, ns.as_deref(), &name)).await?;
+        }
+        if let (Some(volumes), Some(pod)) = (pod_volumes, &value) {
+            volumes.back_up(pod, &self.log).await;
         }
         if let (Some(hooks), Some(pod)) = (hooks, &value)
             && let Err(e) = hooks.run(pod, Phase::Post, &self.log).await
@@ -470,7 +489,8 @@ impl Shared<'_> {
                 );
                 continue;
             }
-            if self.hooks.is_some() && resource.group.is_empty() && resource.resource == "pods" {
+            let pod_work = self.hooks.is_some() || self.pod_volumes.is_some();
+            if pod_work && resource.group.is_empty() && resource.resource == "pods" {
                 let results: Vec<Result<(), BackupError>> = futures::stream::iter(page)
                     .map(|item| self.back_up_payload(resource, Payload::Raw(item)))
                     .buffer_unordered(POD_HOOK_CONCURRENCY)
@@ -588,6 +608,7 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
         listed: std::sync::atomic::AtomicU64::new(0),
         bindings: tokio::sync::OnceCell::new(),
         hooks: params.hooks.as_deref(),
+        pod_volumes: params.pod_volumes.as_deref(),
     });
 
     let report = |done: u64| {

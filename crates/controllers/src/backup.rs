@@ -35,6 +35,7 @@ pub struct BackupControllerConfig {
     pub default_location: String,
     pub concurrency: usize,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub fs_backup_timeout: Duration,
 }
 
 struct Ctx {
@@ -439,6 +440,15 @@ async fn run(
         }
     };
 
+    let pod_volumes = std::sync::Arc::new(crate::pod_volume_backup::PodVolumeBackupper::new(
+        ctx.client.clone(),
+        &ctx.config.namespace,
+        backup,
+        &location.name_any(),
+        &store,
+        ctx.config.fs_backup_timeout,
+    ));
+
     let reporter = ProgressReporter::start(
         api.clone(),
         name.clone(),
@@ -456,6 +466,7 @@ async fn run(
         backup_name: name.clone(),
         concurrency: LIST_CONCURRENCY,
         hooks: Some(hooks.clone()),
+        pod_volumes: Some(pod_volumes.clone()),
     };
     let result = engine::run(&reader, &discovery, &selection, &params, &mut sink, &|p| {
         reporter.report(p)
@@ -474,14 +485,14 @@ async fn run(
     // engine::run finished the tarball, which shut the writer down and completed the upload.
 
     tracing::debug!(backup = %name, elapsed = ?started.elapsed(), items = outcome.items_backed_up, "tarball written");
-    // No volume data yet: Velero writes the volume files empty then, and so do we.
+    // No native snapshots or item operations: Velero writes those files empty then.
     let none = crate::gzip_json(&Value::Array(vec![]));
     let files = BackupFiles {
         log: Some(Bytes::from(outcome.log_gz.clone())),
         results: Some(crate::gzip_json(&outcome.results)),
         resource_list: Some(crate::gzip_json(&outcome.resource_list)),
         volume_snapshots: Some(none.clone()),
-        pod_volume_backups: Some(none.clone()),
+        pod_volume_backups: Some(crate::gzip_json(&pod_volumes.finished())),
         item_operations: Some(none.clone()),
         volume_info: Some(none),
     };

@@ -14,6 +14,8 @@ pub mod locations;
 pub mod metrics;
 pub mod node_agent;
 mod operation;
+mod pod_volume_agent;
+mod pod_volume_backup;
 pub mod restore;
 pub mod schedule;
 pub mod server;

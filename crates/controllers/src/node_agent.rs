@@ -17,6 +17,8 @@ pub const HOST_PODS_DIR: &str = "/host_pods";
 pub struct NodeAgentConfig {
     /// This node's name (`NODE_NAME`, from the pod's `spec.nodeName`).
     pub node_name: String,
+    /// The server's namespace, where PodVolumeBackups, locations and the repository password are.
+    pub namespace: String,
     /// The kubelet's pod directory as the agent sees it.
     pub host_pods: PathBuf,
     /// The agent's own pod UID (`POD_UID`), whose directory it must find under `host_pods`.
@@ -76,7 +78,7 @@ pub async fn run_node_agent(
             uid.to_string(),
         ));
     }
-    let nodes: Api<Node> = Api::all(client);
+    let nodes: Api<Node> = Api::all(client.clone());
     nodes
         .get_opt(&config.node_name)
         .await
@@ -116,10 +118,18 @@ pub async fn run_node_agent(
         address = %config.metrics_address,
         "node agent ready"
     );
+    let agent = crate::pod_volume_agent::AgentCtx::new(
+        client.clone(),
+        &config.namespace,
+        &config.node_name,
+        &config.host_pods,
+    );
+    let backups = tokio::spawn(crate::pod_volume_agent::run(std::sync::Arc::new(agent)));
     let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown);
     if let Err(err) = serve.await {
         tracing::warn!(%err, "the /healthz listener stopped");
     }
+    backups.abort();
     tracing::info!("node agent stopped");
     Ok(())
 }
@@ -137,6 +147,7 @@ mod tests {
     fn config(host_pods: PathBuf, pod_uid: Option<&str>) -> NodeAgentConfig {
         NodeAgentConfig {
             node_name: "node-1".into(),
+            namespace: "velero".into(),
             host_pods,
             pod_uid: pod_uid.map(str::to_string),
             metrics_address: "127.0.0.1:0".parse().expect("an address"),

@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub schedule_skip_immediately: bool,
     /// Lease-based leader election among replicas; `None` runs the controllers at once.
     pub leader_election: Option<crate::leader::LeaderElection>,
+    /// `--fs-backup-timeout`: how long a backup waits for one pod volume's backup.
+    pub fs_backup_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +61,7 @@ impl Default for ServerConfig {
             schedule_check_every: Duration::from_secs(60),
             schedule_skip_immediately: false,
             leader_election: None,
+            fs_backup_timeout: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -167,6 +170,7 @@ pub async fn run_server(
         default_location: config.default_backup_storage_location.clone(),
         concurrency: config.concurrent_backups,
         metrics: metrics.clone(),
+        fs_backup_timeout: config.fs_backup_timeout,
     };
     let restore_config = crate::restore::RestoreControllerConfig {
         namespace: ns.clone(),

@@ -31,7 +31,8 @@ const DELETE_CONCURRENCY: usize = 8;
 
 /// Velero's backup store: a location's object store seen through its [`Layout`].
 ///
-/// Keys are full object keys as [`Layout`] makes them (prefix included).
+/// Keys are full object keys as [`Layout`] makes them (prefix included). Clones share the client.
+#[derive(Clone)]
 pub struct BackupStore {
     store: Arc<dyn ObjectStore>,
     layout: Layout,

@@ -25,6 +25,7 @@ mod node;
 mod objects;
 mod process;
 mod s3;
+pub mod tree;
 
 pub use control_plane::{Component, ControlPlane, KUBERNETES_VERSION, Topology};
 pub use node::{BUSYBOX_IMAGE, NODE_NAME};

@@ -8,7 +8,8 @@ use kube::discovery::{self, Scope};
 use serde_json::Value;
 
 /// Creates `object` (any kind the server serves, by its `apiVersion` and `kind`), waiting up to
-/// 30 s for a just-created CRD's kind to be discoverable.
+/// 30 s for a just-created CRD's kind to be discoverable, and for a new namespace's default
+/// ServiceAccount token, without which the API server refuses pods (HTTP 500, "retry after").
 pub async fn create_object(client: &kube::Client, object: Value) -> anyhow::Result<()> {
     let api_version = object["apiVersion"]
         .as_str()
@@ -34,8 +35,16 @@ pub async fn create_object(client: &kube::Client, object: Value) -> anyhow::Resu
         (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
         _ => Api::all_with(client.clone(), &resource),
     };
-    api.create(&PostParams::default(), &serde_json::from_value(object)?)
-        .await
-        .with_context(|| format!("creating a {kind}"))?;
-    Ok(())
+    let object: DynamicObject = serde_json::from_value(object)?;
+    loop {
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(status))
+                if status.reason == "ServerTimeout" && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("creating a {kind}")),
+        }
+    }
 }

@@ -69,6 +69,7 @@ async fn backs_up_a_namespace_with_its_additional_items() -> anyhow::Result<()> 
         backup_name: "b1".into(),
         concurrency: 4,
         hooks: None,
+        pod_volumes: None,
     };
     let (outcome, tarball) = run(
         &reader,

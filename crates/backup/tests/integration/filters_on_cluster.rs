@@ -583,6 +583,7 @@ impl Cluster {
             backup_name: "filters".into(),
             concurrency: 4,
             hooks: None,
+            pod_volumes: None,
         };
         let (outcome, tarball) = run(
             &self.reader,

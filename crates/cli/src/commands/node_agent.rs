@@ -47,6 +47,7 @@ pub async fn run(global: &GlobalArgs, command: NodeAgentCommand) -> anyhow::Resu
     let client = global.client().await?;
     let config = velero_controllers::node_agent::NodeAgentConfig {
         node_name: std::env::var("NODE_NAME").unwrap_or_default(),
+        namespace: global.namespace(),
         host_pods: velero_controllers::node_agent::HOST_PODS_DIR.into(),
         pod_uid: std::env::var("POD_UID").ok(),
         metrics_address: crate::commands::server::socket_address(&args.metrics_address)?,

@@ -36,6 +36,9 @@ pub struct ServerArgs {
     /// How long to wait on persistent volumes and namespaces to terminate during a restore before timing out
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     terminating_resource_timeout: velero_api::Duration,
+    /// How long backups/restores wait for pod volume file-system backups and restores to complete
+    #[arg(long, default_value = "4h", value_parser = parse_duration)]
+    fs_backup_timeout: velero_api::Duration,
     /// Most API requests one restore keeps in flight; fewer while the API server pushes back (HTTP 429)
     #[arg(long, default_value_t = 32)]
     restore_parallelism: usize,
@@ -111,6 +114,10 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs) -> anyhow::Result<()> {
             .terminating_resource_timeout
             .to_std()
             .unwrap_or(Duration::from_secs(600)),
+        fs_backup_timeout: args
+            .fs_backup_timeout
+            .to_std()
+            .unwrap_or(Duration::from_secs(4 * 3600)),
         garbage_collection_frequency: args
             .garbage_collection_frequency
             .to_std()

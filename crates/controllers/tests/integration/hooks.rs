@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use serde_json::{Value, json};
 use velero_api::v1::BackupPhase;
 use velero_test_harness::{BUSYBOX_IMAGE, create_object};
@@ -37,24 +37,6 @@ fn pod(namespace: &str, name: &str, labels: Value, annotations: Value) -> Value 
 /// A hook command through the shell.
 fn sh(script: &str) -> String {
     json!(["/bin/sh", "-c", script]).to_string()
-}
-
-async fn wait_running(env: &Env, namespace: &str, names: &[&str]) -> anyhow::Result<()> {
-    let pods: Api<Pod> = Api::namespaced(env.client.clone(), namespace);
-    wait_for(&format!("pods {names:?} to run"), || async {
-        let list = pods.list(&ListParams::default()).await.ok()?;
-        let running: Vec<String> = list
-            .items
-            .iter()
-            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-            .filter_map(|p| p.metadata.name.clone())
-            .collect();
-        names
-            .iter()
-            .all(|n| running.iter().any(|r| r == n))
-            .then_some(())
-    })
-    .await
 }
 
 /// The log lines about pod `name` that contain `text`.
@@ -204,8 +186,8 @@ async fn backup_hooks_run_in_real_pods_around_their_items() -> anyhow::Result<()
         .filter(|p| p["metadata"]["namespace"] == NS)
         .filter_map(|p| p["metadata"]["name"].as_str())
         .collect();
-    wait_running(&env, NS, &names).await?;
-    wait_running(&env, "elsewhere", &["other-ns"]).await?;
+    support::wait_running(&env.client, NS, &names).await?;
+    support::wait_running(&env.client, "elsewhere", &["other-ns"]).await?;
 
     let only = |cases: &[&str]| json!({ "matchExpressions": [{ "key": "case", "operator": "In", "values": cases }] });
 
@@ -481,7 +463,7 @@ async fn restore_hooks_add_init_containers_and_run_once_containers_are_up() -> a
     );
     never["spec"]["containers"][0]["image"] = json!("busybox:not-on-this-node");
     create_object(c, never).await?;
-    wait_running(&env, source, &["seeded", "spec-hooked", "failing"]).await?;
+    support::wait_running(&env.client, source, &["seeded", "spec-hooked", "failing"]).await?;
     // Init and exec hooks are for the restore; the backup itself runs none.
     let b = support::backup_ended(c, "apps", json!({ "includedNamespaces": [source] })).await?;
     assert_eq!(

@@ -7,6 +7,7 @@ mod backup_flow;
 mod hooks;
 mod lifecycle;
 mod metrics;
+mod pod_volumes;
 mod replicas;
 mod restore_flow;
 mod restore_input;

@@ -1,8 +1,7 @@
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -63,59 +62,8 @@ fn fixture(dir: &Path) -> anyhow::Result<()> {
 
 /// Everything comparable about a tree: per relative path, its kind, mode, mtime (seconds) and
 /// content (or link target).
-/// Kind, mode, mtime and content (or link target) of one entry.
-type Entry = (String, u32, i64, Vec<u8>);
-
-fn inventory(root: &Path) -> anyhow::Result<BTreeMap<PathBuf, Entry>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir)? {
-            let path = entry?.path();
-            let meta = fs::symlink_metadata(&path)?;
-            let rel = path.strip_prefix(root)?.to_path_buf();
-            let mode = meta.mode() & 0o7777;
-            let (kind, content) = if meta.file_type().is_symlink() {
-                (
-                    "link",
-                    fs::read_link(&path)?.into_os_string().into_encoded_bytes(),
-                )
-            } else if meta.is_dir() {
-                stack.push(path.clone());
-                ("dir", Vec::new())
-            } else {
-                ("file", fs::read(&path)?)
-            };
-            let mtime = if kind == "file" { meta.mtime() } else { 0 };
-            out.insert(rel, (kind.to_string(), mode, mtime, content));
-        }
-    }
-    Ok(out)
-}
-
 fn same_tree(expected: &Path, actual: &Path) -> anyhow::Result<()> {
-    let (a, b) = (inventory(expected)?, inventory(actual)?);
-    ensure!(
-        a.len() == b.len(),
-        "{} entries expected, {} found in {}",
-        a.len(),
-        b.len(),
-        actual.display()
-    );
-    for (path, want) in &a {
-        let got = b
-            .get(path)
-            .with_context(|| format!("{} is missing", path.display()))?;
-        ensure!(
-            got.0 == want.0 && got.1 == want.1 && got.2 == want.2,
-            "{}: {:?} differs from {:?}",
-            path.display(),
-            (&got.0, got.1, got.2),
-            (&want.0, want.1, want.2)
-        );
-        ensure!(got.3 == want.3, "{}: content differs", path.display());
-    }
-    Ok(())
+    velero_test_harness::tree::same_tree(expected, actual).map_err(anyhow::Error::msg)
 }
 
 fn restic(repo: &Path, args: &[&str]) -> anyhow::Result<String> {

@@ -159,6 +159,29 @@ pub async fn backup(client: &kube::Client, name: &str, spec: Value) -> anyhow::R
     Ok(done)
 }
 
+/// Waits until every pod of `names` in `namespace` is Running as the API server reports it.
+pub async fn wait_running(
+    client: &kube::Client,
+    namespace: &str,
+    names: &[&str],
+) -> anyhow::Result<()> {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
+    wait_for(&format!("pods {names:?} to run"), || async {
+        let list = pods.list(&Default::default()).await.ok()?;
+        let running: Vec<String> = list
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        names
+            .iter()
+            .all(|n| running.iter().any(|r| r == n))
+            .then_some(())
+    })
+    .await
+}
+
 /// Creates a Backup and waits for it to end, whatever its phase.
 pub async fn backup_ended(
     client: &kube::Client,

@@ -1,0 +1,361 @@
+//! The server's half of file-system backup (Velero's pkg/podvolume/backupper.go): for each pod the
+//! backup engine writes, the PodVolumeBackups of its chosen volumes, created for the pod's node
+//! and awaited before the pod's post hooks; the repository of the pod's namespace made ready
+//! first, once per backup.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use velero_api::labels;
+use velero_api::v1::{
+    Backup, BackupRepository, BackupRepositoryPhase, BackupRepositorySpec, DataPathPhase,
+    PodVolumeBackup, PodVolumeBackupSpec, UploaderType,
+};
+use velero_report::{Context, OperationLog, locked};
+use velero_repository::{RepositoryLocation, VolumeRepository};
+
+/// How often the state of running PodVolumeBackups is read.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Velero's default `--default-repo-maintain-frequency` for restic repositories.
+const MAINTENANCE_FREQUENCY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+pub(crate) struct PodVolumeBackupper {
+    client: Client,
+    namespace: String,
+    backup: Backup,
+    location: String,
+    store: velero_storage::BackupStore,
+    default_to_fs_backup: bool,
+    timeout: Duration,
+    /// Per volume namespace: whether its repository is ready (or why not), decided once.
+    repositories: tokio::sync::Mutex<HashMap<String, Result<(), String>>>,
+    /// Every PodVolumeBackup as it ended, for `<backup>-podvolumebackups.json.gz`.
+    finished: Mutex<Vec<PodVolumeBackup>>,
+}
+
+impl PodVolumeBackupper {
+    pub(crate) fn new(
+        client: Client,
+        namespace: &str,
+        backup: &Backup,
+        location: &str,
+        store: &velero_storage::BackupStore,
+        timeout: Duration,
+    ) -> Self {
+        PodVolumeBackupper {
+            client,
+            namespace: namespace.to_string(),
+            backup: backup.clone(),
+            location: location.to_string(),
+            store: store.clone(),
+            default_to_fs_backup: backup.spec.default_volumes_to_fs_backup == Some(true),
+            timeout,
+            repositories: tokio::sync::Mutex::new(HashMap::new()),
+            finished: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The PodVolumeBackups that ended, in the order they did.
+    pub(crate) fn finished(&self) -> Vec<PodVolumeBackup> {
+        locked(&self.finished).clone()
+    }
+
+    /// The BackupRepository of `volume_namespace` exists and its repository is initialised, so
+    /// that node agents only ever open it (two agents initialising one would write two configs).
+    async fn ensure_repository(&self, volume_namespace: &str) -> Result<(), String> {
+        let mut known = self.repositories.lock().await;
+        if let Some(result) = known.get(volume_namespace) {
+            return result.clone();
+        }
+        let result = self.prepare_repository(volume_namespace).await;
+        known.insert(volume_namespace.to_string(), result.clone());
+        result
+    }
+
+    async fn prepare_repository(&self, volume_namespace: &str) -> Result<(), String> {
+        let name = velero_podvolume::repository_name(volume_namespace, &self.location);
+        let api: Api<BackupRepository> = Api::namespaced(self.client.clone(), &self.namespace);
+        if api
+            .get_opt(&name)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            let mut repo = BackupRepository::new(
+                &name,
+                BackupRepositorySpec {
+                    volume_namespace: volume_namespace.to_string(),
+                    backup_storage_location: self.location.clone(),
+                    repository_type: UploaderType::Restic,
+                    restic_identifier: Some(self.repository_root(volume_namespace)),
+                    maintenance_frequency: MAINTENANCE_FREQUENCY.into(),
+                    repository_config: None,
+                },
+            );
+            repo.metadata.namespace = Some(self.namespace.clone());
+            repo.metadata.labels = Some(BTreeMap::from([
+                (
+                    labels::VOLUME_NAMESPACE.to_string(),
+                    labels::valid_label_value(volume_namespace),
+                ),
+                (
+                    labels::STORAGE_LOCATION.to_string(),
+                    labels::valid_label_value(&self.location),
+                ),
+                (labels::REPOSITORY_TYPE.to_string(), "restic".to_string()),
+            ]));
+            match api.create(&PostParams::default(), &repo).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(format!("creating BackupRepository {name}: {e}")),
+            }
+        }
+        let initialised = self.initialise(volume_namespace).await;
+        let status = match &initialised {
+            Ok(()) => {
+                json!({ "status": { "phase": BackupRepositoryPhase::Ready, "message": null } })
+            }
+            Err(e) => {
+                json!({ "status": { "phase": BackupRepositoryPhase::NotReady, "message": e } })
+            }
+        };
+        if let Err(e) = api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+        {
+            tracing::warn!(repository = %name, "recording the repository's phase: {e}");
+        }
+        initialised.map_err(|e| format!("repository {name} is not ready: {e}"))
+    }
+
+    /// The repository's key prefix inside the location.
+    fn repository_root(&self, volume_namespace: &str) -> String {
+        format!(
+            "{}{}",
+            self.store.layout().root(),
+            velero_podvolume::repository_prefix(volume_namespace)
+        )
+    }
+
+    async fn initialise(&self, volume_namespace: &str) -> Result<(), String> {
+        let password = velero_podvolume::ensure_password(&self.client, &self.namespace)
+            .await
+            .map_err(|e| e.to_string())?;
+        let location = RepositoryLocation {
+            store: self.store.store().clone(),
+            root: self.repository_root(volume_namespace).into(),
+            cache_dir: None,
+        };
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            VolumeRepository::open_or_init(&location, &password, runtime).map(|_| ())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+    }
+
+    async fn claim_uid(&self, namespace: &str, claim: &str) -> Option<String> {
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
+        api.get_opt(claim)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.metadata.uid)
+    }
+
+    /// Velero's `newPodVolumeBackup`.
+    async fn create(
+        &self,
+        pod: &Value,
+        volume: &velero_podvolume::VolumeChoice,
+    ) -> Result<PodVolumeBackup, String> {
+        let text = |p: &str| {
+            pod.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (pod_ns, pod_name, pod_uid) = (
+            text("/metadata/namespace"),
+            text("/metadata/name"),
+            text("/metadata/uid"),
+        );
+        let backup_name = self.backup.name_any();
+        let backup_uid = self.backup.metadata.uid.clone().unwrap_or_default();
+        let mut tags = BTreeMap::from([
+            ("backup".to_string(), backup_name.clone()),
+            ("backup-uid".to_string(), backup_uid.clone()),
+            ("pod".to_string(), pod_name.clone()),
+            ("pod-uid".to_string(), pod_uid.clone()),
+            ("ns".to_string(), pod_ns.clone()),
+            ("volume".to_string(), volume.name.clone()),
+        ]);
+        let mut pvb_labels = BTreeMap::from([
+            (
+                labels::BACKUP_NAME.to_string(),
+                labels::valid_label_value(&backup_name),
+            ),
+            (labels::BACKUP_UID.to_string(), backup_uid.clone()),
+        ]);
+        let mut annotations = BTreeMap::new();
+        if let Some(claim) = &volume.claim {
+            if let Some(uid) = self.claim_uid(&pod_ns, claim).await {
+                tags.insert("pvc-uid".to_string(), uid.clone());
+                pvb_labels.insert(labels::PVC_UID.to_string(), uid);
+            }
+            annotations.insert(labels::PVC_NAME.to_string(), claim.clone());
+        }
+        let mut pvb = PodVolumeBackup::new(
+            "",
+            PodVolumeBackupSpec {
+                node: text("/spec/nodeName"),
+                pod: ObjectReference {
+                    kind: Some("Pod".into()),
+                    namespace: Some(pod_ns.clone()),
+                    name: Some(pod_name.clone()),
+                    uid: Some(pod_uid),
+                    ..Default::default()
+                },
+                volume: volume.name.clone(),
+                backup_storage_location: self.location.clone(),
+                repo_identifier: self.repository_root(&pod_ns),
+                uploader_type: UploaderType::Restic,
+                tags: Some(tags),
+                uploader_settings: None,
+                cancel: None,
+            },
+        );
+        pvb.metadata.name = None;
+        pvb.metadata.generate_name = Some(format!("{backup_name}-"));
+        pvb.metadata.namespace = Some(self.namespace.clone());
+        pvb.metadata.labels = Some(pvb_labels);
+        pvb.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+        pvb.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "velero.io/v1".into(),
+            kind: "Backup".into(),
+            name: backup_name,
+            uid: backup_uid,
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        let api: Api<PodVolumeBackup> = Api::namespaced(self.client.clone(), &self.namespace);
+        api.create(&PostParams::default(), &pvb).await.map_err(|e| {
+            format!(
+                "creating the PodVolumeBackup of volume {}: {e}",
+                volume.name
+            )
+        })
+    }
+
+    /// Waits until `name` ends, or the backup's pod volume timeout passes.
+    async fn wait(&self, name: &str) -> Result<PodVolumeBackup, String> {
+        let api: Api<PodVolumeBackup> = Api::namespaced(self.client.clone(), &self.namespace);
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            match api.get_opt(name).await {
+                Ok(Some(pvb)) => {
+                    let phase = pvb.status.as_ref().and_then(|s| s.phase);
+                    if matches!(
+                        phase,
+                        Some(
+                            DataPathPhase::Completed
+                                | DataPathPhase::Failed
+                                | DataPathPhase::Canceled
+                        )
+                    ) {
+                        return Ok(pvb);
+                    }
+                }
+                Ok(None) => return Err(format!("PodVolumeBackup {name} was deleted")),
+                Err(e) => tracing::debug!(pvb = %name, "reading a PodVolumeBackup: {e}"),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "timed out after {} waiting for PodVolumeBackup {name} (is the node agent running on the pod's node?)",
+                    velero_api::Duration::from(self.timeout)
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn back_up_pod(&self, pod: &Value, log: &Mutex<OperationLog>) {
+        let volumes = velero_podvolume::volumes_to_back_up(pod, self.default_to_fs_backup);
+        if volumes.is_empty() {
+            return;
+        }
+        let text = |p: &str| pod.pointer(p).and_then(Value::as_str).unwrap_or_default();
+        let (ns, name) = (text("/metadata/namespace"), text("/metadata/name"));
+        let ctx = Context {
+            namespace: Some(ns),
+            resource: Some("pods"),
+            name: Some(name),
+        };
+        let names: Vec<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
+        if text("/status/phase") != "Running" {
+            locked(log).warn(
+                &format!("Skip pod volume backup of volumes {names:?}: the pod is not running (phase {:?})", text("/status/phase")),
+                ctx,
+            );
+            return;
+        }
+        if let Err(e) = self.ensure_repository(ns).await {
+            locked(log).error("Error backing up pod volumes", &e, ctx);
+            return;
+        }
+        let mut created = Vec::new();
+        for volume in &volumes {
+            match self.create(pod, volume).await {
+                Ok(pvb) => created.push((volume.name.clone(), pvb.name_any())),
+                Err(e) => locked(log).error("Error backing up pod volume", &e, ctx),
+            }
+        }
+        for (volume, pvb_name) in created {
+            match self.wait(&pvb_name).await {
+                Ok(pvb) => {
+                    let status = pvb.status.clone().unwrap_or_default();
+                    if status.phase == Some(DataPathPhase::Completed) {
+                        locked(log).info(
+                            &format!(
+                                "Pod volume backup {pvb_name} of volume {volume} completed: snapshot {}",
+                                status.snapshot_id.clone().unwrap_or_default()
+                            ),
+                            ctx,
+                        );
+                    } else {
+                        let message = status.message.clone().unwrap_or_default();
+                        locked(log).error(
+                            &format!(
+                                "Error backing up pod volume {volume} (PodVolumeBackup {pvb_name})"
+                            ),
+                            &message,
+                            ctx,
+                        );
+                    }
+                    locked(&self.finished).push(pvb);
+                }
+                Err(e) => {
+                    locked(log).error(&format!("Error backing up pod volume {volume}"), &e, ctx)
+                }
+            }
+        }
+    }
+}
+
+impl velero_backup::engine::PodVolumes for PodVolumeBackupper {
+    fn back_up<'a>(
+        &'a self,
+        pod: &'a Value,
+        log: &'a Mutex<OperationLog>,
+    ) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(self.back_up_pod(pod, log))
+    }
+}
