@@ -16,6 +16,7 @@ pub mod node_agent;
 mod operation;
 mod pod_volume_agent;
 mod pod_volume_backup;
+mod pod_volume_restore;
 pub mod restore;
 pub mod schedule;
 pub mod server;

@@ -124,12 +124,15 @@ pub async fn run_node_agent(
         &config.node_name,
         &config.host_pods,
     );
-    let backups = tokio::spawn(crate::pod_volume_agent::run(std::sync::Arc::new(agent)));
+    let agent = std::sync::Arc::new(agent);
+    let backups = tokio::spawn(crate::pod_volume_agent::run(agent.clone()));
+    let restores = tokio::spawn(crate::pod_volume_agent::run_restores(agent));
     let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown);
     if let Err(err) = serve.await {
         tracing::warn!(%err, "the /healthz listener stopped");
     }
     backups.abort();
+    restores.abort();
     tracing::info!("node agent stopped");
     Ok(())
 }

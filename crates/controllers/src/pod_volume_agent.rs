@@ -10,7 +10,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use velero_api::v1::{DataPathPhase, PodVolumeBackup};
+use velero_api::v1::{DataPathPhase, PodVolumeBackup, PodVolumeRestore};
 use velero_repository::{RepositoryLocation, SnapshotInfo, VolumeRepository};
 
 /// Volumes of one node backed up at once. Velero runs one (`loadConcurrency`); reading is cheap
@@ -94,8 +94,11 @@ async fn reconcile(pvb: Arc<PodVolumeBackup>, ctx: Arc<AgentCtx>) -> Result<Acti
 /// The directory the kubelet keeps a pod volume in: `<pods>/<uid>/volumes/<plugin>/<name>`, where
 /// the name is the PersistentVolume's for a claim, and CSI volumes keep their data in `mount`
 /// (Velero's `GetVolumeDirectory` and `SingleGlob`).
-async fn volume_dir(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<PathBuf, String> {
-    let pod_ref = &pvb.spec.pod;
+async fn volume_dir(
+    ctx: &AgentCtx,
+    pod_ref: &k8s_openapi::api::core::v1::ObjectReference,
+    volume_name: &str,
+) -> Result<PathBuf, String> {
     let (ns, pod_name) = (
         pod_ref.namespace.clone().unwrap_or_default(),
         pod_ref.name.clone().unwrap_or_default(),
@@ -110,8 +113,8 @@ async fn volume_dir(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<PathBuf, St
         .spec
         .iter()
         .flat_map(|s| s.volumes.iter().flatten())
-        .find(|v| v.name == pvb.spec.volume)
-        .ok_or_else(|| format!("pod {ns}/{pod_name} has no volume {}", pvb.spec.volume))?;
+        .find(|v| v.name == volume_name)
+        .ok_or_else(|| format!("pod {ns}/{pod_name} has no volume {volume_name}"))?;
     let (dir_name, csi) = match &volume.persistent_volume_claim {
         Some(claim) => {
             let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
@@ -156,32 +159,38 @@ async fn volume_dir(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<PathBuf, St
     Ok(if csi { dir.join("mount") } else { dir.clone() })
 }
 
-async fn back_up(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<(PathBuf, SnapshotInfo), String> {
-    let path = volume_dir(ctx, pvb).await?;
-    let bsl = crate::locations::get_location(
-        &ctx.client,
-        &ctx.namespace,
-        &pvb.spec.backup_storage_location,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+/// Where the repository of `volume_namespace` is in `location`, and its password.
+async fn repository(
+    ctx: &AgentCtx,
+    location: &str,
+    volume_namespace: &str,
+) -> Result<(RepositoryLocation, String), String> {
+    let bsl = crate::locations::get_location(&ctx.client, &ctx.namespace, location)
+        .await
+        .map_err(|e| e.to_string())?;
     let store = crate::locations::open_store(&ctx.client, &ctx.namespace, &bsl)
         .await
         .map_err(|e| e.to_string())?;
-    let ns = pvb.spec.pod.namespace.clone().unwrap_or_default();
-    let location = RepositoryLocation {
-        store: store.store().clone(),
-        root: format!(
-            "{}{}",
-            store.layout().root(),
-            velero_podvolume::repository_prefix(&ns)
-        )
-        .into(),
-        cache_dir: None,
-    };
+    let root = format!(
+        "{}{}",
+        store.layout().root(),
+        velero_podvolume::repository_prefix(volume_namespace)
+    );
     let password = velero_podvolume::read_password(&ctx.client, &ctx.namespace)
         .await
         .map_err(|e| e.to_string())?;
+    let location = RepositoryLocation {
+        store: store.store().clone(),
+        root: root.into(),
+        cache_dir: None,
+    };
+    Ok((location, password))
+}
+
+async fn back_up(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<(PathBuf, SnapshotInfo), String> {
+    let path = volume_dir(ctx, &pvb.spec.pod, &pvb.spec.volume).await?;
+    let ns = pvb.spec.pod.namespace.clone().unwrap_or_default();
+    let (location, password) = repository(ctx, &pvb.spec.backup_storage_location, &ns).await?;
     let tags: Vec<String> = pvb
         .spec
         .tags
@@ -200,4 +209,116 @@ async fn back_up(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<(PathBuf, Snap
     .map_err(|e| format!("the backup task ended abnormally: {e}"))?
     .map_err(|e| e.to_string())?;
     Ok((path, snapshot))
+}
+
+pub(crate) async fn run_restores(ctx: Arc<AgentCtx>) {
+    let api: Api<PodVolumeRestore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    crate::run_controller("pod volume restore", api, ctx, reconcile_restore).await;
+}
+
+/// Whether the pod's `restore-wait` init container runs: the volume is mounted and the app has not
+/// started (Velero's `isInitContainerRunning`).
+fn waiting_for_data(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.name == velero_restore::pod_volumes::RESTORE_WAIT
+                && c.state.as_ref().is_some_and(|s| s.running.is_some())
+        })
+}
+
+async fn reconcile_restore(
+    pvr: Arc<PodVolumeRestore>,
+    ctx: Arc<AgentCtx>,
+) -> Result<Action, AgentError> {
+    let phase = pvr.status.as_ref().and_then(|s| s.phase);
+    if !matches!(phase, None | Some(DataPathPhase::New)) {
+        return Ok(Action::await_change());
+    }
+    let pod_ns = pvr.spec.pod.namespace.clone().unwrap_or_default();
+    let pod_name = pvr.spec.pod.name.clone().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod_ns);
+    let Some(pod) = pods
+        .get_opt(&pod_name)
+        .await
+        .map_err(|e| AgentError(format!("getting pod {pod_ns}/{pod_name}: {e}")))?
+    else {
+        return Ok(Action::requeue(std::time::Duration::from_secs(2)));
+    };
+    match pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+        None => return Ok(Action::requeue(std::time::Duration::from_secs(1))),
+        Some(node) if node != ctx.node => return Ok(Action::await_change()),
+        Some(_) => {}
+    }
+    if !waiting_for_data(&pod) {
+        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+    }
+    let name = pvr.name_any();
+    let api: Api<PodVolumeRestore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let patch = |body: serde_json::Value| {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+                .map_err(|e| AgentError(format!("updating PodVolumeRestore {name}: {e}")))
+        }
+    };
+    patch(json!({ "status": { "phase": DataPathPhase::InProgress, "startTimestamp": crate::now(), "node": ctx.node } })).await?;
+    let _slot = ctx
+        .slots
+        .acquire()
+        .await
+        .map_err(|e| AgentError(e.to_string()))?;
+    let body = match restore(&ctx, &pvr).await {
+        Ok(()) => {
+            tracing::info!(pvr = %name, "pod volume restored");
+            let size = pvr.spec.snapshot_size.unwrap_or(0);
+            json!({ "status": { "phase": DataPathPhase::Completed, "progress": { "totalBytes": size, "bytesDone": size },
+                "completionTimestamp": crate::now() } })
+        }
+        Err(message) => {
+            tracing::warn!(pvr = %name, "pod volume restore failed: {message}");
+            json!({ "status": { "phase": DataPathPhase::Failed, "message": message, "completionTimestamp": crate::now() } })
+        }
+    };
+    patch(body).await?;
+    Ok(Action::await_change())
+}
+
+/// The snapshot's files into the volume, then the done-marker `.velero/<restore-uid>` the
+/// restore helper waits for.
+async fn restore(ctx: &AgentCtx, pvr: &PodVolumeRestore) -> Result<(), String> {
+    let dir = volume_dir(ctx, &pvr.spec.pod, &pvr.spec.volume).await?;
+    let (location, password) = repository(
+        ctx,
+        &pvr.spec.backup_storage_location,
+        &pvr.spec.source_namespace,
+    )
+    .await?;
+    let restore_uid = pvr
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(velero_api::labels::RESTORE_UID))
+        .cloned()
+        .ok_or_else(|| "the PodVolumeRestore has no velero.io/restore-uid label".to_string())?;
+    let runtime = tokio::runtime::Handle::current();
+    let (snapshot, target) = (pvr.spec.snapshot_id.clone(), dir.clone());
+    tokio::task::spawn_blocking(move || {
+        VolumeRepository::open(&location, &password, runtime)?.restore(&snapshot, &target)
+    })
+    .await
+    .map_err(|e| format!("the restore task ended abnormally: {e}"))?
+    .map_err(|e| e.to_string())?;
+    // The helper runs as the app's user, not root, and removes the markers once it sees them all.
+    use std::os::unix::fs::PermissionsExt as _;
+    let markers = dir.join(".velero");
+    std::fs::create_dir_all(&markers)
+        .and_then(|()| std::fs::set_permissions(&markers, std::fs::Permissions::from_mode(0o777)))
+        .and_then(|()| std::fs::write(markers.join(&restore_uid), b""))
+        .map_err(|e| format!("writing the done-marker into {}: {e}", markers.display()))
 }

@@ -37,6 +37,8 @@ pub struct RestoreControllerConfig {
     pub resource_timeout: Duration,
     pub terminating_timeout: Duration,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// How long a restore waits for one pod volume's restore.
+    pub fs_backup_timeout: Duration,
 }
 
 struct Ctx {
@@ -297,7 +299,7 @@ async fn process(ctx: &Ctx, api: &Api<Restore>, restore: &Restore) -> Result<(),
     tracing::info!(restore = %name, backup = %source.backup.name_any(), "restore started");
     metrics.restore_attempt.get_or_create(&schedule).inc();
 
-    let status = match run(ctx, api, &name, spec, &source, modifiers).await {
+    let status = match run(ctx, api, restore, spec, &source, modifiers).await {
         Ok(status) => status,
         Err(reason) => {
             tracing::warn!(restore = %name, "restore failed: {reason}");
@@ -322,11 +324,13 @@ async fn process(ctx: &Ctx, api: &Api<Restore>, restore: &Restore) -> Result<(),
 async fn run(
     ctx: &Ctx,
     api: &Api<Restore>,
-    name: &str,
+    restore: &Restore,
     spec: velero_api::v1::RestoreSpec,
     source: &Source,
     modifiers: Option<ResourceModifiers>,
 ) -> Result<RestoreStatus, String> {
+    let name = restore.name_any();
+    let name = name.as_str();
     let backup_name = source.backup.name_any();
     let store = &source.store;
     let key = store.layout().backup_contents(&backup_name);
@@ -380,6 +384,13 @@ async fn run(
         scratch_dir: None,
         hooks,
         hook_wait_limit,
+        pod_volumes: pod_volume_data(ctx, store, &backup_name, restore).await?,
+        pod_volume_restorer: Some(Arc::new(crate::pod_volume_restore::Restorer::new(
+            ctx.client.clone(),
+            &ctx.config.namespace,
+            restore,
+            ctx.config.fs_backup_timeout,
+        ))),
     };
 
     let reporter = ProgressReporter::start(
@@ -484,4 +495,64 @@ async fn upload_failure(
         tracing::warn!(restore = %name, "uploading the log of a failed restore: {e}");
     }
     reason
+}
+
+/// The backup's completed pod volume backups (`<backup>-podvolumebackups.json.gz`, so a backup
+/// synced from another cluster restores its volumes too) and the restore helper's image: the
+/// `velero.io/pod-volume-restore` plugin ConfigMap's, else the server's own.
+async fn pod_volume_data(
+    ctx: &Ctx,
+    store: &BackupStore,
+    backup: &str,
+    restore: &Restore,
+) -> Result<velero_restore::pod_volumes::PodVolumeData, String> {
+    use tokio::io::AsyncReadExt as _;
+    let key = store
+        .layout()
+        .backup_file(backup, velero_storage::BackupFile::PodVolumeBackups);
+    let pvbs: Vec<Value> = match store.get_object(&key).await {
+        Ok(mut reader) => {
+            let mut gz = Vec::new();
+            reader
+                .read_to_end(&mut gz)
+                .await
+                .map_err(|e| format!("reading {key}: {e}"))?;
+            let decoder = flate2::read::GzDecoder::new(&gz[..]);
+            serde_json::from_reader::<_, Option<Vec<Value>>>(decoder)
+                .map_err(|e| format!("reading {key}: {e}"))?
+                .unwrap_or_default()
+        }
+        Err(velero_storage::StorageError::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(format!("reading {key}: {e}")),
+    };
+    let config = plugin_config(ctx, "velero.io/pod-volume-restore")
+        .await
+        .unwrap_or_default();
+    let image = match config.get("image").filter(|i| !i.is_empty()) {
+        Some(image) => Some(image.clone()),
+        None => server_image(ctx).await,
+    };
+    let helper = velero_restore::pod_volumes::RestoreHelper {
+        image,
+        command: config.get("command").filter(|c| !c.is_empty()).cloned(),
+    };
+    let uid = restore.metadata.uid.clone().unwrap_or_default();
+    Ok(velero_restore::pod_volumes::PodVolumeData::new(
+        &pvbs, helper, &uid,
+    ))
+}
+
+/// The image of the server's Deployment `velero` (Velero's `GetVeleroServerImage`).
+async fn server_image(ctx: &Ctx) -> Option<String> {
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
+    let deployment = deployments.get_opt("velero").await.ok().flatten()?;
+    deployment
+        .spec?
+        .template
+        .spec?
+        .containers
+        .into_iter()
+        .find(|c| c.name == "velero")
+        .and_then(|c| c.image)
 }

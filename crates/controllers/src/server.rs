@@ -179,6 +179,7 @@ pub async fn run_server(
         resource_timeout: config.resource_timeout,
         terminating_timeout: config.terminating_resource_timeout,
         metrics: metrics.clone(),
+        fs_backup_timeout: config.fs_backup_timeout,
     };
     let schedule_config = crate::schedule::ScheduleControllerConfig {
         namespace: ns.clone(),

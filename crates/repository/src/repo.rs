@@ -89,6 +89,24 @@ impl VolumeRepository {
         password: &str,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, RepositoryError> {
+        Self::open_with(location, password, runtime, true)
+    }
+
+    /// Opens an existing repository; a missing one is an error (a restore must not create one).
+    pub fn open(
+        location: &RepositoryLocation,
+        password: &str,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, RepositoryError> {
+        Self::open_with(location, password, runtime, false)
+    }
+
+    fn open_with(
+        location: &RepositoryLocation,
+        password: &str,
+        runtime: tokio::runtime::Handle,
+        create: bool,
+    ) -> Result<Self, RepositoryError> {
         let backend =
             ObjectStoreBackend::new(location.store.clone(), location.root.clone(), runtime);
         let name = format!("{}", location.root);
@@ -118,6 +136,10 @@ impl VolumeRepository {
                     }
                 }
             })?
+        } else if !create {
+            return Err(RepositoryError::Invalid(format!(
+                "there is no repository at {name} in the backup storage location"
+            )));
         } else {
             tracing::info!(repository = %name, "initialising the repository");
             repo.init(

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::pod_volumes::PodVolumeData;
 use serde_json::{Map, Value};
 use velero_hooks::restore::RestoreHooks;
 
@@ -37,6 +38,10 @@ pub struct ActionContext<'a> {
     /// `restore-wait` container is inserted before them by the same seam.
     pub restore_hooks: Option<&'a RestoreHooks>,
     pub target_namespace: Option<&'a str>,
+    /// The backup's pod volume snapshots, and the item's backed-up namespace: a pod with some
+    /// gets the `restore-wait` init container first.
+    pub pod_volumes: Option<&'a PodVolumeData>,
+    pub source_namespace: Option<&'a str>,
 }
 
 /// An action's verdict on an item.
@@ -72,6 +77,12 @@ pub fn apply_builtin(group_resource: &str, item: &mut Value, ctx: &ActionContext
             return Verdict::Skip("the APIService is managed by the API server".into());
         }
         _ => {}
+    }
+    if group_resource == "pods"
+        && let (Some(volumes), Some(source)) = (ctx.pod_volumes, ctx.source_namespace)
+        && let Err(e) = volumes.add_restore_wait(item, source)
+    {
+        return Verdict::Fail(e);
     }
     if group_resource == "pods"
         && let (Some(hooks), Some(namespace)) = (ctx.restore_hooks, ctx.target_namespace)

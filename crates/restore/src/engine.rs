@@ -19,6 +19,7 @@ use crate::actions::{ActionContext, Verdict, apply_builtin};
 use crate::existing::{ExistingItem, Policy, existing};
 use crate::modifiers::ResourceModifiers;
 use crate::namespaces::TargetNamespaces;
+use crate::pod_volumes::{PodVolumeData, PodVolumeRestorer};
 use crate::priorities::{Priorities, restore_order};
 use crate::selection::{NAMESPACES, RestoreFilter};
 use crate::spool::{ItemKey, Spool, SpoolError, SpooledItem};
@@ -55,6 +56,10 @@ pub struct RestoreParams {
     /// How long exec hooks wait for their containers when none of a pod's hooks says
     /// (Velero waits without limit; we wait as long as an item operation may take).
     pub hook_wait_limit: Duration,
+    /// The backup's pod volume snapshots and the restore helper.
+    pub pod_volumes: PodVolumeData,
+    /// Creates restored pods' PodVolumeRestores; `None` restores no volume data.
+    pub pod_volume_restorer: Option<Arc<dyn PodVolumeRestorer>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -175,7 +180,7 @@ struct Ctx {
     volumes: Volumes,
     total: AtomicU64,
     done: AtomicU64,
-    /// Exec hooks of restored pods, running until their containers are up and the commands ran.
+    /// Work that outlives the items: restored pods' volume restores and exec hooks.
     exec_hooks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     hook_tracker: Arc<HookTracker>,
 }
@@ -728,6 +733,8 @@ async fn restore_claimed(
         service_accounts: service_accounts.as_ref(),
         restore_hooks: Some(&params.hooks),
         target_namespace: target,
+        pod_volumes: Some(&params.pod_volumes),
+        source_namespace: original_namespace,
     };
     match apply_builtin(group_resource, &mut item, &action_ctx) {
         Verdict::Restore => {}
@@ -816,9 +823,26 @@ async fn restore_claimed(
         wait_for_crd(ctx, &object_name, report).await;
     }
     if group_resource == kuberesource::PODS {
+        start_pod_volume_restores(ctx, original_namespace, &created);
         start_exec_hooks(ctx, &created);
     }
     Some((Action::Created, created_name))
+}
+
+/// The pod's PodVolumeRestores, created and awaited on a task of their own; the restore waits for
+/// them before it ends (Velero's `WaitForPodVolumeRestores` in the restore's `Finalizing`).
+fn start_pod_volume_restores(ctx: &Ctx, original_namespace: Option<&str>, pod: &Value) {
+    let (Some(restorer), Some(source)) = (&ctx.params.pod_volume_restorer, original_namespace)
+    else {
+        return;
+    };
+    let snapshots = ctx.params.pod_volumes.for_pod(source, pod);
+    if snapshots.is_empty() {
+        return;
+    }
+    let task =
+        tokio::spawn(restorer.restore(pod.clone(), source.to_string(), snapshots, ctx.log.clone()));
+    locked(&ctx.exec_hooks).push(task);
 }
 
 /// Velero's post-restore exec hooks: a task per restored pod with hooks, watching it until its

@@ -9,6 +9,7 @@ pub mod actions;
 pub mod engine;
 mod existing;
 mod namespaces;
+pub mod pod_volumes;
 pub mod priorities;
 pub mod selection;
 pub mod spool;

@@ -88,6 +88,130 @@ async fn running_pods(pods: &Api<Pod>, selector: &str) -> anyhow::Result<Vec<Pod
     }
 }
 
+async fn exec_sh(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    script: &str,
+) -> anyhow::Result<velero_cluster::exec::ExecOutput> {
+    let command = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+    Ok(velero_cluster::exec::exec_in_pod(
+        client,
+        namespace,
+        pod,
+        None,
+        &command,
+        Duration::from_secs(30),
+    )
+    .await?)
+}
+
+/// File-system backup and restore of a pod volume through the installed server, node-agent
+/// DaemonSet and restore helper: the restored pod's app container starts on its restored data.
+async fn volume_data_round_trip(
+    cluster: &ControlPlane,
+    kubeconfig: &Path,
+    client: &kube::Client,
+) -> anyhow::Result<()> {
+    kubectl_ok(cluster, &["create", "namespace", "files"])?;
+    // The app records what it finds at its start, then writes its data only if it is not there.
+    let script = "ls /data > /tmp/seen; cp /tmp/seen /data/seen-at-start; \
+        if [ ! -e /data/origin ]; then echo hello > /data/a.txt && head -c 2000000 /dev/urandom > /data/big.bin \
+        && mkdir /data/sub && for i in $(seq 1 100); do echo $i > /data/sub/f$i; done && echo written > /data/origin; fi; sleep 3600";
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "keeper", "namespace": "files", "labels": { "app": "keeper" },
+            "annotations": { "backup.velero.io/backup-volumes": "data" } },
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{ "name": "app", "image": velero_test_harness::BUSYBOX_IMAGE, "imagePullPolicy": "Never",
+                "command": ["sh", "-c", script], "volumeMounts": [{ "name": "data", "mountPath": "/data" }] }],
+            "volumes": [{ "name": "data", "emptyDir": {} }],
+        },
+    });
+    velero_test_harness::create_object(client, pod).await?;
+    let files: Api<Pod> = Api::namespaced(client.clone(), "files");
+    running_pods(&files, "app=keeper").await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while exec_sh(client, "files", "keeper", "test -e /data/origin")
+        .await?
+        .exit_code
+        != 0
+    {
+        ensure!(Instant::now() < deadline, "the app never wrote its data");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let fingerprint = "md5sum /data/big.bin /data/a.txt /data/sub/f77 && ls /data/sub | wc -l";
+    let before = exec_sh(client, "files", "keeper", fingerprint)
+        .await?
+        .stdout;
+
+    velero_ok(
+        kubeconfig,
+        &[
+            "backup",
+            "create",
+            "files",
+            "--include-namespaces",
+            "files",
+            "--wait",
+        ],
+    )?;
+    let described = velero_ok(kubeconfig, &["backup", "describe", "files"])?;
+    assert!(described.contains("Completed"), "{described}");
+    kubectl_ok(cluster, &["delete", "namespace", "files", "--wait=true"])?;
+
+    velero_ok(
+        kubeconfig,
+        &[
+            "restore",
+            "create",
+            "files-back",
+            "--from-backup",
+            "files",
+            "--wait",
+        ],
+    )?;
+    let restored = velero_ok(kubeconfig, &["restore", "describe", "files-back"])?;
+    assert!(restored.contains("Completed"), "{restored}");
+    let pod = running_pods(&files, "app=keeper").await?.remove(0);
+    let init: Vec<String> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+        .map(|c| format!("{} {}", c.name, c.image.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        init,
+        [format!("restore-wait {IMAGE}")],
+        "the restore helper from our image"
+    );
+    let after = exec_sh(client, "files", "keeper", fingerprint)
+        .await?
+        .stdout;
+    assert_eq!(
+        after, before,
+        "the restored volume holds the backed-up data"
+    );
+    let seen = exec_sh(
+        client,
+        "files",
+        "keeper",
+        "cat /data/seen-at-start; ls -a /data",
+    )
+    .await?
+    .stdout;
+    assert!(
+        seen.contains("big.bin"),
+        "the app started on restored data: {seen}"
+    );
+    assert!(
+        !seen.contains(".velero"),
+        "the helper removed its markers: {seen}"
+    );
+    Ok(())
+}
+
 /// A process on this machine whose command line holds every one of `words`, in order.
 fn find_process(words: &[&str]) -> Option<u32> {
     let needle: Vec<u8> = words.join("\0").into_bytes();
@@ -332,6 +456,8 @@ async fn velero_runs_in_the_cluster_from_its_image() -> anyhow::Result<()> {
         seen.contains(&agent_uid) && seen.contains(&web_uid),
         "/host_pods in the agent holds {seen:?}"
     );
+
+    volume_data_round_trip(&cluster, &kubeconfig, &client).await?;
 
     let usage = cluster.memory_usage();
     let total: u64 = usage.iter().map(|(_, b)| b).sum();

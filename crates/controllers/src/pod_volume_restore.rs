@@ -1,0 +1,234 @@
+//! The server's half of restoring pod volumes (Velero's pkg/podvolume/restorer.go): once a pod
+//! with backed-up volumes is created, one PodVolumeRestore per volume for the node agents, awaited
+//! before the restore ends; their failures are the restore's errors.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::Value;
+use velero_api::labels;
+use velero_api::v1::{
+    DataPathPhase, PodVolumeRestore, PodVolumeRestoreSpec, Restore, UploaderType,
+};
+use velero_report::{Level, OperationLog, locked};
+use velero_restore::pod_volumes::{PodVolumeRestorer, VolumeSnapshot};
+
+const POLL: Duration = Duration::from_millis(500);
+
+pub(crate) struct Restorer {
+    client: Client,
+    namespace: String,
+    restore: Restore,
+    timeout: Duration,
+}
+
+impl Restorer {
+    pub(crate) fn new(
+        client: Client,
+        namespace: &str,
+        restore: &Restore,
+        timeout: Duration,
+    ) -> Self {
+        Restorer {
+            client,
+            namespace: namespace.to_string(),
+            restore: restore.clone(),
+            timeout,
+        }
+    }
+}
+
+fn record(log: &Mutex<OperationLog>, level: Level, namespace: &str, message: &str) {
+    locked(log).record(level, Some(namespace), message);
+}
+
+async fn create(
+    client: &Client,
+    namespace: &str,
+    restore: &Restore,
+    pod: &Value,
+    source_namespace: &str,
+    snapshot: &VolumeSnapshot,
+) -> Result<String, String> {
+    let text = |p: &str| {
+        pod.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let restore_name = restore.name_any();
+    let restore_uid = restore.metadata.uid.clone().unwrap_or_default();
+    let mut pvr = PodVolumeRestore::new(
+        "",
+        PodVolumeRestoreSpec {
+            pod: ObjectReference {
+                kind: Some("Pod".into()),
+                namespace: Some(text("/metadata/namespace")),
+                name: Some(text("/metadata/name")),
+                uid: Some(text("/metadata/uid")),
+                ..Default::default()
+            },
+            volume: snapshot.volume.clone(),
+            backup_storage_location: snapshot.location.clone(),
+            repo_identifier: snapshot.repo_identifier.clone(),
+            uploader_type: UploaderType::Restic,
+            snapshot_id: snapshot.snapshot_id.clone(),
+            source_namespace: source_namespace.to_string(),
+            uploader_settings: None,
+            cancel: None,
+            snapshot_size: snapshot.size,
+        },
+    );
+    pvr.metadata.name = None;
+    pvr.metadata.generate_name = Some(format!("{restore_name}-"));
+    pvr.metadata.namespace = Some(namespace.to_string());
+    pvr.metadata.labels = Some(BTreeMap::from([
+        (
+            labels::RESTORE_NAME.to_string(),
+            labels::valid_label_value(&restore_name),
+        ),
+        (labels::RESTORE_UID.to_string(), restore_uid.clone()),
+        ("velero.io/pod-uid".to_string(), text("/metadata/uid")),
+    ]));
+    pvr.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "velero.io/v1".into(),
+        kind: "Restore".into(),
+        name: restore_name,
+        uid: restore_uid,
+        controller: Some(true),
+        ..Default::default()
+    }]);
+    let api: Api<PodVolumeRestore> = Api::namespaced(client.clone(), namespace);
+    api.create(&PostParams::default(), &pvr)
+        .await
+        .map(|created| created.name_any())
+        .map_err(|e| {
+            format!(
+                "creating the PodVolumeRestore of volume {}: {e}",
+                snapshot.volume
+            )
+        })
+}
+
+async fn wait(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<PodVolumeRestore, String> {
+    let api: Api<PodVolumeRestore> = Api::namespaced(client.clone(), namespace);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match api.get_opt(name).await {
+            Ok(Some(pvr)) => {
+                let phase = pvr.status.as_ref().and_then(|s| s.phase);
+                if matches!(
+                    phase,
+                    Some(
+                        DataPathPhase::Completed | DataPathPhase::Failed | DataPathPhase::Canceled
+                    )
+                ) {
+                    return Ok(pvr);
+                }
+            }
+            Ok(None) => return Err(format!("PodVolumeRestore {name} was deleted")),
+            Err(e) => tracing::debug!(pvr = %name, "reading a PodVolumeRestore: {e}"),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "timed out after {} waiting for PodVolumeRestore {name} (is the node agent running on the pod's node?)",
+                velero_api::Duration::from(timeout)
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+impl PodVolumeRestorer for Restorer {
+    fn restore(
+        &self,
+        pod: Value,
+        source_namespace: String,
+        volumes: Vec<VolumeSnapshot>,
+        log: Arc<Mutex<OperationLog>>,
+    ) -> futures::future::BoxFuture<'static, ()> {
+        let (client, namespace, restore, timeout) = (
+            self.client.clone(),
+            self.namespace.clone(),
+            self.restore.clone(),
+            self.timeout,
+        );
+        Box::pin(async move {
+            let target = pod
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let pod_name = pod
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let mut created = Vec::new();
+            for snapshot in &volumes {
+                match create(
+                    &client,
+                    &namespace,
+                    &restore,
+                    &pod,
+                    &source_namespace,
+                    snapshot,
+                )
+                .await
+                {
+                    Ok(name) => created.push((snapshot.volume.clone(), name)),
+                    Err(e) => record(
+                        &log,
+                        Level::Error,
+                        &target,
+                        &format!("pod {target}/{pod_name}: {e}"),
+                    ),
+                }
+            }
+            for (volume, name) in created {
+                match wait(&client, &namespace, &name, timeout).await {
+                    Ok(pvr)
+                        if pvr.status.as_ref().and_then(|s| s.phase)
+                            == Some(DataPathPhase::Completed) =>
+                    {
+                        record(
+                            &log,
+                            Level::Info,
+                            &target,
+                            &format!(
+                                "Restored volume {volume} of pod {target}/{pod_name} (PodVolumeRestore {name})"
+                            ),
+                        );
+                    }
+                    Ok(pvr) => {
+                        let message = pvr.status.and_then(|s| s.message).unwrap_or_default();
+                        record(
+                            &log,
+                            Level::Error,
+                            &target,
+                            &format!(
+                                "pod volume restore failed: volume {volume} of pod {target}/{pod_name} (PodVolumeRestore {name}): {message}"
+                            ),
+                        );
+                    }
+                    Err(e) => record(
+                        &log,
+                        Level::Error,
+                        &target,
+                        &format!("pod {target}/{pod_name}: {e}"),
+                    ),
+                }
+            }
+        })
+    }
+}
