@@ -12,12 +12,14 @@ use crate::table;
 pub(crate) struct Extras {
     pub(crate) resource_list: Option<Result<serde_json::Value, String>>,
     pub(crate) results: Option<Result<serde_json::Value, String>>,
+    /// The backup's PodVolumeBackups in the cluster (listed by its label, as Velero does).
+    pub(crate) pod_volume_backups: Vec<velero_api::v1::PodVolumeBackup>,
 }
 
 /// Velero's `DescribeBackup` layout: the Backup object, then, with `details`, the files fetched.
 pub(crate) fn describe_backup(b: &Backup, extras: &Extras, details: bool) -> String {
     let mut out = String::new();
-    describe_one(b, &mut out);
+    describe_one(b, &extras.pod_volume_backups, details, &mut out);
     if !details {
         return out;
     }
@@ -56,7 +58,12 @@ pub(crate) fn describe_backup(b: &Backup, extras: &Extras, details: bool) -> Str
 }
 
 /// Velero's `DescribeBackup`, for what the Backup object itself holds.
-fn describe_one(b: &Backup, out: &mut String) {
+fn describe_one(
+    b: &Backup,
+    pvbs: &[velero_api::v1::PodVolumeBackup],
+    details: bool,
+    out: &mut String,
+) {
     let status = b.status.clone().unwrap_or_default();
     let spec = &b.spec;
     let mut d = Describer::default();
@@ -122,7 +129,11 @@ fn describe_one(b: &Backup, out: &mut String) {
     ));
     d.line("");
     d.line("Backup Volumes:");
-    d.line("\t<none included>");
+    if pvbs.is_empty() {
+        d.line("\t<none included>");
+    } else {
+        describe_pod_volume_backups(&mut d, pvbs, details);
+    }
     d.line("");
     let hook_status = status.hook_status.clone().unwrap_or_default();
     d.line(format_args!(
@@ -134,6 +145,57 @@ fn describe_one(b: &Backup, out: &mut String) {
         hook_status.hooks_failed.unwrap_or(0)
     ));
     out.push_str(&d.finish());
+}
+
+/// Velero's `describePodVolumeBackups`, after the snapshot kinds velero-rs does not take yet.
+fn describe_pod_volume_backups(
+    d: &mut Describer,
+    pvbs: &[velero_api::v1::PodVolumeBackup],
+    details: bool,
+) {
+    use velero_api::v1::DataPathPhase::*;
+    d.line("\tVelero-Native Snapshots: <none included>");
+    d.line("");
+    d.line("\tCSI Snapshots: <none included>");
+    d.line("");
+    let uploader = serde_json::to_value(pvbs[0].spec.uploader_type)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    if details {
+        d.line(format_args!("\tPod Volume Backups - {uploader}:"));
+    } else {
+        d.line(format_args!(
+            "\tPod Volume Backups - {uploader} (specify --details for more information):"
+        ));
+    }
+    let rows: Vec<super::PodVolumeRow> = pvbs
+        .iter()
+        .filter_map(|pvb| {
+            let status = pvb.status.clone().unwrap_or_default();
+            let group = match status.phase {
+                Some(Completed) => "Completed",
+                Some(Failed) => "Failed",
+                Some(InProgress) => "In Progress",
+                Some(Canceled) => "Canceled",
+                Some(New) | None => "New",
+                // Velero lists no other phase.
+                _ => return None,
+            };
+            Some(super::PodVolumeRow {
+                pod: format!(
+                    "{}/{}",
+                    pvb.spec.pod.namespace.as_deref().unwrap_or_default(),
+                    pvb.spec.pod.name.as_deref().unwrap_or_default()
+                ),
+                volume: pvb.spec.volume.clone(),
+                group,
+                progress: status.progress.unwrap_or_default(),
+            })
+        })
+        .collect();
+    let groups = ["Completed", "Failed", "In Progress", "Canceled", "New"];
+    super::describe_pod_volumes(d, &rows, &groups, "\t\t", details);
 }
 
 /// The resource policy and uploader settings Velero shows under a backup's or schedule's phase.
@@ -414,6 +476,50 @@ mod tests {
     }
 
     #[test]
+    fn pod_volume_backups_are_counted_or_listed_by_pod() {
+        use velero_api::v1::{DataPathPhase, PodVolumeBackup, PodVolumeBackupStatus, UploaderType};
+        let pvb = |pod: &str, volume: &str, phase: DataPathPhase, total: i64| {
+            let mut p = PodVolumeBackup::new("x", Default::default());
+            p.spec.pod.namespace = Some("shop".into());
+            p.spec.pod.name = Some(pod.into());
+            p.spec.volume = volume.into();
+            p.spec.uploader_type = UploaderType::Restic;
+            p.status = Some(PodVolumeBackupStatus {
+                phase: Some(phase),
+                progress: Some(velero_api::DataMoveOperationProgress {
+                    total_bytes: Some(total),
+                    bytes_done: Some(total / 4),
+                }),
+                ..Default::default()
+            });
+            p
+        };
+        let pvbs = [
+            pvb("web-0", "data", DataPathPhase::Completed, 2048),
+            pvb("web-0", "cache", DataPathPhase::Completed, 10),
+            pvb("web-1", "data", DataPathPhase::InProgress, 400),
+            pvb("db-0", "data", DataPathPhase::Failed, 0),
+        ];
+        let backup = Backup::new("nightly", BackupSpec::default());
+        let mut short = String::new();
+        describe_one(&backup, &pvbs, false, &mut short);
+        assert!(
+            short.contains(
+                "Backup Volumes:\n  Velero-Native Snapshots: <none included>\n\n  CSI Snapshots: <none included>\n\n  Pod Volume Backups - restic (specify --details for more information):\n    Completed:    2\n    Failed:       1\n    In Progress:  1\n"
+            ),
+            "{short}"
+        );
+        let mut long = String::new();
+        describe_one(&backup, &pvbs, true, &mut long);
+        assert!(
+            long.contains(
+                "  Pod Volume Backups - restic:\n    Completed:\n      shop/web-0: cache (size: 10), data (size: 2048)\n    Failed:\n      shop/db-0: data\n    In Progress:\n      shop/web-1: data (25.00%)\n"
+            ),
+            "{long}"
+        );
+    }
+
+    #[test]
     fn details_show_the_fetched_files_after_the_object() {
         let mut backup = Backup::new("nightly", BackupSpec::default());
         backup.status = Some(velero_api::v1::BackupStatus {
@@ -421,11 +527,12 @@ mod tests {
             ..Default::default()
         });
         let mut object = String::new();
-        describe_one(&backup, &mut object);
+        describe_one(&backup, &[], false, &mut object);
         assert_eq!(describe_backup(&backup, &Extras::default(), true), object);
 
         let warnings = serde_json::json!({"namespaces": {"shop": ["could not back up x"]}});
         let extras = Extras {
+            pod_volume_backups: Vec::new(),
             resource_list: Some(Ok(
                 serde_json::json!({"v1/Pod": ["shop/web-0", "shop/web-1"]}),
             )),
@@ -444,6 +551,7 @@ mod tests {
         );
 
         let failed = Extras {
+            pod_volume_backups: Vec::new(),
             resource_list: Some(Err("timed out".into())),
             results: Some(Err("timed out".into())),
         };

@@ -1,7 +1,5 @@
 //! Velero's `restore describe` layout.
 
-use std::collections::BTreeMap;
-
 use kube::ResourceExt;
 use velero_api::v1::{PodVolumeRestore, Restore, RestorePhase};
 
@@ -260,6 +258,8 @@ const PVR_GROUPS: [&str; 7] = [
     "New",
 ];
 
+use super::{PodVolumeRow, describe_pod_volumes};
+
 fn pvr_group(pvr: &PodVolumeRestore) -> Option<&'static str> {
     use velero_api::v1::DataPathPhase::*;
     match pvr.status.as_ref().and_then(|s| s.phase) {
@@ -288,48 +288,23 @@ fn describe_pod_volume_restores(d: &mut Describer, pvrs: &[PodVolumeRestore], de
             "{uploader} Restores (specify --details for more information):"
         ));
     }
-    for group in PVR_GROUPS {
-        let members: Vec<&PodVolumeRestore> = pvrs
-            .iter()
-            .filter(|p| pvr_group(p) == Some(group))
-            .collect();
-        if members.is_empty() {
-            continue;
-        }
-        if !details {
-            d.line(format_args!("\t{group}:\t{}", members.len()));
-            continue;
-        }
-        let mut by_pod: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for pvr in members {
-            let pod = format!(
-                "{}/{}",
-                pvr.spec.pod.namespace.as_deref().unwrap_or_default(),
-                pvr.spec.pod.name.as_deref().unwrap_or_default()
-            );
-            let progress = pvr
-                .status
-                .as_ref()
-                .and_then(|s| s.progress.clone())
-                .unwrap_or_default();
-            let total = progress.total_bytes.unwrap_or(0);
-            let volume = match group {
-                "In Progress" if total != 0 => format!(
-                    "{} ({:.2}%)",
-                    pvr.spec.volume,
-                    progress.bytes_done.unwrap_or(0) as f64 / total as f64 * 100.0
+    let rows: Vec<PodVolumeRow> = pvrs
+        .iter()
+        .filter_map(|pvr| {
+            let status = pvr.status.clone().unwrap_or_default();
+            Some(PodVolumeRow {
+                pod: format!(
+                    "{}/{}",
+                    pvr.spec.pod.namespace.as_deref().unwrap_or_default(),
+                    pvr.spec.pod.name.as_deref().unwrap_or_default()
                 ),
-                "Completed" if total > 0 => format!("{} (size: {total})", pvr.spec.volume),
-                _ => pvr.spec.volume.clone(),
-            };
-            by_pod.entry(pod).or_default().push(volume);
-        }
-        d.line(format_args!("\t{group}:"));
-        for (pod, mut volumes) in by_pod {
-            volumes.sort();
-            d.line(format_args!("\t\t{pod}: {}", volumes.join(", ")));
-        }
-    }
+                volume: pvr.spec.volume.clone(),
+                group: pvr_group(pvr)?,
+                progress: status.progress.unwrap_or_default(),
+            })
+        })
+        .collect();
+    describe_pod_volumes(d, &rows, &PVR_GROUPS, "\t", details);
 }
 
 fn describe_csi_restores(d: &mut Describer, entries: &[serde_json::Value], details: bool) {

@@ -157,8 +157,13 @@ async fn volume_data_round_trip(
             "--wait",
         ],
     )?;
-    let described = velero_ok(kubeconfig, &["backup", "describe", "files"])?;
+    let described = velero_ok(kubeconfig, &["backup", "describe", "files", "--details"])?;
     assert!(described.contains("Completed"), "{described}");
+    assert!(
+        described.contains("Pod Volume Backups - restic:")
+            && described.contains("files/keeper: data (size: "),
+        "{described}"
+    );
     kubectl_ok(cluster, &["delete", "namespace", "files", "--wait=true"])?;
 
     velero_ok(

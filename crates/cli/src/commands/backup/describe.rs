@@ -55,7 +55,27 @@ async fn extras(client: &kube::Client, namespace: &str, name: &str, tls: &TlsOpt
     Extras {
         resource_list,
         results,
+        pod_volume_backups: Vec::new(),
     }
+}
+
+/// The backup's PodVolumeBackups; none when they cannot be listed (describe shows the rest).
+async fn pod_volume_backups(
+    client: &kube::Client,
+    namespace: &str,
+    backup: &str,
+) -> Vec<velero_api::v1::PodVolumeBackup> {
+    let api: kube::Api<velero_api::v1::PodVolumeBackup> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let selector = format!(
+        "{}={}",
+        velero_api::labels::BACKUP_NAME,
+        velero_api::labels::valid_label_value(backup)
+    );
+    api.list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map(|list| list.items)
+        .unwrap_or_default()
 }
 
 pub(super) async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow::Result<()> {
@@ -84,13 +104,15 @@ pub(super) async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow:
                     BackupPhase::Completed | BackupPhase::PartiallyFailed | BackupPhase::Failed
                 )
             });
-        let extras = if args.details && done {
-            let client = global.client().await?;
-            let namespace = global.namespace();
+        let client = global.client().await?;
+        let namespace = global.namespace();
+        let mut extras = if args.details && done {
             extras(&client, &namespace, &backup.name_any(), &args.tls).await
         } else {
             Extras::default()
         };
+        extras.pod_volume_backups =
+            pod_volume_backups(&client, &namespace, &backup.name_any()).await;
         let out = describe_backup(backup, &extras, args.details);
         if !first {
             println!("\n");
