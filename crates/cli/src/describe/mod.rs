@@ -256,6 +256,57 @@ fn write_lines(
     }
 }
 
+/// One pod volume's backup or restore, as the describe commands list them.
+pub(crate) struct PodVolumeRow {
+    /// `namespace/name` of the pod.
+    pub(crate) pod: String,
+    pub(crate) volume: String,
+    /// The phase group it is listed under ("Completed", "In Progress", ...).
+    pub(crate) group: &'static str,
+    pub(crate) progress: velero_api::DataMoveOperationProgress,
+}
+
+/// Velero's listing of pod volume backups and restores: per group (in `groups`' order) a count,
+/// or with `details` the volumes of each pod, with the percentage done of those in progress and
+/// the size of those completed.
+pub(crate) fn describe_pod_volumes(
+    d: &mut Describer,
+    rows: &[PodVolumeRow],
+    groups: &[&str],
+    prefix: &str,
+    details: bool,
+) {
+    for group in groups {
+        let members: Vec<&PodVolumeRow> = rows.iter().filter(|r| r.group == *group).collect();
+        if members.is_empty() {
+            continue;
+        }
+        if !details {
+            d.line(format_args!("{prefix}{group}:\t{}", members.len()));
+            continue;
+        }
+        let mut by_pod: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for row in members {
+            let total = row.progress.total_bytes.unwrap_or(0);
+            let volume = match *group {
+                "In Progress" if total != 0 => format!(
+                    "{} ({:.2}%)",
+                    row.volume,
+                    row.progress.bytes_done.unwrap_or(0) as f64 / total as f64 * 100.0
+                ),
+                "Completed" if total > 0 => format!("{} (size: {total})", row.volume),
+                _ => row.volume.clone(),
+            };
+            by_pod.entry(&row.pod).or_default().push(volume);
+        }
+        d.line(format_args!("{prefix}{group}:"));
+        for (pod, mut volumes) in by_pod {
+            volumes.sort();
+            d.line(format_args!("{prefix}\t{pod}: {}", volumes.join(", ")));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,56 +417,5 @@ mod tests {
         assert_eq!(list_or(Some(&vec!["a".into(), "b".into()]), "*"), "a, b");
         assert_eq!(bool_or(None, "f", "t", "auto"), "auto");
         assert_eq!(bool_or(Some(false), "f", "t", "auto"), "f");
-    }
-}
-
-/// One pod volume's backup or restore, as the describe commands list them.
-pub(crate) struct PodVolumeRow {
-    /// `namespace/name` of the pod.
-    pub(crate) pod: String,
-    pub(crate) volume: String,
-    /// The phase group it is listed under ("Completed", "In Progress", ...).
-    pub(crate) group: &'static str,
-    pub(crate) progress: velero_api::DataMoveOperationProgress,
-}
-
-/// Velero's listing of pod volume backups and restores: per group (in `groups`' order) a count,
-/// or with `details` the volumes of each pod, with the percentage done of those in progress and
-/// the size of those completed.
-pub(crate) fn describe_pod_volumes(
-    d: &mut Describer,
-    rows: &[PodVolumeRow],
-    groups: &[&str],
-    prefix: &str,
-    details: bool,
-) {
-    for group in groups {
-        let members: Vec<&PodVolumeRow> = rows.iter().filter(|r| r.group == *group).collect();
-        if members.is_empty() {
-            continue;
-        }
-        if !details {
-            d.line(format_args!("{prefix}{group}:\t{}", members.len()));
-            continue;
-        }
-        let mut by_pod: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for row in members {
-            let total = row.progress.total_bytes.unwrap_or(0);
-            let volume = match *group {
-                "In Progress" if total != 0 => format!(
-                    "{} ({:.2}%)",
-                    row.volume,
-                    row.progress.bytes_done.unwrap_or(0) as f64 / total as f64 * 100.0
-                ),
-                "Completed" if total > 0 => format!("{} (size: {total})", row.volume),
-                _ => row.volume.clone(),
-            };
-            by_pod.entry(&row.pod).or_default().push(volume);
-        }
-        d.line(format_args!("{prefix}{group}:"));
-        for (pod, mut volumes) in by_pod {
-            volumes.sort();
-            d.line(format_args!("{prefix}\t{pod}: {}", volumes.join(", ")));
-        }
     }
 }
