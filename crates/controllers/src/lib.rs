@@ -63,6 +63,19 @@ pub(crate) async fn fail_interrupted<K>(
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
+    fail_interrupted_with(api, running, "failureReason", reason).await
+}
+
+/// [`fail_interrupted`] for kinds that keep the reason in another status field (`message`).
+pub(crate) async fn fail_interrupted_with<K>(
+    api: &kube::Api<K>,
+    running: impl Fn(&K) -> bool,
+    reason_field: &str,
+    reason: &str,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     use kube::ResourceExt;
     for object in api.list(&Default::default()).await? {
         if !running(&object) {
@@ -72,7 +85,7 @@ where
         tracing::warn!(%name, "{reason}");
         let body = serde_json::json!({ "status": {
             "phase": "Failed",
-            "failureReason": reason,
+            reason_field: reason,
             "completionTimestamp": now(),
         }});
         if let Err(e) = api

@@ -124,6 +124,7 @@ pub async fn run_node_agent(
         &config.node_name,
         &config.host_pods,
     );
+    crate::pod_volume_agent::fail_interrupted(&agent).await;
     let agent = std::sync::Arc::new(agent);
     let backups = tokio::spawn(crate::pod_volume_agent::run(agent.clone()));
     let restores = tokio::spawn(crate::pod_volume_agent::run_restores(agent));

@@ -41,6 +41,35 @@ impl AgentCtx {
 #[error("{0}")]
 pub(crate) struct AgentError(String);
 
+/// Velero's node agent at start: this node's volume backups and restores that a previous agent
+/// left running are Failed (nothing resumes them), so their backups and restores end.
+pub(crate) async fn fail_interrupted(ctx: &AgentCtx) {
+    let running = |phase: Option<DataPathPhase>| {
+        matches!(
+            phase,
+            Some(DataPathPhase::InProgress | DataPathPhase::Accepted | DataPathPhase::Prepared)
+        )
+    };
+    let backups: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let reason = "found a podvolumebackup with status \"InProgress\" during the server starting, mark it as \"Failed\"";
+    let mine = |p: &PodVolumeBackup| {
+        p.spec.node == ctx.node && running(p.status.as_ref().and_then(|s| s.phase))
+    };
+    if let Err(e) = crate::fail_interrupted_with(&backups, mine, "message", reason).await {
+        tracing::warn!("marking interrupted PodVolumeBackups Failed: {e}");
+    }
+    let restores: Api<PodVolumeRestore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let reason = "found a podvolumerestore with status \"InProgress\" during the server starting, mark it as \"Failed\"";
+    let mine = |p: &PodVolumeRestore| {
+        let status = p.status.as_ref();
+        status.and_then(|s| s.node.as_deref()) == Some(ctx.node.as_str())
+            && running(status.and_then(|s| s.phase))
+    };
+    if let Err(e) = crate::fail_interrupted_with(&restores, mine, "message", reason).await {
+        tracing::warn!("marking interrupted PodVolumeRestores Failed: {e}");
+    }
+}
+
 pub(crate) async fn run(ctx: Arc<AgentCtx>) {
     let api: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     crate::run_controller("pod volume backup", api, ctx, reconcile).await;

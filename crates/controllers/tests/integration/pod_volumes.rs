@@ -203,5 +203,47 @@ async fn a_pod_volume_is_backed_up_by_the_node_agent_and_restic_restores_it() ->
     velero_test_harness::tree::same_tree(&volume, &out.path().join(volume.strip_prefix("/")?))
         .map_err(anyhow::Error::msg)?;
     restic(&repo_dir, &password, &["check"])?;
+
+    // A volume backup a stopped agent left InProgress is Failed by the next agent on its node.
+    let mut interrupted = pvb.clone();
+    interrupted.metadata = kube::api::ObjectMeta {
+        name: Some("interrupted".into()),
+        namespace: Some("velero".into()),
+        ..Default::default()
+    };
+    interrupted.status = Some(velero_api::v1::PodVolumeBackupStatus {
+        phase: Some(DataPathPhase::InProgress),
+        ..Default::default()
+    });
+    pvbs.create(&Default::default(), &interrupted).await?;
+    let restarted = velero_controllers::node_agent::NodeAgentConfig {
+        node_name: NODE_NAME.into(),
+        namespace: "velero".into(),
+        host_pods: kubelet_root.join("pods"),
+        pod_uid: None,
+        metrics_address: "127.0.0.1:0".parse()?,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let second = tokio::spawn(velero_controllers::node_agent::run_node_agent(
+        c.clone(),
+        restarted,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let failed = wait_for("the interrupted PodVolumeBackup to be Failed", || async {
+        let p = pvbs.get("interrupted").await.ok()?;
+        let status = p.status?;
+        (status.phase == Some(DataPathPhase::Failed)).then_some(status)
+    })
+    .await?;
+    assert!(
+        failed
+            .message
+            .unwrap_or_default()
+            .contains("during the server starting")
+    );
+    let _ = stop.send(());
+    second.await??;
     Ok(())
 }
