@@ -57,6 +57,9 @@ enum Command {
     /// Work with snapshot locations
     #[command(subcommand, name = "snapshot-location")]
     SnapshotLocation(commands::snapshot_location::SnapshotLocationCommand),
+    /// Work with repositories
+    #[command(subcommand)]
+    Repo(commands::repo::RepoCommand),
     /// Run the velero server
     Server(commands::server::ServerArgs),
     /// Work with node-agent
@@ -122,6 +125,7 @@ fn main() -> std::process::ExitCode {
             Command::SnapshotLocation(command) => {
                 commands::snapshot_location::run(&cli.global, command).await
             }
+            Command::Repo(command) => commands::repo::run(&cli.global, command).await,
             Command::Server(args) => commands::server::run(&cli.global, args).await,
             Command::NodeAgent(command) => commands::node_agent::run(&cli.global, command).await,
         }

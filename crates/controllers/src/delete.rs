@@ -1,5 +1,6 @@
 //! DeleteBackupRequests: remove a backup's objects from its location, then the Backup itself.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -162,7 +163,12 @@ async fn reconcile(
     if let Some(l) = &location {
         match locations::open_store(&ctx.client, &ctx.namespace, l).await {
             Ok(store) => {
-                if let Err(e) = store.delete_backup(&backup_name).await {
+                // The volume data first (Velero's order): if its repository cannot be reached, the
+                // backup stays, to be deleted again, rather than leave snapshots nothing names.
+                errors.extend(forget_pod_volume_snapshots(&ctx, &store, &backup_name).await);
+                if errors.is_empty()
+                    && let Err(e) = store.delete_backup(&backup_name).await
+                {
                     errors.push(format!("error deleting backup from backup storage: {e}"));
                 }
             }
@@ -222,6 +228,70 @@ async fn reconcile(
         }
     }
     Ok(Action::await_change())
+}
+
+/// Forgets the snapshots of the backup's PodVolumeBackups in their namespaces' repositories
+/// (Velero's `deletePodVolumeSnapshots`); their data goes at the repository's next maintenance.
+async fn forget_pod_volume_snapshots(
+    ctx: &Ctx,
+    store: &velero_storage::BackupStore,
+    backup_name: &str,
+) -> Vec<String> {
+    let api: Api<velero_api::v1::PodVolumeBackup> =
+        Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let selector = format!(
+        "{}={}",
+        labels::BACKUP_NAME,
+        labels::valid_label_value(backup_name)
+    );
+    let pvbs = match api.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => list.items,
+        Err(e) => {
+            return vec![format!(
+                "error listing the pod volume backups of {backup_name}: {e}"
+            )];
+        }
+    };
+    let mut by_namespace: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pvb in pvbs {
+        let snapshot = pvb
+            .status
+            .and_then(|s| s.snapshot_id)
+            .filter(|s| !s.is_empty());
+        if let (Some(ns), Some(snapshot)) = (pvb.spec.pod.namespace, snapshot) {
+            by_namespace.entry(ns).or_default().push(snapshot);
+        }
+    }
+    if by_namespace.is_empty() {
+        return Vec::new();
+    }
+    let password = match velero_podvolume::read_password(&ctx.client, &ctx.namespace).await {
+        Ok(p) => p,
+        Err(e) => return vec![format!("error deleting pod volume snapshots: {e}")],
+    };
+    let mut errors = Vec::new();
+    for (namespace, snapshots) in by_namespace {
+        let location = crate::repositories::location_in(store, &namespace);
+        let count = snapshots.len();
+        let forgot = crate::repositories::with_repository(
+            location,
+            password.clone(),
+            crate::repositories::Open::Existing,
+            move |repo| repo.forget(&snapshots),
+        )
+        .await;
+        match forgot {
+            Ok(()) => {
+                tracing::info!(backup = %backup_name, %namespace, count, "forgot pod volume snapshots")
+            }
+            // Gone with its repository already: nothing left to forget.
+            Err(velero_repository::RepositoryError::Missing(_)) => {}
+            Err(e) => errors.push(format!(
+                "error deleting the pod volume snapshots of namespace {namespace}: {e}"
+            )),
+        }
+    }
+    errors
 }
 
 /// Velero deletes the Restores made from a deleted backup (their finalizer removes their files)

@@ -11,7 +11,9 @@ use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::v1::{DataPathPhase, PodVolumeBackup, PodVolumeRestore};
-use velero_repository::{RepositoryLocation, SnapshotInfo, VolumeRepository};
+use velero_repository::{RepositoryLocation, SnapshotInfo};
+
+use crate::repositories::{Open, with_repository};
 
 /// Volumes of one node backed up at once. Velero runs one (`loadConcurrency`); reading is cheap
 /// next to hashing and compressing, which use every core anyway.
@@ -200,20 +202,13 @@ async fn repository(
     let store = crate::locations::open_store(&ctx.client, &ctx.namespace, &bsl)
         .await
         .map_err(|e| e.to_string())?;
-    let root = format!(
-        "{}{}",
-        store.layout().root(),
-        velero_podvolume::repository_prefix(volume_namespace)
-    );
     let password = velero_podvolume::read_password(&ctx.client, &ctx.namespace)
         .await
         .map_err(|e| e.to_string())?;
-    let location = RepositoryLocation {
-        store: store.store().clone(),
-        root: root.into(),
-        cache_dir: None,
-    };
-    Ok((location, password))
+    Ok((
+        crate::repositories::location_in(&store, volume_namespace),
+        password,
+    ))
 }
 
 async fn back_up(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<(PathBuf, SnapshotInfo), String> {
@@ -227,15 +222,12 @@ async fn back_up(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<(PathBuf, Snap
         .flatten()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    let runtime = tokio::runtime::Handle::current();
     let source = path.clone();
-    let snapshot = tokio::task::spawn_blocking(move || {
-        let repo = VolumeRepository::open_or_init(&location, &password, runtime)?;
+    let snapshot = with_repository(location, password, Open::OrInit, move |repo| {
         repo.backup(&source, "velero", &tags, None)
             .map(|(_, snap)| snap)
     })
     .await
-    .map_err(|e| format!("the backup task ended abnormally: {e}"))?
     .map_err(|e| e.to_string())?;
     Ok((path, snapshot))
 }
@@ -327,7 +319,8 @@ async fn restore(ctx: &AgentCtx, pvr: &PodVolumeRestore) -> Result<(), String> {
         &pvr.spec.backup_storage_location,
         &pvr.spec.source_namespace,
     )
-    .await?;
+    .await
+    .map_err(|e| e.to_string())?;
     let restore_uid = pvr
         .metadata
         .labels
@@ -335,13 +328,11 @@ async fn restore(ctx: &AgentCtx, pvr: &PodVolumeRestore) -> Result<(), String> {
         .and_then(|l| l.get(velero_api::labels::RESTORE_UID))
         .cloned()
         .ok_or_else(|| "the PodVolumeRestore has no velero.io/restore-uid label".to_string())?;
-    let runtime = tokio::runtime::Handle::current();
     let (snapshot, target) = (pvr.spec.snapshot_id.clone(), dir.clone());
-    tokio::task::spawn_blocking(move || {
-        VolumeRepository::open(&location, &password, runtime)?.restore(&snapshot, &target)
+    with_repository(location, password, Open::Existing, move |repo| {
+        repo.restore(&snapshot, &target).map(|_| ())
     })
     .await
-    .map_err(|e| format!("the restore task ended abnormally: {e}"))?
     .map_err(|e| e.to_string())?;
     // The helper runs as the app's user, not root, and removes the markers once it sees them all.
     use std::os::unix::fs::PermissionsExt as _;

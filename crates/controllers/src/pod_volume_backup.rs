@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::repositories::Open;
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -18,7 +19,6 @@ use velero_api::v1::{
     PodVolumeBackup, PodVolumeBackupSpec, UploaderType,
 };
 use velero_report::{Context, OperationLog, locked};
-use velero_repository::{RepositoryLocation, VolumeRepository};
 
 /// How often the state of running PodVolumeBackups is read.
 const POLL: Duration = Duration::from_millis(500);
@@ -135,31 +135,21 @@ impl PodVolumeBackupper {
         initialised.map_err(|e| format!("repository {name} is not ready: {e}"))
     }
 
-    /// The repository's key prefix inside the location.
+    /// The repository's key prefix inside the location (Velero's repository identifier).
     fn repository_root(&self, volume_namespace: &str) -> String {
-        format!(
-            "{}{}",
-            self.store.layout().root(),
-            velero_podvolume::repository_prefix(volume_namespace)
-        )
+        crate::repositories::location_in(&self.store, volume_namespace)
+            .root
+            .to_string()
     }
 
     async fn initialise(&self, volume_namespace: &str) -> Result<(), String> {
         let password = velero_podvolume::ensure_password(&self.client, &self.namespace)
             .await
             .map_err(|e| e.to_string())?;
-        let location = RepositoryLocation {
-            store: self.store.store().clone(),
-            root: self.repository_root(volume_namespace).into(),
-            cache_dir: None,
-        };
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            VolumeRepository::open_or_init(&location, &password, runtime).map(|_| ())
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+        let location = crate::repositories::location_in(&self.store, volume_namespace);
+        crate::repositories::with_repository(location, password, Open::OrInit, |_| Ok(()))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn claim_uid(&self, namespace: &str, claim: &str) -> Option<String> {

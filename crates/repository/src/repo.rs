@@ -29,6 +29,9 @@ pub enum RepositoryError {
         #[source]
         source: Box<RusticError>,
     },
+    /// No repository at the location (nothing was ever backed up from that namespace there).
+    #[error("there is no repository at {0} in the backup storage location")]
+    Missing(String),
     #[error("{0}")]
     Invalid(String),
 }
@@ -137,9 +140,7 @@ impl VolumeRepository {
                 }
             })?
         } else if !create {
-            return Err(RepositoryError::Invalid(format!(
-                "there is no repository at {name} in the backup storage location"
-            )));
+            return Err(RepositoryError::Missing(name));
         } else {
             tracing::info!(repository = %name, "initialising the repository");
             repo.init(

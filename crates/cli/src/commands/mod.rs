@@ -3,6 +3,7 @@ pub mod completion;
 pub mod install;
 pub mod location;
 pub mod node_agent;
+pub mod repo;
 pub mod restore;
 pub mod schedule;
 pub mod server;

@@ -204,6 +204,91 @@ async fn a_pod_volume_is_backed_up_by_the_node_agent_and_restic_restores_it() ->
         .map_err(anyhow::Error::msg)?;
     restic(&repo_dir, &password, &["check"])?;
 
+    // A second backup of the unchanged volume adds next to nothing.
+    let b = support::backup_ended(c, "vol2", json!({ "includedNamespaces": [NS] })).await?;
+    assert_eq!(
+        b.status.as_ref().and_then(|s| s.phase),
+        Some(BackupPhase::Completed),
+        "{:?}",
+        b.status
+    );
+    let second = pvbs
+        .list(&ListParams::default().labels("velero.io/backup-name=vol2"))
+        .await?
+        .items;
+    let second_status = second
+        .first()
+        .and_then(|p| p.status.clone())
+        .context("vol2's PodVolumeBackup")?;
+    let incremental = second_status.incremental_bytes.unwrap_or(i64::MAX);
+    ensure!(
+        incremental < 64 << 10,
+        "an unchanged volume uploads {incremental} bytes"
+    );
+    let second_snapshot = second_status
+        .snapshot_id
+        .clone()
+        .context("vol2's snapshot")?;
+
+    // Deleting the first backup forgets its snapshot; maintenance prunes what only it used, and
+    // the second still restores.
+    let requests: Api<velero_api::v1::DeleteBackupRequest> = Api::namespaced(c.clone(), "velero");
+    let request: velero_api::v1::DeleteBackupRequest = serde_json::from_value(json!({
+        "apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
+        "metadata": { "name": "delete-vol", "namespace": "velero", "labels": { "velero.io/backup-name": "vol" } },
+        "spec": { "backupName": "vol" },
+    }))?;
+    requests.create(&Default::default(), &request).await?;
+    let backups: Api<velero_api::v1::Backup> = Api::namespaced(c.clone(), "velero");
+    wait_for("backup vol to be deleted", || async {
+        backups.get_opt("vol").await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    let left: Value =
+        serde_json::from_str(&restic(&repo_dir, &password, &["snapshots", "--json"])?)?;
+    let ids: Vec<&str> = left
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [second_snapshot.as_str()],
+        "only the second backup's snapshot is left"
+    );
+    let frequency = json!({ "spec": { "maintenanceFrequency": "1s" } });
+    repos
+        .patch(
+            "app-default-restic",
+            &Default::default(),
+            &kube::api::Patch::Merge(&frequency),
+        )
+        .await?;
+    wait_for("a repository maintenance", || async {
+        let status = repos.get("app-default-restic").await.ok()?.status?;
+        status
+            .recent_maintenance?
+            .iter()
+            .any(|m| m.result == Some(velero_api::v1::MaintenanceResult::Succeeded))
+            .then_some(())
+    })
+    .await?;
+    restic(&repo_dir, &password, &["check", "--read-data"])?;
+    let out2 = tempfile::tempdir()?;
+    restic(
+        &repo_dir,
+        &password,
+        &[
+            "restore",
+            &second_snapshot,
+            "--target",
+            &out2.path().display().to_string(),
+        ],
+    )?;
+    velero_test_harness::tree::same_tree(&volume, &out2.path().join(volume.strip_prefix("/")?))
+        .map_err(anyhow::Error::msg)?;
+
     // A volume backup a stopped agent left InProgress is Failed by the next agent on its node.
     let mut interrupted = pvb.clone();
     interrupted.metadata = kube::api::ObjectMeta {

@@ -1,0 +1,47 @@
+//! Volume-data repositories as the server and the node agent reach them: the one of a volume
+//! namespace in a location's store, opened with the password Secret, used on a blocking thread.
+
+use velero_repository::{RepositoryError, RepositoryLocation, VolumeRepository};
+use velero_storage::BackupStore;
+
+/// The repository of `volume_namespace` in `store`: `<prefix>/restic/<namespace>`.
+pub(crate) fn location_in(store: &BackupStore, volume_namespace: &str) -> RepositoryLocation {
+    RepositoryLocation {
+        store: store.store().clone(),
+        root: format!(
+            "{}{}",
+            store.layout().root(),
+            velero_podvolume::repository_prefix(volume_namespace)
+        )
+        .into(),
+        cache_dir: None,
+    }
+}
+
+/// How a repository is opened for one piece of work.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Open {
+    /// Create it when it has no config yet (a backup).
+    OrInit,
+    /// It must exist (restores, forgetting, maintenance).
+    Existing,
+}
+
+/// Runs `work` on the opened repository on a blocking thread (rustic_core blocks on the store).
+pub(crate) async fn with_repository<T: Send + 'static>(
+    location: RepositoryLocation,
+    password: String,
+    open: Open,
+    work: impl FnOnce(VolumeRepository) -> Result<T, RepositoryError> + Send + 'static,
+) -> Result<T, RepositoryError> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let repo = match open {
+            Open::OrInit => VolumeRepository::open_or_init(&location, &password, runtime)?,
+            Open::Existing => VolumeRepository::open(&location, &password, runtime)?,
+        };
+        work(repo)
+    })
+    .await
+    .map_err(|e| RepositoryError::Invalid(format!("the repository task ended abnormally: {e}")))?
+}
