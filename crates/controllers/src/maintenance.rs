@@ -87,20 +87,13 @@ async fn reconcile(repo: Arc<BackupRepository>, ctx: Arc<Ctx>) -> Result<Action,
 }
 
 async fn prune(ctx: &Ctx, repo: &BackupRepository) -> Result<(), String> {
-    let bsl = crate::locations::get_location(
+    let (location, password) = crate::repositories::find(
         &ctx.client,
         &ctx.namespace,
         &repo.spec.backup_storage_location,
+        &repo.spec.volume_namespace,
     )
-    .await
-    .map_err(|e| e.to_string())?;
-    let store = crate::locations::open_store(&ctx.client, &ctx.namespace, &bsl)
-        .await
-        .map_err(|e| e.to_string())?;
-    let password = velero_podvolume::read_password(&ctx.client, &ctx.namespace)
-        .await
-        .map_err(|e| e.to_string())?;
-    let location = crate::repositories::location_in(&store, &repo.spec.volume_namespace);
+    .await?;
     crate::repositories::with_repository(
         location,
         password,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -42,6 +42,12 @@ impl AgentCtx {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub(crate) struct AgentError(String);
+
+impl From<crate::operation::OperationError> for AgentError {
+    fn from(e: crate::operation::OperationError) -> Self {
+        AgentError(e.to_string())
+    }
+}
 
 /// Velero's node agent at start: this node's volume backups and restores that a previous agent
 /// left running are Failed (nothing resumes them), so their backups and restores end.
@@ -85,13 +91,8 @@ async fn reconcile(pvb: Arc<PodVolumeBackup>, ctx: Arc<AgentCtx>) -> Result<Acti
     let name = pvb.name_any();
     let api: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let patch = |body: serde_json::Value| {
-        let api = api.clone();
-        let name = name.clone();
-        async move {
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
-                .await
-                .map_err(|e| AgentError(format!("updating PodVolumeBackup {name}: {e}")))
-        }
+        let (api, name) = (api.clone(), name.clone());
+        async move { crate::operation::patch(&api, &name, body).await.map(|_| ()) }
     };
     patch(json!({ "status": { "phase": DataPathPhase::InProgress, "startTimestamp": crate::now(), "node": ctx.node } })).await?;
     let _slot = ctx
@@ -190,25 +191,12 @@ async fn volume_dir(
     Ok(if csi { dir.join("mount") } else { dir.clone() })
 }
 
-/// Where the repository of `volume_namespace` is in `location`, and its password.
 async fn repository(
     ctx: &AgentCtx,
     location: &str,
     volume_namespace: &str,
 ) -> Result<(RepositoryLocation, String), String> {
-    let bsl = crate::locations::get_location(&ctx.client, &ctx.namespace, location)
-        .await
-        .map_err(|e| e.to_string())?;
-    let store = crate::locations::open_store(&ctx.client, &ctx.namespace, &bsl)
-        .await
-        .map_err(|e| e.to_string())?;
-    let password = velero_podvolume::read_password(&ctx.client, &ctx.namespace)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((
-        crate::repositories::location_in(&store, volume_namespace),
-        password,
-    ))
+    crate::repositories::find(&ctx.client, &ctx.namespace, location, volume_namespace).await
 }
 
 async fn back_up(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<(PathBuf, SnapshotInfo), String> {
@@ -280,13 +268,8 @@ async fn reconcile_restore(
     let name = pvr.name_any();
     let api: Api<PodVolumeRestore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let patch = |body: serde_json::Value| {
-        let api = api.clone();
-        let name = name.clone();
-        async move {
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
-                .await
-                .map_err(|e| AgentError(format!("updating PodVolumeRestore {name}: {e}")))
-        }
+        let (api, name) = (api.clone(), name.clone());
+        async move { crate::operation::patch(&api, &name, body).await.map(|_| ()) }
     };
     patch(json!({ "status": { "phase": DataPathPhase::InProgress, "startTimestamp": crate::now(), "node": ctx.node } })).await?;
     let _slot = ctx

@@ -18,6 +18,26 @@ pub(crate) fn location_in(store: &BackupStore, volume_namespace: &str) -> Reposi
     }
 }
 
+/// The repository of `volume_namespace` in the location named `location` (of the server's
+/// `namespace`), and the password Secret's password.
+pub(crate) async fn find(
+    client: &kube::Client,
+    namespace: &str,
+    location: &str,
+    volume_namespace: &str,
+) -> Result<(RepositoryLocation, String), String> {
+    let bsl = crate::locations::get_location(client, namespace, location)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = crate::locations::open_store(client, namespace, &bsl)
+        .await
+        .map_err(|e| e.to_string())?;
+    let password = velero_podvolume::read_password(client, namespace)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((location_in(&store, volume_namespace), password))
+}
+
 /// How a repository is opened for one piece of work.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Open {

@@ -10,7 +10,7 @@ use velero_report::OperationLog;
 use crate::annotations::{self, InvalidHook, Phase};
 use crate::exec::{self, ExecHook, HookFields, OnError};
 use crate::log::{HookLog, LogStyle};
-use crate::selector::{HookSelector, SelectorError, SelectorSpec};
+use crate::selector::{HookSelector, HookSpecSelector, SelectorError};
 use crate::tracker::{HookKey, HookStats, HookTracker};
 
 const FROM_ANNOTATION: &str = "<from-annotation>";
@@ -50,17 +50,7 @@ impl BackupHooks {
             .and_then(|h| h.resources.as_deref())
             .unwrap_or_default()
         {
-            let selector = HookSelector::new(
-                &SelectorSpec {
-                    name: &r.name,
-                    included_namespaces: r.included_namespaces.as_deref(),
-                    excluded_namespaces: r.excluded_namespaces.as_deref(),
-                    included_resources: r.included_resources.as_deref(),
-                    excluded_resources: r.excluded_resources.as_deref(),
-                    label_selector: r.label_selector.as_ref(),
-                },
-                resolve,
-            )?;
+            let selector = HookSelector::new(&r.selector_spec(), resolve)?;
             let hooks = |list: &Option<Vec<velero_api::v1::BackupResourceHook>>| {
                 list.iter()
                     .flatten()

@@ -18,5 +18,5 @@ mod tracker;
 pub use annotations::Phase;
 pub use exec::{DEFAULT_EXEC_TIMEOUT, ExecHook, OnError};
 pub use log::{HookLog, LogStyle};
-pub use selector::{HookSelector, SelectorError};
+pub use selector::{HookSelector, HookSpecSelector, SelectorError, SelectorSpec};
 pub use tracker::{HookKey, HookStats, HookTracker};

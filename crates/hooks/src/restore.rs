@@ -16,7 +16,7 @@ use crate::annotations::{self, InvalidHook};
 use crate::backup::string_map;
 use crate::exec::{self, ExecHook, HookFields, OnError};
 use crate::log::{HookLog, LogStyle};
-use crate::selector::{HookSelector, SelectorError, SelectorSpec};
+use crate::selector::{HookSelector, HookSpecSelector, SelectorError};
 use crate::tracker::{HookKey, HookTracker};
 
 /// Velero's file-system restore puts this init container first; hook init containers go after it
@@ -66,17 +66,7 @@ impl RestoreHooks {
             .and_then(|h| h.resources.as_deref())
             .unwrap_or_default()
         {
-            let selector = HookSelector::new(
-                &SelectorSpec {
-                    name: &r.name,
-                    included_namespaces: r.included_namespaces.as_deref(),
-                    excluded_namespaces: r.excluded_namespaces.as_deref(),
-                    included_resources: r.included_resources.as_deref(),
-                    excluded_resources: r.excluded_resources.as_deref(),
-                    label_selector: r.label_selector.as_ref(),
-                },
-                resolve,
-            )?;
+            let selector = HookSelector::new(&r.selector_spec(), resolve)?;
             let mut init = Vec::new();
             let mut exec = Vec::new();
             for hook in r.post_hooks.iter().flatten() {

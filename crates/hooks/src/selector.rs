@@ -36,6 +36,33 @@ pub struct SelectorSpec<'a> {
     pub label_selector: Option<&'a LabelSelector>,
 }
 
+/// The hook specs of Backups and Restores, which select pods with the same fields.
+pub trait HookSpecSelector {
+    fn selector_spec(&self) -> SelectorSpec<'_>;
+}
+
+macro_rules! hook_spec_selector {
+    ($($spec:ty),*) => {$(
+        impl HookSpecSelector for $spec {
+            fn selector_spec(&self) -> SelectorSpec<'_> {
+                SelectorSpec {
+                    name: &self.name,
+                    included_namespaces: self.included_namespaces.as_deref(),
+                    excluded_namespaces: self.excluded_namespaces.as_deref(),
+                    included_resources: self.included_resources.as_deref(),
+                    excluded_resources: self.excluded_resources.as_deref(),
+                    label_selector: self.label_selector.as_ref(),
+                }
+            }
+        }
+    )*};
+}
+
+hook_spec_selector!(
+    velero_api::v1::BackupResourceHookSpec,
+    velero_api::v1::RestoreResourceHookSpec
+);
+
 impl HookSelector {
     /// Resource entries (`pods`, `pod`, `po`, `*`) go through `resolve` to group-resource names,
     /// as Velero resolves them through discovery; entries it does not know are dropped, as Velero

@@ -182,16 +182,12 @@ fn describe_pod_volume_backups(
                 // Velero lists no other phase.
                 _ => return None,
             };
-            Some(super::PodVolumeRow {
-                pod: format!(
-                    "{}/{}",
-                    pvb.spec.pod.namespace.as_deref().unwrap_or_default(),
-                    pvb.spec.pod.name.as_deref().unwrap_or_default()
-                ),
-                volume: pvb.spec.volume.clone(),
+            Some(super::PodVolumeRow::new(
+                &pvb.spec.pod,
+                &pvb.spec.volume,
                 group,
-                progress: status.progress.unwrap_or_default(),
-            })
+                status.progress,
+            ))
         })
         .collect();
     let groups = ["Completed", "Failed", "In Progress", "Canceled", "New"];

@@ -266,6 +266,26 @@ pub(crate) struct PodVolumeRow {
     pub(crate) progress: velero_api::DataMoveOperationProgress,
 }
 
+impl PodVolumeRow {
+    pub(crate) fn new(
+        pod: &k8s_openapi::api::core::v1::ObjectReference,
+        volume: &str,
+        group: &'static str,
+        progress: Option<velero_api::DataMoveOperationProgress>,
+    ) -> Self {
+        PodVolumeRow {
+            pod: format!(
+                "{}/{}",
+                pod.namespace.as_deref().unwrap_or_default(),
+                pod.name.as_deref().unwrap_or_default()
+            ),
+            volume: volume.to_string(),
+            group,
+            progress: progress.unwrap_or_default(),
+        }
+    }
+}
+
 /// Velero's listing of pod volume backups and restores: per group (in `groups`' order) a count,
 /// or with `details` the volumes of each pod, with the percentage done of those in progress and
 /// the size of those completed.

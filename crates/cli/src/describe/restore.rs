@@ -291,17 +291,13 @@ fn describe_pod_volume_restores(d: &mut Describer, pvrs: &[PodVolumeRestore], de
     let rows: Vec<PodVolumeRow> = pvrs
         .iter()
         .filter_map(|pvr| {
-            let status = pvr.status.clone().unwrap_or_default();
-            Some(PodVolumeRow {
-                pod: format!(
-                    "{}/{}",
-                    pvr.spec.pod.namespace.as_deref().unwrap_or_default(),
-                    pvr.spec.pod.name.as_deref().unwrap_or_default()
-                ),
-                volume: pvr.spec.volume.clone(),
-                group: pvr_group(pvr)?,
-                progress: status.progress.unwrap_or_default(),
-            })
+            let progress = pvr.status.as_ref().and_then(|s| s.progress.clone());
+            Some(PodVolumeRow::new(
+                &pvr.spec.pod,
+                &pvr.spec.volume,
+                pvr_group(pvr)?,
+                progress,
+            ))
         })
         .collect();
     describe_pod_volumes(d, &rows, &PVR_GROUPS, "\t", details);

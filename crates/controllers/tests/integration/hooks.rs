@@ -47,13 +47,14 @@ fn lines<'a>(log: &'a str, name: &str, text: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn hook_status(b: &velero_api::v1::Backup) -> (i32, i32) {
-    let s = b
-        .status
-        .as_ref()
-        .and_then(|s| s.hook_status.clone())
-        .unwrap_or_default();
+/// `status.hookStatus` as (attempted, failed).
+fn counts(status: Option<velero_api::v1::HookStatus>) -> (i32, i32) {
+    let s = status.unwrap_or_default();
     (s.hooks_attempted.unwrap_or(0), s.hooks_failed.unwrap_or(0))
+}
+
+fn hook_status(b: &velero_api::v1::Backup) -> (i32, i32) {
+    counts(b.status.as_ref().and_then(|s| s.hook_status.clone()))
 }
 
 fn pod_in_tarball(entries: &BTreeMap<String, Vec<u8>>, name: &str) -> bool {
@@ -400,12 +401,7 @@ async fn backup_hooks_run_in_real_pods_around_their_items() -> anyhow::Result<()
 }
 
 fn restore_hook_status(r: &velero_api::v1::Restore) -> (i32, i32) {
-    let s = r
-        .status
-        .as_ref()
-        .and_then(|s| s.hook_status.clone())
-        .unwrap_or_default();
-    (s.hooks_attempted.unwrap_or(0), s.hooks_failed.unwrap_or(0))
+    counts(r.status.as_ref().and_then(|s| s.hook_status.clone()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
