@@ -211,12 +211,40 @@ async fn back_up(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<(PathBuf, Snap
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let source = path.clone();
-    let snapshot = with_repository(location, password, Open::OrInit, move |repo| {
-        repo.backup(&source, "velero", &tags, None)
-            .map(|(_, snap)| snap)
-    })
+    // bytesDone/totalBytes while the volume is read, every second, as Velero's agent reports them.
+    let progress = Arc::new(velero_repository::ByteProgress::default());
+    let reporter = {
+        let (progress, client) = (progress.clone(), ctx.client.clone());
+        let (namespace, name) = (ctx.namespace.clone(), pvb.name_any());
+        tokio::spawn(async move {
+            let api: Api<PodVolumeBackup> = Api::namespaced(client, &namespace);
+            let mut last = (0, 0);
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let (done, total) = progress.get();
+                if (done, total) != last {
+                    last = (done, total);
+                    let body = json!({ "status": { "progress": { "bytesDone": done, "totalBytes": total } } });
+                    if let Err(e) = crate::operation::patch(&api, &name, body).await {
+                        tracing::debug!("reporting the progress of {name}: {e}");
+                    }
+                }
+            }
+        })
+    };
+    let snapshot = with_repository(
+        location,
+        password,
+        Open::OrInitCounting(progress),
+        move |repo| {
+            repo.backup(&source, "velero", &tags, None)
+                .map(|(_, snap)| snap)
+        },
+    )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string());
+    reporter.abort();
+    let snapshot = snapshot?;
     Ok((path, snapshot))
 }
 

@@ -39,10 +39,12 @@ pub(crate) async fn find(
 }
 
 /// How a repository is opened for one piece of work.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) enum Open {
-    /// Create it when it has no config yet (a backup).
+    /// Create it when it has no config yet.
     OrInit,
+    /// [`Open::OrInit`] for a backup, counting the bytes it reads.
+    OrInitCounting(std::sync::Arc<velero_repository::ByteProgress>),
     /// It must exist (restores, forgetting, maintenance).
     Existing,
 }
@@ -58,6 +60,9 @@ pub(crate) async fn with_repository<T: Send + 'static>(
     tokio::task::spawn_blocking(move || {
         let repo = match open {
             Open::OrInit => VolumeRepository::open_or_init(&location, &password, runtime)?,
+            Open::OrInitCounting(progress) => VolumeRepository::open_or_init_with_progress(
+                &location, &password, runtime, progress,
+            )?,
             Open::Existing => VolumeRepository::open(&location, &password, runtime)?,
         };
         work(repo)

@@ -6,4 +6,4 @@
 mod backend;
 mod repo;
 
-pub use repo::{RepositoryError, RepositoryLocation, SnapshotInfo, VolumeRepository};
+pub use repo::{ByteProgress, RepositoryError, RepositoryLocation, SnapshotInfo, VolumeRepository};

@@ -78,6 +78,55 @@ impl SnapshotInfo {
     }
 }
 
+/// Bytes read so far of the bytes a backup found to read, updated while it runs (a
+/// PodVolumeBackup's `progress`).
+#[derive(Debug, Default)]
+pub struct ByteProgress {
+    pub total: std::sync::atomic::AtomicU64,
+    pub done: std::sync::atomic::AtomicU64,
+}
+
+impl ByteProgress {
+    pub fn get(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.done.load(Relaxed), self.total.load(Relaxed))
+    }
+}
+
+/// rustic_core's progress reporting, of which only the byte counts are kept.
+#[derive(Debug, Clone)]
+struct Bars(Arc<ByteProgress>);
+
+#[derive(Debug)]
+struct Bytes(Arc<ByteProgress>);
+
+impl rustic_core::RusticProgress for Bytes {
+    fn is_hidden(&self) -> bool {
+        false
+    }
+    fn set_length(&self, len: u64) {
+        self.0
+            .total
+            .store(len, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn set_title(&self, _title: &str) {}
+    fn inc(&self, inc: u64) {
+        self.0
+            .done
+            .fetch_add(inc, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn finish(&self) {}
+}
+
+impl rustic_core::ProgressBars for Bars {
+    fn progress(&self, kind: rustic_core::ProgressType, _prefix: &str) -> rustic_core::Progress {
+        match kind {
+            rustic_core::ProgressType::Bytes => rustic_core::Progress::new(Bytes(self.0.clone())),
+            _ => rustic_core::Progress::hidden(),
+        }
+    }
+}
+
 /// An open repository.
 pub struct VolumeRepository {
     repo: Repository<OpenStatus>,
@@ -92,7 +141,17 @@ impl VolumeRepository {
         password: &str,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, RepositoryError> {
-        Self::open_with(location, password, runtime, true)
+        Self::open_with(location, password, runtime, true, None)
+    }
+
+    /// [`Self::open_or_init`], counting the bytes a backup reads into `progress` as it goes.
+    pub fn open_or_init_with_progress(
+        location: &RepositoryLocation,
+        password: &str,
+        runtime: tokio::runtime::Handle,
+        progress: Arc<ByteProgress>,
+    ) -> Result<Self, RepositoryError> {
+        Self::open_with(location, password, runtime, true, Some(progress))
     }
 
     /// Opens an existing repository; a missing one is an error (a restore must not create one).
@@ -101,7 +160,7 @@ impl VolumeRepository {
         password: &str,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, RepositoryError> {
-        Self::open_with(location, password, runtime, false)
+        Self::open_with(location, password, runtime, false, None)
     }
 
     fn open_with(
@@ -109,6 +168,7 @@ impl VolumeRepository {
         password: &str,
         runtime: tokio::runtime::Handle,
         create: bool,
+        progress: Option<Arc<ByteProgress>>,
     ) -> Result<Self, RepositoryError> {
         let backend =
             ObjectStoreBackend::new(location.store.clone(), location.root.clone(), runtime);
@@ -119,8 +179,11 @@ impl VolumeRepository {
             Some(dir) => options = options.cache_dir(dir.clone()),
             None => options = options.no_cache(true),
         }
-        let repo =
-            Repository::new(&options, &backends).map_err(rustic("opening the repository"))?;
+        let repo = match progress {
+            Some(p) => Repository::new_with_progress(&options, &backends, Bars(p)),
+            None => Repository::new(&options, &backends),
+        }
+        .map_err(rustic("opening the repository"))?;
         let credentials = Credentials::password(password);
         let exists = repo
             .config_id()

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, ensure};
-use velero_repository::{RepositoryError, RepositoryLocation, SnapshotInfo, VolumeRepository};
+use velero_repository::{
+    ByteProgress, RepositoryError, RepositoryLocation, SnapshotInfo, VolumeRepository,
+};
 
 const PASSWORD: &str = "a-password-only-this-test-knows";
 
@@ -118,11 +120,20 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
     let repo_dir = bucket.join("restic/app");
 
     let (l, s) = (loc.clone(), source.clone());
+    let progress = Arc::new(ByteProgress::default());
+    let counted = progress.clone();
     let first: SnapshotInfo = blocking(move |rt| {
-        let repo = VolumeRepository::open_or_init(&l, PASSWORD, rt)?;
+        let repo = VolumeRepository::open_or_init_with_progress(&l, PASSWORD, rt, counted)?;
         Ok(repo.backup(&s, "velero", &tags(), None)?.1)
     })
     .await?;
+    let (done, total) = progress.get();
+    // The scan also counts the symlink's target, which is not file data.
+    ensure!(
+        done == first.total_bytes && total >= done && total - done < 64,
+        "progress counted {done} of {total} bytes, the snapshot holds {}",
+        first.total_bytes
+    );
     ensure!(first.files == 605, "604 files and a link: {first:?}");
     ensure!(
         first.added_bytes > 12 << 20,

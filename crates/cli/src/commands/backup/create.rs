@@ -97,18 +97,50 @@ pub(super) async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Res
 }
 
 /// Polls the backup until it is done, showing items done/total as they change.
+/// `, pod volumes: <done>/<total> bytes` while the backup has PodVolumeBackups.
+async fn volume_bytes(api: &Api<Backup>, name: &str) -> Option<String> {
+    let pvbs: Api<velero_api::v1::PodVolumeBackup> =
+        Api::namespaced(api.clone().into_client(), api.namespace()?);
+    let selector = format!(
+        "{}={}",
+        velero_api::labels::BACKUP_NAME,
+        velero_api::labels::valid_label_value(name)
+    );
+    let list = pvbs
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .ok()?
+        .items;
+    if list.is_empty() {
+        return None;
+    }
+    let (done, total) = list
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.progress.clone())
+        .fold((0i64, 0i64), |(d, t), p| {
+            (
+                d + p.bytes_done.unwrap_or(0),
+                t + p.total_bytes.unwrap_or(0),
+            )
+        });
+    Some(format!(", pod volumes: {done}/{total} bytes"))
+}
+
 async fn wait_for_backup(api: &Api<Backup>, name: &str) -> anyhow::Result<BackupPhase> {
     progress::until_done(|| async {
         let backup = api.get(name).await.context("reading the backup")?;
         let status = backup.status.unwrap_or_default();
         let phase = status.phase.unwrap_or(BackupPhase::New);
         let progress = status.progress.unwrap_or_default();
-        let line = format!(
+        let mut line = format!(
             "{}: {}/{} items backed up",
             phase.as_str(),
             progress.items_backed_up.unwrap_or(0),
             progress.total_items.unwrap_or(0)
         );
+        if let Some(volumes) = volume_bytes(api, name).await {
+            line.push_str(&volumes);
+        }
         Ok((line, phase.is_terminal().then_some(phase)))
     })
     .await
