@@ -493,8 +493,8 @@ async fn run(
         resource_list: Some(crate::gzip_json(&outcome.resource_list)),
         volume_snapshots: Some(none.clone()),
         pod_volume_backups: Some(crate::gzip_json(&pod_volumes.finished())),
-        item_operations: Some(none.clone()),
-        volume_info: Some(none),
+        item_operations: Some(none),
+        volume_info: Some(crate::gzip_json(&pod_volumes.volume_info().await)),
     };
     let warnings = outcome.results.warnings.len();
     let errors = outcome.results.errors.len();

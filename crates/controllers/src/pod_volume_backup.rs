@@ -67,6 +67,71 @@ impl PodVolumeBackupper {
         locked(&self.finished).clone()
     }
 
+    /// `<backup>-volumeinfo.json.gz` entries for the PodVolumeBackups (Velero's
+    /// `generateVolumeInfoFromPVB`): method, result, times, the snapshot, and the claim and
+    /// volume behind a claim-backed one.
+    pub(crate) async fn volume_info(&self) -> Vec<Value> {
+        let mut entries = Vec::new();
+        for pvb in self.finished() {
+            let status = pvb.status.clone().unwrap_or_default();
+            let pod = &pvb.spec.pod;
+            let uploader = serde_json::to_value(pvb.spec.uploader_type).unwrap_or(Value::Null);
+            let mut entry = json!({
+                "backupMethod": "PodVolumeBackup",
+                "snapshotDataMoved": false,
+                "preserveLocalSnapshot": false,
+                "skipped": false,
+                "startTimestamp": status.start_timestamp,
+                "completionTimestamp": status.completion_timestamp,
+                "result": if status.phase == Some(DataPathPhase::Completed) { "succeeded" } else { "failed" },
+                "pvbInfo": {
+                    "snapshotHandle": status.snapshot_id.clone().unwrap_or_default(),
+                    "size": status.progress.as_ref().and_then(|p| p.total_bytes).unwrap_or(0),
+                    "incrementalSize": status.incremental_bytes.unwrap_or(0),
+                    "uploaderType": uploader,
+                    "volumeName": pvb.spec.volume,
+                    "podName": pod.name.clone().unwrap_or_default(),
+                    "podNamespace": pod.namespace.clone().unwrap_or_default(),
+                    "nodeName": pvb.spec.node,
+                },
+            });
+            let claim = pvb
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(labels::PVC_NAME))
+                .cloned();
+            if let Some(claim) = claim {
+                let namespace = pod.namespace.clone().unwrap_or_default();
+                let claims: Api<PersistentVolumeClaim> =
+                    Api::namespaced(self.client.clone(), &namespace);
+                let volume = claims
+                    .get_opt(&claim)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|c| c.spec?.volume_name);
+                let pvs: Api<k8s_openapi::api::core::v1::PersistentVolume> =
+                    Api::all(self.client.clone());
+                let pv = match &volume {
+                    Some(name) => pvs.get_opt(name).await.ok().flatten(),
+                    None => None,
+                };
+                entry["pvcName"] = json!(claim);
+                entry["pvcNamespace"] = json!(namespace);
+                if let Some(pv) = pv {
+                    entry["pvName"] = json!(pv.name_any());
+                    entry["pvInfo"] = json!({
+                        "reclaimPolicy": pv.spec.and_then(|s| s.persistent_volume_reclaim_policy).unwrap_or_default(),
+                        "labels": pv.metadata.labels.unwrap_or_default(),
+                    });
+                }
+            }
+            entries.push(entry);
+        }
+        entries
+    }
+
     /// The BackupRepository of `volume_namespace` exists and its repository is initialised, so
     /// that node agents only ever open it (two agents initialising one would write two configs).
     async fn ensure_repository(&self, volume_namespace: &str) -> Result<(), String> {

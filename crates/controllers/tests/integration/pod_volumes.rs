@@ -164,6 +164,19 @@ async fn a_pod_volume_is_backed_up_by_the_node_agent_and_restic_restores_it() ->
         snapshot.as_str(),
         "{listed}"
     );
+    let info: Value = {
+        let file = std::fs::File::open(env.bucket.join("backups/vol/vol-volumeinfo.json.gz"))?;
+        serde_json::from_reader(flate2::read::GzDecoder::new(file))?
+    };
+    assert_eq!(info[0]["backupMethod"], "PodVolumeBackup", "{info}");
+    assert_eq!(info[0]["result"], "succeeded", "{info}");
+    assert_eq!(
+        info[0]["pvbInfo"]["snapshotHandle"],
+        snapshot.as_str(),
+        "{info}"
+    );
+    assert_eq!(info[0]["pvbInfo"]["volumeName"], "data", "{info}");
+    assert_eq!(info[0]["pvbInfo"]["uploaderType"], "restic", "{info}");
 
     // The post hook ran after the volume's backup.
     let (log, _, _) = support::backup_files(&env, "vol")?;
