@@ -696,9 +696,22 @@ async fn restore_claimed(
     };
 
     if group_resource == PERSISTENT_VOLUMES {
+        let from_pod_volume_backup = match (
+            str_at(&item, "/spec/claimRef/namespace"),
+            str_at(&item, "/spec/claimRef/name"),
+        ) {
+            (Some(ns), Some(claim)) => params.pod_volumes.backed_up_claim(ns, claim),
+            _ => false,
+        };
         match ctx
             .volumes
-            .prepare_volume(&ctx.writer, &ctx.filter, &name, item)
+            .prepare_volume(
+                &ctx.writer,
+                &ctx.filter,
+                &name,
+                from_pod_volume_backup,
+                item,
+            )
             .await
         {
             VolumeVerdict::Restore(prepared) => item = prepared,

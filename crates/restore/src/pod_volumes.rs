@@ -49,6 +49,9 @@ pub trait PodVolumeRestorer: Send + Sync {
 #[derive(Clone, Debug, Default)]
 pub struct PodVolumeData {
     by_pod: HashMap<(String, String), Vec<VolumeSnapshot>>,
+    /// (namespace, claim) of every claim a pod volume backup read: their volumes are provisioned
+    /// anew and filled from the backup, not restored.
+    claims: std::collections::HashSet<(String, String)>,
     pub helper: RestoreHelper,
     /// The Restore's UID: the helper's argument and the name of each volume's done-marker.
     pub restore_uid: String,
@@ -59,6 +62,7 @@ impl PodVolumeData {
     /// with a snapshot (Velero's `GetVolumeBackupsForPod`).
     pub fn new(pvbs: &[Value], helper: RestoreHelper, restore_uid: &str) -> Self {
         let mut by_pod: HashMap<(String, String), Vec<VolumeSnapshot>> = HashMap::new();
+        let mut claims = std::collections::HashSet::new();
         for pvb in pvbs {
             let text = |p: &str| {
                 pvb.pointer(p)
@@ -66,6 +70,13 @@ impl PodVolumeData {
                     .unwrap_or_default()
                     .to_string()
             };
+            if let Some(claim) = pvb
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(velero_api::labels::PVC_NAME))
+                .and_then(Value::as_str)
+            {
+                claims.insert((text("/spec/pod/namespace"), claim.to_string()));
+            }
             let snapshot_id = text("/status/snapshotID");
             if snapshot_id.is_empty() || text("/status/phase") != "Completed" {
                 continue;
@@ -86,9 +97,17 @@ impl PodVolumeData {
         }
         PodVolumeData {
             by_pod,
+            claims,
             helper,
             restore_uid: restore_uid.to_string(),
         }
+    }
+
+    /// Whether a pod volume backup read the claim `name` in `namespace` (Velero's
+    /// `hasPodVolumeBackup` for the claim a volume is bound to).
+    pub fn backed_up_claim(&self, namespace: &str, name: &str) -> bool {
+        self.claims
+            .contains(&(namespace.to_string(), name.to_string()))
     }
 
     /// The snapshots of the volumes `pod` still has.
@@ -217,6 +236,18 @@ mod tests {
         let mut elsewhere = json!({"metadata": {"name": "web"}, "spec": {"volumes": [{"name": "data"}], "containers": []}});
         assert_eq!(data.add_restore_wait(&mut elsewhere, "dst"), Ok(0));
         assert!(elsewhere["spec"].get("initContainers").is_none());
+
+        let with_claim = PodVolumeData::new(
+            &[
+                json!({"metadata": {"annotations": {"velero.io/pvc-name": "data-web-0"}},
+                     "spec": {"pod": {"namespace": "src", "name": "web-0"}, "volume": "data"},
+                     "status": {"phase": "Failed"}}),
+            ],
+            RestoreHelper::default(),
+            "u",
+        );
+        assert!(with_claim.backed_up_claim("src", "data-web-0"));
+        assert!(!with_claim.backed_up_claim("dst", "data-web-0"));
 
         let no_image = PodVolumeData::new(
             &[pvb("web", "data", "Completed", "s1")],

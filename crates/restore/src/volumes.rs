@@ -31,14 +31,22 @@ pub(crate) enum VolumeVerdict {
 }
 
 impl Volumes {
-    /// Prepares the backed-up volume `item` named `name`.
+    /// Prepares the backed-up volume `item` named `name`; `from_pod_volume_backup` when its claim's
+    /// data was backed up file by file (Velero provisions such a volume anew and fills it).
     pub(crate) async fn prepare_volume(
         &self,
         writer: &ApiWriter,
         filter: &RestoreFilter,
         name: &str,
+        from_pod_volume_backup: bool,
         mut item: Value,
     ) -> VolumeVerdict {
+        if from_pod_volume_backup {
+            locked(&self.provision).insert(name.to_string());
+            return VolumeVerdict::LeaveToProvisioning(format!(
+                "Dynamically re-provisioning persistent volume {name} because it has a pod volume backup to be restored"
+            ));
+        }
         if item
             .pointer("/spec/persistentVolumeReclaimPolicy")
             .and_then(Value::as_str)

@@ -338,3 +338,90 @@ async fn hand_written_backups_restore_and_bad_input_changes_nothing() -> anyhow:
     .await?;
     Ok(())
 }
+
+/// Velero provisions a claim anew when a pod volume backup holds its data (the data comes back
+/// file by file); a claim without one gets its volume back as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_backed_up_file_by_file_is_provisioned_anew() -> anyhow::Result<()> {
+    let env = setup().await?;
+    let pv = |name: &str, claim: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+               "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                        "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "manual",
+                        "hostPath": {"path": format!("/tmp/{name}")},
+                        "claimRef": {"namespace": "vols", "name": claim, "uid": "old"}}})
+    };
+    let pvc = |name: &str, volume: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": "vols"},
+               "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "manual", "volumeName": volume,
+                        "resources": {"requests": {"storage": "1Gi"}}}})
+    };
+    let mut entries = item_entries("persistentvolumes", "v1", &pv("pv-data", "data"));
+    entries.extend(item_entries(
+        "persistentvolumes",
+        "v1",
+        &pv("pv-plain", "plain"),
+    ));
+    entries.extend(item_entries(
+        "persistentvolumeclaims",
+        "v1",
+        &pvc("data", "pv-data"),
+    ));
+    entries.extend(item_entries(
+        "persistentvolumeclaims",
+        "v1",
+        &pvc("plain", "pv-plain"),
+    ));
+    plant_backup(&env, "claims", "default", &velero_tarball(&entries)?).await?;
+    let pvbs = json!([{
+        "apiVersion": "velero.io/v1", "kind": "PodVolumeBackup",
+        "metadata": {"name": "claims-x1", "namespace": "velero", "annotations": {"velero.io/pvc-name": "data"}},
+        "spec": {"node": "n", "pod": {"kind": "Pod", "namespace": "vols", "name": "db-0", "uid": "p"},
+                 "volume": "data", "backupStorageLocation": "default", "repoIdentifier": "restic/vols", "uploaderType": "restic"},
+        "status": {"phase": "Completed", "snapshotID": "0123abcd"},
+    }]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &serde_json::to_vec(&pvbs)?)?;
+    std::fs::write(
+        env.bucket
+            .join("backups/claims/claims-podvolumebackups.json.gz"),
+        gz.finish()?,
+    )?;
+
+    let done = restore(&env.client, "claims", json!({"backupName": "claims"})).await?;
+    assert_eq!(
+        phase(&done),
+        Some(RestorePhase::Completed),
+        "{}",
+        failure(&done)
+    );
+    assert!(
+        get(&env.client, "/api/v1/persistentvolumes/pv-data")
+            .await
+            .is_none(),
+        "the file-system-backed claim's volume is not restored"
+    );
+    let data = get(
+        &env.client,
+        "/api/v1/namespaces/vols/persistentvolumeclaims/data",
+    )
+    .await
+    .unwrap_or_default();
+    assert!(
+        data["metadata"]["name"] == "data" && data["spec"].get("volumeName").is_none(),
+        "the claim is provisioned anew: {data}"
+    );
+    assert!(
+        get(&env.client, "/api/v1/persistentvolumes/pv-plain")
+            .await
+            .is_some()
+    );
+    let plain = get(
+        &env.client,
+        "/api/v1/namespaces/vols/persistentvolumeclaims/plain",
+    )
+    .await
+    .unwrap_or_default();
+    assert_eq!(plain["spec"]["volumeName"], "pv-plain");
+    Ok(())
+}
