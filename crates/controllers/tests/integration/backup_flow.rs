@@ -87,17 +87,7 @@ async fn setup() -> anyhow::Result<Env> {
 }
 
 async fn backup(env: &Env, name: &str, spec: Value) -> anyhow::Result<Backup> {
-    let api: Api<Backup> = Api::namespaced(env.client.clone(), NS);
-    let object: Backup = serde_json::from_value(json!({
-        "apiVersion": "velero.io/v1", "kind": "Backup",
-        "metadata": { "name": name, "namespace": NS }, "spec": spec,
-    }))?;
-    api.create(&PostParams::default(), &object).await?;
-    wait_for(&format!("backup {name} to finish"), || async {
-        let b = api.get(name).await.ok()?;
-        b.status.as_ref()?.phase?.is_terminal().then_some(b)
-    })
-    .await
+    support::backup_ended(&env.client, name, spec).await
 }
 
 fn store(env: &Env) -> anyhow::Result<BackupStore> {

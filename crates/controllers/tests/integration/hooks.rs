@@ -553,15 +553,10 @@ async fn restore_hooks_add_init_containers_and_run_once_containers_are_up() -> a
     );
 
     let (_, results) = support::restore_files(&env, "with-hooks")?;
-    let log = {
-        use std::io::Read as _;
-        let path = env
-            .bucket
-            .join("restores/with-hooks/restore-with-hooks-logs.gz");
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(path)?).read_to_string(&mut text)?;
-        text
-    };
+    let log = support::gunzip_text(
+        &env.bucket
+            .join("restores/with-hooks/restore-with-hooks-logs.gz"),
+    )?;
     assert_eq!(lines(&log, "seeded", "stdout: exec-ran").len(), 1, "{log}");
     assert_eq!(
         lines(&log, "spec-hooked", "stdout: from-init\\nfirst\\nsecond").len(),

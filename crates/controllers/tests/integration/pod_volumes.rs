@@ -154,20 +154,14 @@ async fn a_pod_volume_is_backed_up_by_the_node_agent_and_restic_restores_it() ->
         repo.status.and_then(|s| s.phase),
         Some(BackupRepositoryPhase::Ready)
     );
-    let listed: Value = {
-        let file =
-            std::fs::File::open(env.bucket.join("backups/vol/vol-podvolumebackups.json.gz"))?;
-        serde_json::from_reader(flate2::read::GzDecoder::new(file))?
-    };
+    let listed =
+        support::gunzip_json(&env.bucket.join("backups/vol/vol-podvolumebackups.json.gz"))?;
     assert_eq!(
         listed[0]["status"]["snapshotID"],
         snapshot.as_str(),
         "{listed}"
     );
-    let info: Value = {
-        let file = std::fs::File::open(env.bucket.join("backups/vol/vol-volumeinfo.json.gz"))?;
-        serde_json::from_reader(flate2::read::GzDecoder::new(file))?
-    };
+    let info = support::gunzip_json(&env.bucket.join("backups/vol/vol-volumeinfo.json.gz"))?;
     assert_eq!(info[0]["backupMethod"], "PodVolumeBackup", "{info}");
     assert_eq!(info[0]["result"], "succeeded", "{info}");
     assert_eq!(

@@ -241,11 +241,7 @@ async fn hand_written_backups_restore_and_bad_input_changes_nothing() -> anyhow:
         let log_path = env
             .bucket
             .join(format!("restores/{name}/restore-{name}-logs.gz"));
-        let mut log = String::new();
-        std::io::Read::read_to_string(
-            &mut flate2::read::GzDecoder::new(std::fs::File::open(&log_path)?),
-            &mut log,
-        )?;
+        let log = crate::support::gunzip_text(&log_path)?;
         assert!(
             log.contains("restore failed") && log.contains(expect),
             "{backup}: {log}"

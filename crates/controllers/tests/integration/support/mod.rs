@@ -140,17 +140,7 @@ pub async fn delete_all(client: &kube::Client, paths: &[String]) -> anyhow::Resu
 }
 
 pub async fn backup(client: &kube::Client, name: &str, spec: Value) -> anyhow::Result<Backup> {
-    let api: Api<Backup> = Api::namespaced(client.clone(), NS);
-    let object: Backup = serde_json::from_value(json!({
-        "apiVersion": "velero.io/v1", "kind": "Backup",
-        "metadata": { "name": name, "namespace": NS }, "spec": spec,
-    }))?;
-    api.create(&PostParams::default(), &object).await?;
-    let done = wait_for(&format!("backup {name} to finish"), || async {
-        let b = api.get(name).await.ok()?;
-        b.status.as_ref()?.phase?.is_terminal().then_some(b)
-    })
-    .await?;
+    let done = backup_ended(client, name, spec).await?;
     anyhow::ensure!(
         done.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed),
         "backup {name} did not complete: {:?}",
@@ -206,12 +196,8 @@ pub fn backup_files(
     env: &Env,
     name: &str,
 ) -> anyhow::Result<(String, Value, std::collections::BTreeMap<String, Vec<u8>>)> {
-    use std::io::Read as _;
     let dir = env.bucket.join("backups").join(name);
-    let mut log = String::new();
-    let path = dir.join(format!("{name}-logs.gz"));
-    let file = std::fs::File::open(&path).with_context(|| path.display().to_string())?;
-    flate2::read::GzDecoder::new(file).read_to_string(&mut log)?;
+    let log = gunzip_text(&dir.join(format!("{name}-logs.gz")))?;
     let results = gunzip_json(&dir.join(format!("{name}-results.gz")))?;
     let tarball = std::fs::read(dir.join(format!("{name}.tar.gz")))?;
     let entries = velero_archive::read_all(&tarball[..])?;
@@ -236,7 +222,14 @@ pub fn phase(r: &Restore) -> Option<RestorePhase> {
     r.status.as_ref().and_then(|s| s.phase)
 }
 
-fn gunzip_json(path: &Path) -> anyhow::Result<Value> {
+/// A gzipped text file of the location, such as an operation's log.
+pub fn gunzip_text(path: &Path) -> anyhow::Result<String> {
+    let file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
+    Ok(std::io::read_to_string(flate2::read::GzDecoder::new(file))?)
+}
+
+/// A gzipped JSON file of the location (results, lists of PodVolumeBackups, volume info).
+pub fn gunzip_json(path: &Path) -> anyhow::Result<Value> {
     let file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
     Ok(serde_json::from_reader(flate2::read::GzDecoder::new(file))?)
 }
