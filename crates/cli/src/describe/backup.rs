@@ -239,20 +239,11 @@ pub(crate) fn describe_backup_spec(d: &mut Describer, spec: &BackupSpec) {
     d.line("");
     d.line("Resources:");
     if velero_filters::uses_old_resource_filters(spec) {
-        d.included_excluded(
-            1,
+        d.resources_and_cluster_scope(
             spec.included_resources.as_ref(),
             spec.excluded_resources.as_ref(),
+            spec.include_cluster_resources,
         );
-        d.line(format_args!(
-            "\tCluster-scoped:\t{}",
-            describe::bool_or(
-                spec.include_cluster_resources,
-                "excluded",
-                "included",
-                "auto"
-            )
-        ));
     } else {
         d.line(format_args!(
             "\tIncluded cluster-scoped:\t{}",

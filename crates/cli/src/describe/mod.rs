@@ -27,6 +27,21 @@ impl Describer {
         self.prefix = prefix.to_string();
     }
 
+    /// Velero's resource lines for the old filter style, shared by backups and restores: the
+    /// included and excluded types, then whether cluster-scoped ones are in.
+    pub fn resources_and_cluster_scope(
+        &mut self,
+        included: Option<&Vec<String>>,
+        excluded: Option<&Vec<String>>,
+        include_cluster_resources: Option<bool>,
+    ) {
+        self.included_excluded(1, included, excluded);
+        self.line(format_args!(
+            "\tCluster-scoped:\t{}",
+            bool_or(include_cluster_resources, "excluded", "included", "auto")
+        ));
+    }
+
     /// The prefix, then text as is (Velero's `Printf` without a trailing newline).
     pub fn print(&mut self, text: impl Display) {
         use fmt::Write as _;

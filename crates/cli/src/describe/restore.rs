@@ -112,20 +112,11 @@ pub(crate) fn describe_restore(restore: &Restore, extras: &Extras, details: bool
 
     d.line("");
     d.line("Resources:");
-    d.included_excluded(
-        1,
+    d.resources_and_cluster_scope(
         spec.included_resources.as_ref(),
         spec.excluded_resources.as_ref(),
+        spec.include_cluster_resources,
     );
-    d.line(format_args!(
-        "\tCluster-scoped:\t{}",
-        describe::bool_or(
-            spec.include_cluster_resources,
-            "excluded",
-            "included",
-            "auto"
-        )
-    ));
 
     d.line("");
     d.map("Namespace mappings", spec.namespace_mapping.as_ref());
