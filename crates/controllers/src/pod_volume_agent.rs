@@ -88,38 +88,55 @@ async fn reconcile(pvb: Arc<PodVolumeBackup>, ctx: Arc<AgentCtx>) -> Result<Acti
     if pvb.spec.node != ctx.node || !matches!(phase, None | Some(DataPathPhase::New)) {
         return Ok(Action::await_change());
     }
-    let name = pvb.name_any();
     let api: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let patch = |body: serde_json::Value| {
-        let (api, name) = (api.clone(), name.clone());
-        async move { crate::operation::patch(&api, &name, body).await.map(|_| ()) }
-    };
-    patch(json!({ "status": { "phase": DataPathPhase::InProgress, "startTimestamp": crate::now(), "node": ctx.node } })).await?;
+    let name = pvb.name_any();
+    run_data_path(&ctx, &api, &name, "pod volume backup", async {
+        let started = std::time::Instant::now();
+        let (path, snap) = back_up(&ctx, &pvb).await?;
+        tracing::info!(pvb = %name, snapshot = %snap.id, bytes = snap.total_bytes, added = snap.added_bytes, elapsed = ?started.elapsed(), "pod volume backed up");
+        let bytes = i64::try_from(snap.total_bytes).unwrap_or(i64::MAX);
+        Ok(json!({
+            "path": path.display().to_string(),
+            "snapshotID": snap.id,
+            "progress": { "totalBytes": bytes, "bytesDone": bytes },
+            "incrementalBytes": i64::try_from(snap.added_bytes).unwrap_or(i64::MAX),
+        }))
+    })
+    .await
+}
+
+/// Velero's data path for one PodVolumeBackup or PodVolumeRestore: InProgress on this node, a
+/// slot among the node's concurrent volumes, the work, then Completed with the status fields the
+/// work returns, or Failed with its message.
+async fn run_data_path<K>(
+    ctx: &AgentCtx,
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    work: impl std::future::Future<Output = Result<serde_json::Value, String>>,
+) -> Result<Action, AgentError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let start = json!({ "status": { "phase": DataPathPhase::InProgress, "startTimestamp": crate::now(), "node": ctx.node } });
+    crate::operation::patch(api, name, start).await?;
     let _slot = ctx
         .slots
         .acquire()
         .await
         .map_err(|e| AgentError(e.to_string()))?;
-    let started = std::time::Instant::now();
-    let body = match back_up(&ctx, &pvb).await {
-        Ok((path, snap)) => {
-            tracing::info!(pvb = %name, snapshot = %snap.id, bytes = snap.total_bytes, added = snap.added_bytes, elapsed = ?started.elapsed(), "pod volume backed up");
-            let bytes = i64::try_from(snap.total_bytes).unwrap_or(i64::MAX);
-            json!({ "status": {
-                "phase": DataPathPhase::Completed,
-                "path": path.display().to_string(),
-                "snapshotID": snap.id,
-                "progress": { "totalBytes": bytes, "bytesDone": bytes },
-                "incrementalBytes": i64::try_from(snap.added_bytes).unwrap_or(i64::MAX),
-                "completionTimestamp": crate::now(),
-            } })
+    let status = match work.await {
+        Ok(mut fields) => {
+            fields["phase"] = json!(DataPathPhase::Completed);
+            fields["completionTimestamp"] = json!(crate::now());
+            fields
         }
         Err(message) => {
-            tracing::warn!(pvb = %name, "pod volume backup failed: {message}");
-            json!({ "status": { "phase": DataPathPhase::Failed, "message": message, "completionTimestamp": crate::now() } })
+            tracing::warn!(name, "{what} failed: {message}");
+            json!({ "phase": DataPathPhase::Failed, "message": message, "completionTimestamp": crate::now() })
         }
     };
-    patch(body).await?;
+    crate::operation::patch(api, name, json!({ "status": status })).await?;
     Ok(Action::await_change())
 }
 
@@ -293,32 +310,15 @@ async fn reconcile_restore(
     if !waiting_for_data(&pod) {
         return Ok(Action::requeue(std::time::Duration::from_secs(1)));
     }
-    let name = pvr.name_any();
     let api: Api<PodVolumeRestore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let patch = |body: serde_json::Value| {
-        let (api, name) = (api.clone(), name.clone());
-        async move { crate::operation::patch(&api, &name, body).await.map(|_| ()) }
-    };
-    patch(json!({ "status": { "phase": DataPathPhase::InProgress, "startTimestamp": crate::now(), "node": ctx.node } })).await?;
-    let _slot = ctx
-        .slots
-        .acquire()
-        .await
-        .map_err(|e| AgentError(e.to_string()))?;
-    let body = match restore(&ctx, &pvr).await {
-        Ok(()) => {
-            tracing::info!(pvr = %name, "pod volume restored");
-            let size = pvr.spec.snapshot_size.unwrap_or(0);
-            json!({ "status": { "phase": DataPathPhase::Completed, "progress": { "totalBytes": size, "bytesDone": size },
-                "completionTimestamp": crate::now() } })
-        }
-        Err(message) => {
-            tracing::warn!(pvr = %name, "pod volume restore failed: {message}");
-            json!({ "status": { "phase": DataPathPhase::Failed, "message": message, "completionTimestamp": crate::now() } })
-        }
-    };
-    patch(body).await?;
-    Ok(Action::await_change())
+    let name = pvr.name_any();
+    run_data_path(&ctx, &api, &name, "pod volume restore", async {
+        restore(&ctx, &pvr).await?;
+        tracing::info!(pvr = %name, "pod volume restored");
+        let size = pvr.spec.snapshot_size.unwrap_or(0);
+        Ok(json!({ "progress": { "totalBytes": size, "bytesDone": size } }))
+    })
+    .await
 }
 
 /// The snapshot's files into the volume, then the done-marker `.velero/<restore-uid>` the

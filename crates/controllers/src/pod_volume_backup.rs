@@ -310,38 +310,6 @@ impl PodVolumeBackupper {
         })
     }
 
-    /// Waits until `name` ends, or the backup's pod volume timeout passes.
-    async fn wait(&self, name: &str) -> Result<PodVolumeBackup, String> {
-        let api: Api<PodVolumeBackup> = Api::namespaced(self.client.clone(), &self.namespace);
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        loop {
-            match api.get_opt(name).await {
-                Ok(Some(pvb)) => {
-                    let phase = pvb.status.as_ref().and_then(|s| s.phase);
-                    if matches!(
-                        phase,
-                        Some(
-                            DataPathPhase::Completed
-                                | DataPathPhase::Failed
-                                | DataPathPhase::Canceled
-                        )
-                    ) {
-                        return Ok(pvb);
-                    }
-                }
-                Ok(None) => return Err(format!("PodVolumeBackup {name} was deleted")),
-                Err(e) => tracing::debug!(pvb = %name, "reading a PodVolumeBackup: {e}"),
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "timed out after {} waiting for PodVolumeBackup {name} (is the node agent running on the pod's node?)",
-                    velero_api::Duration::from(self.timeout)
-                ));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
     async fn back_up_pod(&self, pod: &Value, log: &Mutex<OperationLog>) {
         let volumes = velero_podvolume::volumes_to_back_up(pod, self.default_to_fs_backup);
         if volumes.is_empty() {
@@ -374,7 +342,9 @@ impl PodVolumeBackupper {
             }
         }
         for (volume, pvb_name) in created {
-            match self.wait(&pvb_name).await {
+            let api: Api<PodVolumeBackup> = Api::namespaced(self.client.clone(), &self.namespace);
+            let phase = |p: &PodVolumeBackup| p.status.as_ref().and_then(|s| s.phase);
+            match until_ended(&api, &pvb_name, self.timeout, phase).await {
                 Ok(pvb) => {
                     let status = pvb.status.clone().unwrap_or_default();
                     if status.phase == Some(DataPathPhase::Completed) {
@@ -402,6 +372,44 @@ impl PodVolumeBackupper {
                 }
             }
         }
+    }
+}
+
+/// Waits until the PodVolumeBackup or PodVolumeRestore `name` is Completed, Failed or Canceled,
+/// or `timeout` passes (then most likely no node agent runs on the pod's node).
+pub(crate) async fn until_ended<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    phase: impl Fn(&K) -> Option<DataPathPhase>,
+) -> Result<K, String>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let kind = K::kind(&());
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match api.get_opt(name).await {
+            Ok(Some(object)) => {
+                if matches!(
+                    phase(&object),
+                    Some(
+                        DataPathPhase::Completed | DataPathPhase::Failed | DataPathPhase::Canceled
+                    )
+                ) {
+                    return Ok(object);
+                }
+            }
+            Ok(None) => return Err(format!("{kind} {name} was deleted")),
+            Err(e) => tracing::debug!("reading {kind} {name}: {e}"),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "timed out after {} waiting for {kind} {name} (is the node agent running on the pod's node?)",
+                velero_api::Duration::from(timeout)
+            ));
+        }
+        tokio::time::sleep(POLL).await;
     }
 }
 

@@ -18,8 +18,6 @@ use velero_api::v1::{
 use velero_report::{Level, OperationLog, locked};
 use velero_restore::pod_volumes::{PodVolumeRestorer, VolumeSnapshot};
 
-const POLL: Duration = Duration::from_millis(500);
-
 pub(crate) struct Restorer {
     client: Client,
     namespace: String,
@@ -115,40 +113,6 @@ async fn create(
         })
 }
 
-async fn wait(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    timeout: Duration,
-) -> Result<PodVolumeRestore, String> {
-    let api: Api<PodVolumeRestore> = Api::namespaced(client.clone(), namespace);
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match api.get_opt(name).await {
-            Ok(Some(pvr)) => {
-                let phase = pvr.status.as_ref().and_then(|s| s.phase);
-                if matches!(
-                    phase,
-                    Some(
-                        DataPathPhase::Completed | DataPathPhase::Failed | DataPathPhase::Canceled
-                    )
-                ) {
-                    return Ok(pvr);
-                }
-            }
-            Ok(None) => return Err(format!("PodVolumeRestore {name} was deleted")),
-            Err(e) => tracing::debug!(pvr = %name, "reading a PodVolumeRestore: {e}"),
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!(
-                "timed out after {} waiting for PodVolumeRestore {name} (is the node agent running on the pod's node?)",
-                velero_api::Duration::from(timeout)
-            ));
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
 impl PodVolumeRestorer for Restorer {
     fn restore(
         &self,
@@ -196,7 +160,9 @@ impl PodVolumeRestorer for Restorer {
                 }
             }
             for (volume, name) in created {
-                match wait(&client, &namespace, &name, timeout).await {
+                let api: Api<PodVolumeRestore> = Api::namespaced(client.clone(), &namespace);
+                let phase = |p: &PodVolumeRestore| p.status.as_ref().and_then(|s| s.phase);
+                match crate::pod_volume_backup::until_ended(&api, &name, timeout, phase).await {
                     Ok(pvr)
                         if pvr.status.as_ref().and_then(|s| s.phase)
                             == Some(DataPathPhase::Completed) =>

@@ -416,7 +416,7 @@ async fn run(
         }
     };
     // Velero's restore stays Finalizing while post-restore exec hooks wait for their containers.
-    if outcome.hooks_pending() {
+    if outcome.work_pending() {
         let phase = if outcome.errors_so_far() > 0 {
             RestorePhase::FinalizingPartiallyFailed
         } else {

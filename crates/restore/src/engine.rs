@@ -88,20 +88,21 @@ impl Action {
     }
 }
 
-/// The items are restored; exec hooks in restored pods may still be running (Velero's restore is
-/// `Finalizing` then). [`RestoreOutcome::finish`] waits for them and closes the log.
+/// The items are restored; restored pods' volume restores and exec hooks may still be running
+/// (Velero's restore is `Finalizing` then). [`RestoreOutcome::finish`] waits for them and closes
+/// the log.
 pub struct RestoreOutcome {
     pub items_restored: u64,
     pub total_items: u64,
     /// `"<apiVersion>/<Kind>"` → sorted `ns/name(action)` (`restore-<R>-resource-list.json.gz`).
     pub resource_list: BTreeMap<String, Vec<String>>,
     log: Arc<Mutex<OperationLog>>,
-    hooks: Vec<tokio::task::JoinHandle<()>>,
+    pending: Vec<tokio::task::JoinHandle<()>>,
     hook_tracker: Arc<HookTracker>,
     fresh_log: OperationLog,
 }
 
-/// A restore with its hooks done: the log and results to upload, and `status.hookStatus`.
+/// A restore with its pods' volumes and hooks done: the log and results to upload, and `status.hookStatus`.
 pub struct FinishedRestore {
     pub log_gz: Vec<u8>,
     pub results: OperationResults,
@@ -109,24 +110,24 @@ pub struct FinishedRestore {
 }
 
 impl RestoreOutcome {
-    /// Whether exec hooks are still running or waiting for their containers.
-    pub fn hooks_pending(&self) -> bool {
-        self.hooks.iter().any(|h| !h.is_finished())
+    /// Whether volume restores or exec hooks of restored pods are still running.
+    pub fn work_pending(&self) -> bool {
+        self.pending.iter().any(|h| !h.is_finished())
     }
 
-    /// Errors recorded so far (hooks may add more).
+    /// Errors recorded so far (volume restores and hooks may add more).
     pub fn errors_so_far(&self) -> usize {
         locked(&self.log).errors()
     }
 
-    /// Waits for every exec hook, then closes the log.
+    /// Waits for the pods' volume restores and exec hooks, then closes the log.
     pub async fn finish(self) -> FinishedRestore {
-        for hook in self.hooks {
-            if let Err(e) = hook.await {
+        for task in self.pending {
+            if let Err(e) = task.await {
                 locked(&self.log).record(
                     Level::Error,
                     None,
-                    &format!("an exec hook's task ended abnormally: {e}"),
+                    &format!("a volume restore's or exec hook's task ended abnormally: {e}"),
                 );
             }
         }
@@ -181,7 +182,7 @@ struct Ctx {
     total: AtomicU64,
     done: AtomicU64,
     /// Work that outlives the items: restored pods' volume restores and exec hooks.
-    exec_hooks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    pending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     hook_tracker: Arc<HookTracker>,
 }
 
@@ -457,7 +458,7 @@ async fn run_logged(
         volumes: Volumes::default(),
         total: AtomicU64::new(spool.total()),
         done: AtomicU64::new(0),
-        exec_hooks: Mutex::new(Vec::new()),
+        pending: Mutex::new(Vec::new()),
         hook_tracker: Arc::new(HookTracker::default()),
         params,
     });
@@ -534,13 +535,13 @@ async fn run_logged(
         );
     }
     let total_items = ctx.total.load(Ordering::Relaxed).max(items_restored);
-    let hooks = std::mem::take(&mut *locked(&ctx.exec_hooks));
+    let pending = std::mem::take(&mut *locked(&ctx.pending));
     Ok(RestoreOutcome {
         items_restored,
         total_items,
         resource_list,
         log: ctx.log.clone(),
-        hooks,
+        pending,
         hook_tracker: ctx.hook_tracker.clone(),
         fresh_log: OperationLog::restore(&ctx.params.velero_namespace, &ctx.params.restore_name),
     })
@@ -855,7 +856,7 @@ fn start_pod_volume_restores(ctx: &Ctx, original_namespace: Option<&str>, pod: &
     }
     let task =
         tokio::spawn(restorer.restore(pod.clone(), source.to_string(), snapshots, ctx.log.clone()));
-    locked(&ctx.exec_hooks).push(task);
+    locked(&ctx.pending).push(task);
 }
 
 /// Velero's post-restore exec hooks: a task per restored pod with hooks, watching it until its
@@ -878,7 +879,7 @@ fn start_exec_hooks(ctx: &Ctx, pod: &Value) {
         .unwrap_or_default()
         .to_string();
     let task = tokio::spawn(run_exec_hooks(exec, namespace, name, planned));
-    locked(&ctx.exec_hooks).push(task);
+    locked(&ctx.pending).push(task);
 }
 
 /// A Service whose node port is taken may exist already: Velero treats it as existing.
