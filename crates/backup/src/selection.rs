@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use velero_api::v1::BackupSpec;
+use velero_resource_policies::IncludeExcludePolicy;
 
 use crate::engine::Selection;
 use velero_cluster::api::ApiReader;
@@ -70,10 +71,14 @@ pub async fn prepare_spec(reader: &ApiReader, spec: &BackupSpec) -> (BackupSpec,
 impl BackupSelection {
     /// Resolves a spec [`prepare_spec`] prepared: namespace wildcards expanded against the
     /// namespaces that exist, resource names through discovery.
+    ///
+    /// A resource policies ConfigMap's `includeExcludePolicy` adds its types to the new-style
+    /// filters the Backup leaves them out of.
     pub async fn new(
         reader: &ApiReader,
         discovery: &Discovery,
         spec: &BackupSpec,
+        policy: Option<&IncludeExcludePolicy>,
     ) -> Result<Self, SelectionError> {
         let spec = spec.clone();
         let listed = reader
@@ -101,7 +106,15 @@ impl BackupSelection {
                 namespaced: r.namespaced,
             })
         };
-        let resources = ResourceFilter::from_spec(&spec, &namespaces, &resolver);
+        let resources = match policy {
+            Some(policy) => {
+                let combined = combine_with_policy(&spec, policy, &|entry| {
+                    discovery.resolve(entry).map(|r| r.group_resource())
+                });
+                ResourceFilter::from_spec(&combined, &namespaces, &resolver)
+            }
+            None => ResourceFilter::from_spec(&spec, &namespaces, &resolver),
+        };
         let selector =
             BackupSelector::from_spec(&spec).map_err(|e| SelectionError::Invalid(e.to_string()))?;
         let missing = namespaces.missing_includes(&existing);
@@ -118,6 +131,59 @@ impl BackupSelection {
     pub fn spec(&self) -> &BackupSpec {
         &self.spec
     }
+}
+
+/// Velero's `ScopeIncludesExcludes.CombineWithPolicy` (pkg/util/collections/includes_excludes.go):
+/// each type the policy names joins the Backup's matching list unless the Backup already includes
+/// or excludes it (the Backup wins). Types are compared as their resolved group-resource, so
+/// `deploy` and `deployments.apps` are one type; names discovery does not know are dropped.
+fn combine_with_policy(
+    spec: &BackupSpec,
+    policy: &IncludeExcludePolicy,
+    resolve: &dyn Fn(&str) -> Option<String>,
+) -> BackupSpec {
+    let mut combined = spec.clone();
+    let merge = |includes: &mut Option<Vec<String>>,
+                 excludes: &mut Option<Vec<String>>,
+                 add_includes: &[String],
+                 add_excludes: &[String]| {
+        let named = |list: &Option<Vec<String>>, resolved: &str| {
+            list.iter()
+                .flatten()
+                .any(|e| e == "*" || resolve(e).as_deref() == Some(resolved))
+        };
+        for (item, to_excludes) in add_excludes
+            .iter()
+            .map(|i| (i, true))
+            .chain(add_includes.iter().map(|i| (i, false)))
+        {
+            let Some(resolved) = resolve(item) else {
+                continue;
+            };
+            if named(includes, &resolved) || named(excludes, &resolved) {
+                continue;
+            }
+            let list = if to_excludes {
+                &mut *excludes
+            } else {
+                &mut *includes
+            };
+            list.get_or_insert_with(Vec::new).push(resolved);
+        }
+    };
+    merge(
+        &mut combined.included_namespace_scoped_resources,
+        &mut combined.excluded_namespace_scoped_resources,
+        &policy.included_namespace_scoped_resources,
+        &policy.excluded_namespace_scoped_resources,
+    );
+    merge(
+        &mut combined.included_cluster_scoped_resources,
+        &mut combined.excluded_cluster_scoped_resources,
+        &policy.included_cluster_scoped_resources,
+        &policy.excluded_cluster_scoped_resources,
+    );
+    combined
 }
 
 fn group_resource(r: &DiscoveredResource) -> GroupResource {
@@ -180,5 +246,60 @@ impl Selection for BackupSelection {
 
     fn missing_namespaces(&self) -> Vec<String> {
         self.missing.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(entry: &str) -> Option<String> {
+        match entry {
+            "deploy" | "deployments" | "deployments.apps" => Some("deployments.apps".into()),
+            "cm" | "configmaps" => Some("configmaps".into()),
+            "events" => Some("events".into()),
+            "secrets" => Some("secrets".into()),
+            "nodes" => Some("nodes".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_policy_fills_in_what_the_backup_does_not_say() {
+        let spec = BackupSpec {
+            included_namespace_scoped_resources: Some(vec!["deploy".into()]),
+            excluded_namespace_scoped_resources: Some(vec!["cm".into()]),
+            ..Default::default()
+        };
+        let policy = IncludeExcludePolicy {
+            included_namespace_scoped_resources: vec![
+                "configmaps".into(),
+                "secrets".into(),
+                "unknown".into(),
+            ],
+            excluded_namespace_scoped_resources: vec!["deployments.apps".into(), "events".into()],
+            excluded_cluster_scoped_resources: vec!["nodes".into()],
+            ..Default::default()
+        };
+        let combined = combine_with_policy(&spec, &policy, &resolve);
+        assert_eq!(
+            combined.included_namespace_scoped_resources,
+            Some(vec!["deploy".into(), "secrets".into()]),
+            "the Backup's exclusion of configmaps and inclusion of deployments win"
+        );
+        assert_eq!(
+            combined.excluded_namespace_scoped_resources,
+            Some(vec!["cm".into(), "events".into()])
+        );
+        assert_eq!(
+            combined.excluded_cluster_scoped_resources,
+            Some(vec!["nodes".into()])
+        );
+        let everything = BackupSpec {
+            included_namespace_scoped_resources: Some(vec!["*".into()]),
+            ..Default::default()
+        };
+        let combined = combine_with_policy(&everything, &policy, &resolve);
+        assert_eq!(combined.excluded_namespace_scoped_resources, None);
     }
 }

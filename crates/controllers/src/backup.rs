@@ -14,6 +14,7 @@ use velero_api::labels;
 use velero_api::v1::{Backup, BackupPhase};
 use velero_backup::engine::{self, BackupParams, Progress};
 use velero_cluster::api::ApiReader;
+use velero_resource_policies::ResourcePolicies;
 use velero_storage::{BackupFiles, BackupStore};
 
 use crate::operation::{self, OperationError, ProgressReporter, patch};
@@ -170,6 +171,20 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Op
     // Backup records (Velero's `prepareBackupRequest`) and what the selection resolves.
     let reader = ApiReader::new(client.clone());
     let (spec, mut errors) = velero_backup::selection::prepare_spec(&reader, &spec).await;
+    let policies = match resource_policies(client, ns, &spec).await {
+        Ok(p) => p,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    if policies
+        .as_ref()
+        .is_some_and(|p| p.include_exclude().is_some())
+        && velero_filters::uses_old_resource_filters(&spec)
+    {
+        errors.push("include-resources, exclude-resources and include-cluster-resources are old filter parameters.\nThey cannot be used with include-exclude policies.".into());
+    }
     let location = match locations::get_location(client, ns, &location_name).await {
         Ok(l) => Some(l),
         Err(e) => {
@@ -266,7 +281,7 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Op
     let started = std::time::Instant::now();
 
     // Either way the status is the one written into velero-backup.json, so the two agree.
-    let status = match run(ctx, api, &running, &location).await {
+    let status = match run(ctx, api, &running, &location, policies).await {
         Ok(status) => status,
         Err(failure) => fail(&running, failure).await,
     };
@@ -274,6 +289,39 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Op
     let status_json = serde_json::to_value(&status).unwrap_or(Value::Null);
     patch(api, &name, json!({ "status": status_json })).await?;
     Ok(())
+}
+
+/// The resource policies ConfigMap the Backup names (Velero's `GetResourcePoliciesFromBackup`):
+/// `None` when it names none; an error, which fails the Backup's validation, when it cannot be
+/// read or used.
+async fn resource_policies(
+    client: &Client,
+    namespace: &str,
+    spec: &velero_api::v1::BackupSpec,
+) -> Result<Option<ResourcePolicies>, String> {
+    let Some(reference) = spec
+        .resource_policy
+        .as_ref()
+        .filter(|r| r.kind.eq_ignore_ascii_case("configmap"))
+    else {
+        return Ok(None);
+    };
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), namespace);
+    let map = maps.get(&reference.name).await.map_err(|e| {
+        format!(
+            "fail to get ResourcePolicies {namespace}/{} ConfigMap with error {e}",
+            reference.name
+        )
+    })?;
+    ResourcePolicies::from_config_map_data(&map.data.unwrap_or_default())
+        .map(Some)
+        .map_err(|e| {
+            format!(
+                "fail to read the ResourcePolicies from ConfigMap {namespace}/{} with error {e}",
+                reference.name
+            )
+        })
 }
 
 /// Why a backup failed, and whether anything may still be written for it.
@@ -381,6 +429,7 @@ async fn run(
     api: &Api<Backup>,
     backup: &Backup,
     location: &velero_api::v1::BackupStorageLocation,
+    policies: Option<ResourcePolicies>,
 ) -> Result<velero_api::v1::BackupStatus, Failure> {
     let name = backup.name_any();
     let store: BackupStore = locations::open_store(&ctx.client, &ctx.config.namespace, location)
@@ -416,16 +465,20 @@ async fn run(
         }
     };
     // `backup` is the InProgress object, whose spec process() prepared and wrote back.
-    let selection =
-        match velero_backup::selection::BackupSelection::new(&reader, &discovery, &backup.spec)
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                let reason = format!("error resolving the backup's filters: {e}");
-                return Err(failed(reason, new_log(), store));
-            }
-        };
+    let selection = match velero_backup::selection::BackupSelection::new(
+        &reader,
+        &discovery,
+        &backup.spec,
+        policies.as_ref().and_then(|p| p.include_exclude()),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let reason = format!("error resolving the backup's filters: {e}");
+            return Err(failed(reason, new_log(), store));
+        }
+    };
 
     let resolve = |entry: &str| discovery.resolve(entry).map(|r| r.group_resource());
     let hooks = match velero_hooks::backup::BackupHooks::new(
@@ -447,6 +500,7 @@ async fn run(
         &location.name_any(),
         &store,
         ctx.config.fs_backup_timeout,
+        policies,
     ));
 
     let reporter = ProgressReporter::start(

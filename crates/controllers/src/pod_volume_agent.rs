@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::v1::{DataPathPhase, PodVolumeBackup, PodVolumeRestore};
-use velero_repository::{RepositoryLocation, SnapshotInfo};
+use velero_repository::{RepositoryError, RepositoryLocation, SnapshotInfo};
 
 use crate::repositories::{Open, with_repository};
 
@@ -216,6 +216,14 @@ async fn repository(
     crate::repositories::find(&ctx.client, &ctx.namespace, location, volume_namespace).await
 }
 
+/// Names the repository and the location in an error of the data path, so that the volume's
+/// status says where to look.
+fn in_repository(location: &str, volume_namespace: &str) -> impl Fn(RepositoryError) -> String {
+    let at =
+        format!("repository of namespace {volume_namespace} in backup storage location {location}");
+    move |e| format!("{at}: {e}")
+}
+
 async fn back_up(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<(PathBuf, SnapshotInfo), String> {
     let path = volume_dir(ctx, &pvb.spec.pod, &pvb.spec.volume).await?;
     let ns = pvb.spec.pod.namespace.clone().unwrap_or_default();
@@ -259,7 +267,7 @@ async fn back_up(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<(PathBuf, Snap
         },
     )
     .await
-    .map_err(|e| e.to_string());
+    .map_err(in_repository(&pvb.spec.backup_storage_location, &ns));
     reporter.abort();
     let snapshot = snapshot?;
     Ok((path, snapshot))
@@ -344,7 +352,10 @@ async fn restore(ctx: &AgentCtx, pvr: &PodVolumeRestore) -> Result<(), String> {
         repo.restore(&snapshot, &target).map(|_| ())
     })
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(in_repository(
+        &pvr.spec.backup_storage_location,
+        &pvr.spec.source_namespace,
+    ))?;
     // The helper runs as the app's user, not root, and removes the markers once it sees them all.
     use std::os::unix::fs::PermissionsExt as _;
     let markers = dir.join(".velero");

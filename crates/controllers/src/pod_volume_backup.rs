@@ -19,6 +19,7 @@ use velero_api::v1::{
     PodVolumeBackup, PodVolumeBackupSpec, UploaderType,
 };
 use velero_report::{Context, OperationLog, locked};
+use velero_resource_policies::ActionType;
 
 /// How often the state of running PodVolumeBackups is read.
 const POLL: Duration = Duration::from_millis(500);
@@ -34,6 +35,8 @@ pub(crate) struct PodVolumeBackupper {
     store: velero_storage::BackupStore,
     default_to_fs_backup: bool,
     timeout: Duration,
+    /// The Backup's resource policies, whose volume policies decide before the annotations.
+    policies: Option<velero_resource_policies::ResourcePolicies>,
     /// Per volume namespace: whether its repository is ready (or why not), decided once.
     repositories: tokio::sync::Mutex<HashMap<String, Result<(), String>>>,
     /// Every PodVolumeBackup as it ended, for `<backup>-podvolumebackups.json.gz`.
@@ -48,6 +51,7 @@ impl PodVolumeBackupper {
         location: &str,
         store: &velero_storage::BackupStore,
         timeout: Duration,
+        policies: Option<velero_resource_policies::ResourcePolicies>,
     ) -> Self {
         PodVolumeBackupper {
             client,
@@ -57,6 +61,7 @@ impl PodVolumeBackupper {
             store: store.clone(),
             default_to_fs_backup: backup.spec.default_volumes_to_fs_backup == Some(true),
             timeout,
+            policies,
             repositories: tokio::sync::Mutex::new(HashMap::new()),
             finished: Mutex::new(Vec::new()),
         }
@@ -310,11 +315,94 @@ impl PodVolumeBackupper {
         })
     }
 
-    async fn back_up_pod(&self, pod: &Value, log: &Mutex<OperationLog>) {
-        let volumes = velero_podvolume::volumes_to_back_up(pod, self.default_to_fs_backup);
-        if volumes.is_empty() {
-            return;
+    /// The volume policy action of each of the pod's candidate volumes that a policy matches,
+    /// looked up as Velero's `ShouldPerformFSBackup` does: a claim's volume by its
+    /// PersistentVolume and claim, other volumes by their source. A claim whose
+    /// PersistentVolume cannot be read and that no policy matches is an error, and the volume is
+    /// not backed up.
+    async fn policy_actions(
+        &self,
+        policies: &velero_resource_policies::ResourcePolicies,
+        pod: &Value,
+        log: &Mutex<OperationLog>,
+        ctx: Context<'_>,
+    ) -> HashMap<String, ActionType> {
+        use velero_resource_policies::VolumeFacts;
+        let ns = ctx.namespace.unwrap_or_default();
+        let mut actions = HashMap::new();
+        for volume in velero_podvolume::candidate_volumes(pod) {
+            let name = volume["name"].as_str().unwrap_or_default().to_string();
+            let facts = match volume
+                .pointer("/persistentVolumeClaim/claimName")
+                .and_then(Value::as_str)
+            {
+                None => Ok(VolumeFacts::from_pod_volume(volume)),
+                Some(claim) => self.claim_facts(ns, claim, volume).await,
+            };
+            let action = match &facts {
+                Ok(facts) | Err((facts, _)) => policies.volume_action(facts),
+            };
+            match (action, facts) {
+                (Some(action), _) => {
+                    actions.insert(name, action);
+                }
+                (None, Err((_, problem))) => {
+                    locked(log).error(
+                        &format!("Error deciding whether to back up pod volume {name}"),
+                        &problem,
+                        ctx,
+                    );
+                    actions.insert(name, ActionType::Skip);
+                }
+                (None, Ok(_)) => {}
+            }
         }
+        actions
+    }
+
+    /// What the volume policies see of a claim-backed volume: its PersistentVolume and claim, or,
+    /// with the reason, the pod volume and whatever of the claim could be read.
+    async fn claim_facts(
+        &self,
+        namespace: &str,
+        claim: &str,
+        volume: &Value,
+    ) -> Result<
+        velero_resource_policies::VolumeFacts,
+        (velero_resource_policies::VolumeFacts, String),
+    > {
+        use velero_resource_policies::VolumeFacts;
+        let pod_volume = VolumeFacts::from_pod_volume(volume);
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
+        let found = match claims.get(claim).await {
+            Ok(found) => found,
+            Err(e) => return Err((pod_volume, format!("getting PVC {namespace}/{claim}: {e}"))),
+        };
+        let claim_json = serde_json::to_value(&found).unwrap_or(Value::Null);
+        let Some(pv_name) = found
+            .spec
+            .and_then(|s| s.volume_name)
+            .filter(|n| !n.is_empty())
+        else {
+            return Err((
+                pod_volume.with_claim(&claim_json),
+                format!("PVC {namespace}/{claim} is not bound to a PersistentVolume"),
+            ));
+        };
+        let pvs: Api<k8s_openapi::api::core::v1::PersistentVolume> = Api::all(self.client.clone());
+        match pvs.get(&pv_name).await {
+            Ok(pv) => Ok(VolumeFacts::from_persistent_volume(
+                &serde_json::to_value(&pv).unwrap_or(Value::Null),
+            )
+            .with_claim(&claim_json)),
+            Err(e) => Err((
+                pod_volume.with_claim(&claim_json),
+                format!("getting PersistentVolume {pv_name} of PVC {namespace}/{claim}: {e}"),
+            )),
+        }
+    }
+
+    async fn back_up_pod(&self, pod: &Value, log: &Mutex<OperationLog>) {
         let text = |p: &str| pod.pointer(p).and_then(Value::as_str).unwrap_or_default();
         let (ns, name) = (text("/metadata/namespace"), text("/metadata/name"));
         let ctx = Context {
@@ -322,6 +410,16 @@ impl PodVolumeBackupper {
             resource: Some("pods"),
             name: Some(name),
         };
+        let actions = match &self.policies {
+            Some(policies) => self.policy_actions(policies, pod, log, ctx).await,
+            None => HashMap::new(),
+        };
+        let volumes = velero_podvolume::volumes_to_back_up(pod, self.default_to_fs_backup, &|v| {
+            actions.get(v).copied()
+        });
+        if volumes.is_empty() {
+            return;
+        }
         let names: Vec<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
         if text("/status/phase") != "Running" {
             locked(log).warn(

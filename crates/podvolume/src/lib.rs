@@ -6,7 +6,7 @@ mod password;
 mod select;
 
 pub use password::{PASSWORD_KEY, PASSWORD_SECRET, PasswordError, ensure_password, read_password};
-pub use select::{VolumeChoice, volumes_to_back_up};
+pub use select::{VolumeChoice, candidate_volumes, volumes_to_back_up};
 
 /// Velero's name of the repository of a volume namespace in a location (`<ns>-<bsl>-<type>`).
 pub fn repository_name(volume_namespace: &str, location: &str) -> String {

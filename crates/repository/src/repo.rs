@@ -23,7 +23,9 @@ pub enum RepositoryError {
         "the repository at {location} does not accept the password in Secret velero-repo-credentials (key repository-password): restore that Secret as it was when the repository was created"
     )]
     WrongPassword { location: String },
-    #[error("{context}: {source}")]
+    /// rustic_core's own Display spreads over many lines with guidance meant for its CLI; the
+    /// one-line form fits a PodVolumeBackup's status message.
+    #[error("{context}: {}", source.display_log().trim_start_matches("Error: "))]
     Rustic {
         context: String,
         #[source]

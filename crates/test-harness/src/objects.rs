@@ -48,3 +48,58 @@ pub async fn create_object(client: &kube::Client, object: Value) -> anyhow::Resu
         }
     }
 }
+
+/// The StorageClass of [`local_volume`]s: no provisioner, claims bind as soon as they are created.
+pub const LOCAL_STORAGE_CLASS: &str = "velero-local";
+
+/// A `local` PersistentVolume of class [`LOCAL_STORAGE_CLASS`] on [`crate::NODE_NAME`], backed by
+/// the directory `path` of this machine (created, writable by any pod user), reclaimed by
+/// `Retain` so that a deleted claim's data stays where it was. The class is created with the first
+/// volume.
+pub async fn local_volume(
+    client: &kube::Client,
+    name: &str,
+    path: &std::path::Path,
+    capacity: &str,
+) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777))?;
+    let classes: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("storage.k8s.io", "v1", "StorageClass"),
+            "storageclasses",
+        ),
+    );
+    if classes.get_opt(LOCAL_STORAGE_CLASS).await?.is_none() {
+        create_object(
+            client,
+            serde_json::json!({
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": { "name": LOCAL_STORAGE_CLASS },
+                "provisioner": "kubernetes.io/no-provisioner",
+                "volumeBindingMode": "Immediate",
+            }),
+        )
+        .await?;
+    }
+    create_object(
+        client,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": { "name": name },
+            "spec": {
+                "capacity": { "storage": capacity },
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": LOCAL_STORAGE_CLASS,
+                "local": { "path": path },
+                "nodeAffinity": { "required": { "nodeSelectorTerms": [{ "matchExpressions": [{
+                    "key": "kubernetes.io/hostname", "operator": "In", "values": [crate::NODE_NAME],
+                }] }] } },
+            },
+        }),
+    )
+    .await
+}

@@ -577,7 +577,7 @@ impl Cluster {
             errors.is_empty(),
             "{case}: the spec failed validation: {errors:?}"
         );
-        let selection = BackupSelection::new(&self.reader, &self.discovery, &spec).await?;
+        let selection = BackupSelection::new(&self.reader, &self.discovery, &spec, None).await?;
         let params = BackupParams {
             backup_namespace: "velero".into(),
             backup_name: "filters".into(),

@@ -34,11 +34,8 @@ fn restic(repo: &Path, password: &str, args: &[&str]) -> anyhow::Result<String> 
     Ok(String::from_utf8(out.stdout)?)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pod_volume_is_backed_up_by_the_node_agent_and_restic_restores_it() -> anyhow::Result<()>
-{
-    let env = support::setup_with_node().await?;
-    let c = &env.client;
+/// The node agent of the test's node, in this process, until the test ends.
+fn start_agent(env: &support::Env) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let kubelet_root = env.cp.kubelet_root_dir().context("a node")?.to_path_buf();
     let agent = velero_controllers::node_agent::NodeAgentConfig {
         node_name: NODE_NAME.into(),
@@ -47,8 +44,8 @@ async fn a_pod_volume_is_backed_up_by_the_node_agent_and_restic_restores_it() ->
         pod_uid: None,
         metrics_address: "127.0.0.1:0".parse()?,
     };
-    let agent_client = c.clone();
-    let _agent = tokio::spawn(async move {
+    let agent_client = env.client.clone();
+    Ok(tokio::spawn(async move {
         if let Err(e) = velero_controllers::node_agent::run_node_agent(
             agent_client,
             agent,
@@ -58,7 +55,40 @@ async fn a_pod_volume_is_backed_up_by_the_node_agent_and_restic_restores_it() ->
         {
             panic!("node agent stopped: {e}");
         }
-    });
+    }))
+}
+
+/// The volumes of the PodVolumeBackups of backup `name`, sorted, with their phases.
+async fn volume_phases(
+    c: &kube::Client,
+    backup: &str,
+) -> anyhow::Result<Vec<(String, Option<DataPathPhase>, String)>> {
+    let pvbs: Api<PodVolumeBackup> = Api::namespaced(c.clone(), "velero");
+    let mut found: Vec<_> = pvbs
+        .list(&ListParams::default().labels(&format!("velero.io/backup-name={backup}")))
+        .await?
+        .items
+        .into_iter()
+        .map(|p| {
+            let status = p.status.unwrap_or_default();
+            (
+                p.spec.volume,
+                status.phase,
+                status.message.unwrap_or_default(),
+            )
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_volume_is_backed_up_by_the_node_agent_and_restic_restores_it() -> anyhow::Result<()>
+{
+    let env = support::setup_with_node().await?;
+    let c = &env.client;
+    let kubelet_root = env.cp.kubelet_root_dir().context("a node")?.to_path_buf();
+    let _agent = start_agent(&env)?;
 
     create_object(
         c,
@@ -337,5 +367,231 @@ async fn a_pod_volume_is_backed_up_by_the_node_agent_and_restic_restores_it() ->
     );
     let _ = stop.send(());
     second.await??;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_policies_choose_volumes_and_faults_give_clear_errors() -> anyhow::Result<()> {
+    let env = support::setup_with_node().await?;
+    let c = &env.client;
+    let _agent = start_agent(&env)?;
+    let disks = tempfile::tempdir()?;
+    velero_test_harness::local_volume(c, "disk-a", &disks.path().join("a"), "2Gi").await?;
+    create_object(
+        c,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+    )
+    .await?;
+    create_object(c, json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": { "name": "claim", "namespace": NS, "labels": { "tier": "gold" } },
+        "spec": { "accessModes": ["ReadWriteOnce"], "storageClassName": velero_test_harness::LOCAL_STORAGE_CLASS,
+            "resources": { "requests": { "storage": "1Gi" } } },
+    })).await?;
+    // `churn` changes all the time: files appear, grow and vanish while they are read.
+    let script = "echo kept > /claim/kept && echo scratch > /scratch/s && \
+        i=0; while true; do head -c 300000 /dev/urandom > /churn/f$((i % 40)); rm -f /churn/f$(((i + 20) % 40)); \
+        i=$((i + 1)); done";
+    create_object(
+        c,
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "mixed", "namespace": NS, "annotations": {
+                "backup.velero.io/backup-volumes": "scratch,churn",
+            } },
+            "spec": {
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{ "name": "app", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
+                    "command": ["/bin/sh", "-c", script],
+                    "volumeMounts": [
+                        { "name": "claim", "mountPath": "/claim" },
+                        { "name": "scratch", "mountPath": "/scratch" },
+                        { "name": "churn", "mountPath": "/churn" },
+                    ] }],
+                "volumes": [
+                    { "name": "claim", "persistentVolumeClaim": { "claimName": "claim" } },
+                    { "name": "scratch", "emptyDir": {} },
+                    { "name": "churn", "emptyDir": {} },
+                ],
+            },
+        }),
+    )
+    .await?;
+    support::wait_running(c, NS, &["mixed"]).await?;
+
+    // Policies decide before the annotations: the gold claim is backed up though no annotation
+    // names it, the annotated emptyDirs are skipped.
+    let policies = "version: v1\nvolumePolicies:\n\
+        - conditions: {storageClass: [velero-local], pvcLabels: {tier: gold}, capacity: \"1Gi,\"}\n  action: {type: fs-backup}\n\
+        - conditions: {volumeTypes: [emptyDir]}\n  action: {type: skip}\n";
+    create_object(
+        c,
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "policies", "namespace": "velero" },
+            "data": { "policies.yaml": policies },
+        }),
+    )
+    .await?;
+    let b = support::backup_ended(
+        c,
+        "chosen",
+        json!({
+            "includedNamespaces": [NS],
+            "resourcePolicy": { "kind": "configmap", "name": "policies" },
+        }),
+    )
+    .await?;
+    assert_eq!(
+        b.status.as_ref().and_then(|s| s.phase),
+        Some(BackupPhase::Completed),
+        "{:?}",
+        b.status
+    );
+    let chosen = volume_phases(c, "chosen").await?;
+    assert_eq!(
+        chosen
+            .iter()
+            .map(|(v, p, _)| (v.as_str(), *p))
+            .collect::<Vec<_>>(),
+        [("claim", Some(DataPathPhase::Completed))],
+        "{chosen:?}"
+    );
+
+    // A policy ConfigMap that cannot be used fails the Backup's validation, naming the problem.
+    create_object(
+        c,
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "bad-policies", "namespace": "velero" },
+            "data": { "p.yaml": "version: v2\nvolumePolicies: []\n" },
+        }),
+    )
+    .await?;
+    let b = support::backup_ended(
+        c,
+        "refused",
+        json!({
+            "includedNamespaces": [NS],
+            "resourcePolicy": { "kind": "configmap", "name": "bad-policies" },
+        }),
+    )
+    .await?;
+    let status = b.status.clone().unwrap_or_default();
+    assert_eq!(status.phase, Some(BackupPhase::FailedValidation));
+    let errors = status.validation_errors.unwrap_or_default().join("\n");
+    assert!(
+        errors.contains("velero/bad-policies") && errors.contains("incompatible version number v2"),
+        "{errors}"
+    );
+
+    // Without policies the annotations decide; the volume that changes while it is read is backed
+    // up without the agent failing.
+    let b = support::backup_ended(c, "annotated", json!({ "includedNamespaces": [NS] })).await?;
+    let annotated = volume_phases(c, "annotated").await?;
+    assert_eq!(
+        annotated
+            .iter()
+            .map(|(v, p, _)| (v.as_str(), *p))
+            .collect::<Vec<_>>(),
+        [
+            ("churn", Some(DataPathPhase::Completed)),
+            ("scratch", Some(DataPathPhase::Completed))
+        ],
+        "{annotated:?}"
+    );
+    assert_eq!(
+        b.status.as_ref().and_then(|s| s.phase),
+        Some(BackupPhase::Completed),
+        "{:?}",
+        b.status
+    );
+
+    // A wrong repository password: the volume's backup fails naming the Secret to check, the
+    // backup is PartiallyFailed, and nothing in the repository changes.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(c.clone(), "velero");
+    let password = velero_podvolume::read_password(c, "velero").await?;
+    let set_password = |p: &str| json!({ "stringData": { "repository-password": p } });
+    secrets
+        .patch(
+            "velero-repo-credentials",
+            &Default::default(),
+            &kube::api::Patch::Merge(set_password("not-the-password")),
+        )
+        .await?;
+    let repo_dir = env.bucket.join("restic").join(NS);
+    let before = restic(&repo_dir, &password, &["snapshots", "--json"])?;
+    let b =
+        support::backup_ended(c, "wrong-password", json!({ "includedNamespaces": [NS] })).await?;
+    assert_eq!(
+        b.status.as_ref().and_then(|s| s.phase),
+        Some(BackupPhase::PartiallyFailed),
+        "{:?}",
+        b.status
+    );
+    let (log, _, _) = support::backup_files(&env, "wrong-password")?;
+    let failures = volume_phases(c, "wrong-password").await?;
+    let said = format!("{failures:?}\n{log}");
+    assert!(
+        said.contains("velero-repo-credentials") && said.contains("password"),
+        "the error names the Secret: {said}"
+    );
+    secrets
+        .patch(
+            "velero-repo-credentials",
+            &Default::default(),
+            &kube::api::Patch::Merge(set_password(&password)),
+        )
+        .await?;
+    assert_eq!(
+        restic(&repo_dir, &password, &["snapshots", "--json"])?,
+        before
+    );
+    restic(&repo_dir, &password, &["check"])?;
+
+    // A location that cannot be reached: the agent fails the volume's backup, naming the location.
+    create_object(
+        c,
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "offline-credentials", "namespace": "velero" },
+            "stringData": { "cloud": "[default]\naws_access_key_id=a\naws_secret_access_key=b\n" },
+        }),
+    )
+    .await?;
+    create_object(c, json!({
+        "apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+        "metadata": { "name": "offline", "namespace": "velero" },
+        "spec": { "provider": "aws", "objectStorage": { "bucket": "gone" },
+            "credential": { "name": "offline-credentials", "key": "cloud" },
+            "config": { "region": "minio", "s3Url": "http://127.0.0.1:1", "s3ForcePathStyle": "true" } },
+    })).await?;
+    let pvbs: Api<PodVolumeBackup> = Api::namespaced(c.clone(), "velero");
+    let mut offline = pvbs
+        .list(&ListParams::default().labels("velero.io/backup-name=chosen"))
+        .await?
+        .items
+        .remove(0);
+    offline.metadata = kube::api::ObjectMeta {
+        name: Some("offline".into()),
+        namespace: Some("velero".into()),
+        ..Default::default()
+    };
+    offline.spec.backup_storage_location = "offline".into();
+    offline.status = None;
+    pvbs.create(&Default::default(), &offline).await?;
+    let failed = wait_for(
+        "the PodVolumeBackup into an unreachable location to fail",
+        || async {
+            let status = pvbs.get("offline").await.ok()?.status?;
+            (status.phase == Some(DataPathPhase::Failed)).then_some(status)
+        },
+    )
+    .await?;
+    let message = failed.message.unwrap_or_default();
+    assert!(
+        message.contains("offline") && message.contains("127.0.0.1:1"),
+        "{message}"
+    );
     Ok(())
 }
