@@ -106,34 +106,59 @@ async fn exec_sh(
     .await?)
 }
 
-/// File-system backup and restore of a pod volume through the installed server, node-agent
-/// DaemonSet and restore helper: the restored pod's app container starts on its restored data.
+/// What the tests compare of a volume's files: path, mode, size, mtime, kind and content hash
+/// of everything below `/data` and `/claim`, except the app's own start record and the helper's
+/// markers.
+const FINGERPRINT: &str = "cd / && find data claim -mindepth 1 ! -name seen-at-start ! -path '*/.velero*' | sort | \
+    while read f; do stat -c '%n %a %s %Y %F' \"$f\"; if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then md5sum \"$f\"; fi; done";
+
+/// File-system backup and restore of an emptyDir and of a claim on a local PersistentVolume
+/// through the installed server, node-agent DaemonSet and restore helper: the restored pod's app
+/// container starts on its restored data, every file as it was (content, mode, mtime, symlink,
+/// sparse file); the claim is provisioned anew (bound to the other free volume). Then the node
+/// agent is killed in the middle of a volume backup.
 async fn volume_data_round_trip(
     cluster: &ControlPlane,
     kubeconfig: &Path,
     client: &kube::Client,
+    disks: &Path,
 ) -> anyhow::Result<()> {
+    for disk in ["disk-a", "disk-b"] {
+        velero_test_harness::local_volume(client, disk, &disks.join(disk), "2Gi").await?;
+    }
     kubectl_ok(cluster, &["create", "namespace", "files"])?;
+    velero_test_harness::create_object(client, serde_json::json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": { "name": "claim", "namespace": "files" },
+        "spec": { "accessModes": ["ReadWriteOnce"], "storageClassName": velero_test_harness::LOCAL_STORAGE_CLASS,
+            "resources": { "requests": { "storage": "1Gi" } } },
+    })).await?;
     // The app records what it finds at its start, then writes its data only if it is not there.
-    let script = "ls /data > /tmp/seen; cp /tmp/seen /data/seen-at-start; \
-        if [ ! -e /data/origin ]; then echo hello > /data/a.txt && head -c 2000000 /dev/urandom > /data/big.bin \
-        && mkdir /data/sub && for i in $(seq 1 100); do echo $i > /data/sub/f$i; done && echo written > /data/origin; fi; sleep 3600";
+    let script = "ls -A /data /claim > /tmp/seen; cp /tmp/seen /data/seen-at-start; \
+        if [ ! -e /claim/origin ]; then for d in /data /claim; do \
+          echo hello > $d/a.txt && chmod 640 $d/a.txt && head -c 20000000 /dev/urandom > $d/big.bin && chmod 755 $d/big.bin \
+          && mkdir $d/sub && for i in $(seq 1 300); do echo $i > $d/sub/f$i; done && chmod 750 $d/sub \
+          && ln -s a.txt $d/link && dd if=/dev/urandom of=$d/sparse bs=4096 count=2 seek=5000 2>/dev/null \
+          && touch -d '2021-03-04 05:06:07' $d/a.txt $d/sub/f1 $d/sparse $d/sub; \
+        done && echo written > /claim/origin; fi; sleep 3600";
     let pod = serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": { "name": "keeper", "namespace": "files", "labels": { "app": "keeper" },
-            "annotations": { "backup.velero.io/backup-volumes": "data" } },
+            "annotations": { "backup.velero.io/backup-volumes": "data,claim" } },
         "spec": {
             "terminationGracePeriodSeconds": 0,
             "containers": [{ "name": "app", "image": velero_test_harness::BUSYBOX_IMAGE, "imagePullPolicy": "Never",
-                "command": ["sh", "-c", script], "volumeMounts": [{ "name": "data", "mountPath": "/data" }] }],
-            "volumes": [{ "name": "data", "emptyDir": {} }],
+                "command": ["sh", "-c", script], "volumeMounts": [
+                    { "name": "data", "mountPath": "/data" }, { "name": "claim", "mountPath": "/claim" }] }],
+            "volumes": [{ "name": "data", "emptyDir": {} },
+                { "name": "claim", "persistentVolumeClaim": { "claimName": "claim" } }],
         },
     });
     velero_test_harness::create_object(client, pod).await?;
     let files: Api<Pod> = Api::namespaced(client.clone(), "files");
     running_pods(&files, "app=keeper").await?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while exec_sh(client, "files", "keeper", "test -e /data/origin")
+    while exec_sh(client, "files", "keeper", "test -e /claim/origin")
         .await?
         .exit_code
         != 0
@@ -141,10 +166,13 @@ async fn volume_data_round_trip(
         ensure!(Instant::now() < deadline, "the app never wrote its data");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let fingerprint = "md5sum /data/big.bin /data/a.txt /data/sub/f77 && ls /data/sub | wc -l";
-    let before = exec_sh(client, "files", "keeper", fingerprint)
+    let before = exec_sh(client, "files", "keeper", FINGERPRINT)
         .await?
         .stdout;
+    ensure!(
+        before.contains("claim/sparse 644 20488192") && before.contains("data/link 777"),
+        "the app wrote what the test expects:\n{before}"
+    );
 
     velero_ok(
         kubeconfig,
@@ -161,7 +189,8 @@ async fn volume_data_round_trip(
     assert!(described.contains("Completed"), "{described}");
     assert!(
         described.contains("Pod Volume Backups - restic:")
-            && described.contains("files/keeper: data (size: "),
+            && described.contains("files/keeper: claim (size: ")
+            && described.contains(", data (size: "),
         "{described}"
     );
     kubectl_ok(cluster, &["delete", "namespace", "files", "--wait=true"])?;
@@ -191,29 +220,193 @@ async fn volume_data_round_trip(
         [format!("restore-wait {IMAGE}")],
         "the restore helper from our image"
     );
-    let after = exec_sh(client, "files", "keeper", fingerprint)
+    let bound = kubectl_ok(
+        cluster,
+        &[
+            "-n",
+            "files",
+            "get",
+            "pvc",
+            "claim",
+            "-o",
+            "jsonpath={.spec.volumeName}",
+        ],
+    )?;
+    assert_eq!(
+        bound, "disk-b",
+        "the claim is provisioned anew, not bound to its old volume"
+    );
+    let after = exec_sh(client, "files", "keeper", FINGERPRINT)
         .await?
         .stdout;
     assert_eq!(
         after, before,
-        "the restored volume holds the backed-up data"
+        "the restored volumes hold the backed-up files, modes and mtimes"
     );
     let seen = exec_sh(
         client,
         "files",
         "keeper",
-        "cat /data/seen-at-start; ls -a /data",
+        "cat /data/seen-at-start; ls -a /data /claim",
     )
     .await?
     .stdout;
     assert!(
-        seen.contains("big.bin"),
-        "the app started on restored data: {seen}"
+        seen.matches("big.bin").count() >= 4,
+        "the app started on restored data in both volumes: {seen}"
     );
     assert!(
         !seen.contains(".velero"),
         "the helper removed its markers: {seen}"
     );
+
+    agent_killed_during_a_volume_backup(cluster, kubeconfig, client, &disks.join("disk-b")).await
+}
+
+/// The node agent is killed while it reads a volume: the volume's backup is Failed (by the agent
+/// that starts next), the backup PartiallyFailed, the repository consistent for Debian's restic,
+/// and the next backup complete.
+async fn agent_killed_during_a_volume_backup(
+    cluster: &ControlPlane,
+    kubeconfig: &Path,
+    client: &kube::Client,
+    claim_dir: &Path,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    // A gigabyte the agent needs seconds to read, written from the host into the claim's volume.
+    {
+        let mut big = std::io::BufWriter::new(std::fs::File::create(claim_dir.join("huge.bin"))?);
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut block = vec![0u8; 1 << 20];
+        for _ in 0..1024 {
+            for chunk in block.chunks_exact_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                chunk.copy_from_slice(&state.to_le_bytes());
+            }
+            big.write_all(&block)?;
+        }
+        big.flush()?;
+    }
+    velero_ok(
+        kubeconfig,
+        &["backup", "create", "cut", "--include-namespaces", "files"],
+    )?;
+    let pvbs: Api<velero_api::v1::PodVolumeBackup> = Api::namespaced(client.clone(), "velero");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let list = pvbs
+            .list(&ListParams::default().labels("velero.io/backup-name=cut"))
+            .await?;
+        let reading = list.items.iter().any(|p| {
+            p.spec.volume == "claim"
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.progress.as_ref())
+                    .and_then(|p| p.bytes_done)
+                    .is_some_and(|done| done > 0)
+        });
+        if reading {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the claim's backup never started reading: {:?}",
+            list.items.iter().map(|p| &p.status).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid =
+        find_process(&["/velero", "node-agent", "server"]).context("the node agent's process")?;
+    let killed = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()?;
+    ensure!(killed.success(), "kill -9 {pid}");
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let phase = loop {
+        let phase = kubectl_ok(
+            cluster,
+            &[
+                "-n",
+                "velero",
+                "get",
+                "backup",
+                "cut",
+                "-o",
+                "jsonpath={.status.phase}",
+            ],
+        )?;
+        if ["Completed", "PartiallyFailed", "Failed"].contains(&phase.as_str()) {
+            break phase;
+        }
+        ensure!(Instant::now() < deadline, "backup cut still {phase}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(phase, "PartiallyFailed");
+    let claim = pvbs
+        .list(&ListParams::default().labels("velero.io/backup-name=cut"))
+        .await?
+        .items
+        .into_iter()
+        .find(|p| p.spec.volume == "claim")
+        .context("the claim's PodVolumeBackup")?;
+    let status = claim.status.unwrap_or_default();
+    assert_eq!(
+        status.phase,
+        Some(velero_api::v1::DataPathPhase::Failed),
+        "{status:?}"
+    );
+
+    // Debian's restic finds the repository consistent after the kill.
+    let password = kubectl_ok(
+        cluster,
+        &[
+            "-n",
+            "velero",
+            "get",
+            "secret",
+            "velero-repo-credentials",
+            "-o",
+            "jsonpath={.data.repository-password}",
+        ],
+    )?;
+    use base64::Engine as _;
+    let password = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(password)?)?;
+    let repo = claim_dir
+        .ancestors()
+        .nth(1)
+        .context("the disks' directory")?
+        .join("backups/restic/files");
+    let check = Command::new("restic")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--no-cache", "check"])
+        .env("RESTIC_PASSWORD", &password)
+        .output()
+        .context("running restic")?;
+    ensure!(
+        check.status.success(),
+        "restic check after the kill: {}\n{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
+
+    velero_ok(
+        kubeconfig,
+        &[
+            "backup",
+            "create",
+            "after-cut",
+            "--include-namespaces",
+            "files",
+            "--wait",
+        ],
+    )?;
+    let described = velero_ok(kubeconfig, &["backup", "describe", "after-cut"])?;
+    assert!(described.contains("Phase:  Completed"), "{described}");
+    std::fs::remove_file(claim_dir.join("huge.bin"))?;
     Ok(())
 }
 
@@ -462,7 +655,7 @@ async fn velero_runs_in_the_cluster_from_its_image() -> anyhow::Result<()> {
         "/host_pods in the agent holds {seen:?}"
     );
 
-    volume_data_round_trip(&cluster, &kubeconfig, &client).await?;
+    volume_data_round_trip(&cluster, &kubeconfig, &client, work.path()).await?;
 
     let usage = cluster.memory_usage();
     let total: u64 = usage.iter().map(|(_, b)| b).sum();
