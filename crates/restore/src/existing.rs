@@ -3,9 +3,11 @@
 //! owns, then leave, merge or update it under `spec.existingResourcePolicy`.
 
 use serde_json::{Map, Value, json};
+
+use crate::compare::{comparable, merge_patch};
 use velero_cluster::write::ApiWriter;
 
-use crate::engine::{Action, Report, reset_metadata, str_at};
+use crate::engine::{Action, Report, str_at};
 
 /// `spec.existingResourcePolicy`: what to do with an item that exists and differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,51 +27,6 @@ impl Policy {
             Some("update") => Policy::Update,
             _ => Policy::Unset,
         }
-    }
-}
-
-/// For comparing an existing object with the backed-up one: server bookkeeping removed.
-pub(crate) fn comparable(item: &Value) -> Value {
-    let mut item = item.clone();
-    reset_metadata(&mut item);
-    if let Some(obj) = item.as_object_mut() {
-        obj.remove("status");
-    }
-    // Field ownership records timestamps, so it always differs; Velero compares it anyway and warns
-    // about every existing object. We leave it out of the comparison.
-    if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
-    }
-    item
-}
-
-/// An RFC 7386 merge patch turning `from` into `to` (Velero's `generatePatch`); `None` if equal.
-pub(crate) fn merge_patch(from: &Value, to: &Value) -> Option<Value> {
-    match (from, to) {
-        (Value::Object(a), Value::Object(b)) => {
-            let mut patch = Map::new();
-            for (k, v) in b {
-                match a.get(k) {
-                    Some(old) if old == v => {}
-                    Some(old) => {
-                        if let Some(p) = merge_patch(old, v) {
-                            patch.insert(k.clone(), p);
-                        }
-                    }
-                    None => {
-                        patch.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-            for k in a.keys() {
-                if !b.contains_key(k) {
-                    patch.insert(k.clone(), Value::Null);
-                }
-            }
-            (!patch.is_empty()).then_some(Value::Object(patch))
-        }
-        (a, b) if a == b => None,
-        (_, b) => Some(b.clone()),
     }
 }
 

@@ -6,6 +6,7 @@
 //! `velero-report` and `velero-resource-modifiers`, and is driven by `velero-controllers`.
 
 pub mod actions;
+pub mod compare;
 pub mod engine;
 mod existing;
 mod namespaces;
