@@ -107,6 +107,7 @@ impl Window {
 pub struct ApiWriter {
     client: kube::Client,
     window: Arc<Window>,
+    dry_run: bool,
 }
 
 pub const MERGE_PATCH: &str = "application/merge-patch+json";
@@ -124,7 +125,19 @@ impl ApiWriter {
                 max,
                 successes: AtomicUsize::new(0),
             }),
+            dry_run: false,
         }
+    }
+
+    /// Every write is sent with `dryRun=All`: the API server admits, validates and answers it as
+    /// it would the real one (webhooks, quotas, schemas, RBAC) and stores nothing.
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
     }
 
     /// The current width of the window (for logs and benchmarks).
@@ -173,6 +186,14 @@ impl ApiWriter {
         body: Option<Vec<u8>>,
         content_type: &str,
     ) -> Result<Value, WriteError> {
+        let dry_run_path;
+        let path = if self.dry_run && method != Method::GET {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            dry_run_path = format!("{path}{separator}dryRun=All");
+            &dry_run_path
+        } else {
+            path
+        };
         let mut delay = Duration::from_millis(100);
         let mut attempt = 1;
         loop {

@@ -73,6 +73,7 @@ pub fn target_key(layout: &Layout, kind: DownloadTargetKind, name: &str) -> Stri
         RestoreResourceList => layout.restore_file(name, RestoreFile::ResourceList),
         RestoreItemOperations => layout.restore_file(name, RestoreFile::ItemOperations),
         RestoreVolumeInfo => layout.restore_file(name, RestoreFile::VolumeInfo),
+        RestorePlan => layout.restore_file(name, RestoreFile::Plan),
     }
 }
 
@@ -85,6 +86,7 @@ fn is_restore_target(kind: DownloadTargetKind) -> bool {
             | RestoreResourceList
             | RestoreItemOperations
             | RestoreVolumeInfo
+            | RestorePlan
     )
 }
 

@@ -232,6 +232,12 @@ async fn process(ctx: &Ctx, api: &Api<Restore>, restore: &Restore) -> Result<(),
     let name = restore.name_any();
     let mut spec = restore.spec.clone();
     let mut errors = velero_restore::selection::validate_restore_spec(&spec);
+    let dry_run = spec.dry_run == Some(true);
+    if dry_run && spec.schedule_name.as_deref().is_some_and(|s| !s.is_empty()) {
+        // A plan is only worth having for the backup the real restore will use; a schedule's
+        // newest backup may change between the two.
+        errors.push("a dry run needs a backup name, not a schedule: plan the restore of one backup (velero backup get -l velero.io/schedule-name=<schedule> lists the schedule's backups)".into());
+    }
     // Velero appends the types it never restores to every Restore's exclusions.
     let excluded = spec.excluded_resources.get_or_insert_with(Vec::new);
     for r in velero_restore::selection::NON_RESTORABLE {
@@ -311,12 +317,16 @@ async fn process(ctx: &Ctx, api: &Api<Restore>, restore: &Restore) -> Result<(),
             }
         }
     };
+    // A dry run restored nothing: it counts as neither a success nor a failure of a restore.
     let counter = match status.phase {
-        Some(RestorePhase::Completed) => &metrics.restore_success,
-        Some(RestorePhase::PartiallyFailed) => &metrics.restore_partial_failure,
-        _ => &metrics.restore_failed,
+        Some(RestorePhase::Completed) => Some(&metrics.restore_success),
+        Some(RestorePhase::PartiallyFailed) => Some(&metrics.restore_partial_failure),
+        Some(RestorePhase::DryRunCompleted) => None,
+        _ => Some(&metrics.restore_failed),
     };
-    counter.get_or_create(&schedule).inc();
+    if let Some(counter) = counter {
+        counter.get_or_create(&schedule).inc();
+    }
     patch(api, &name, json!({ "status": status })).await?;
     Ok(())
 }
@@ -331,6 +341,7 @@ async fn run(
 ) -> Result<RestoreStatus, String> {
     let name = restore.name_any();
     let name = name.as_str();
+    let dry_run = spec.dry_run == Some(true);
     let backup_name = source.backup.name_any();
     let store = &source.store;
     let key = store.layout().backup_contents(&backup_name);
@@ -385,12 +396,15 @@ async fn run(
         hooks,
         hook_wait_limit,
         pod_volumes: pod_volume_data(ctx, store, &backup_name, restore).await?,
-        pod_volume_restorer: Some(Arc::new(crate::pod_volume_restore::Restorer::new(
-            ctx.client.clone(),
-            &ctx.config.namespace,
-            restore,
-            ctx.config.fs_backup_timeout,
-        ))),
+        pod_volume_restorer: (!dry_run).then(|| {
+            Arc::new(crate::pod_volume_restore::Restorer::new(
+                ctx.client.clone(),
+                &ctx.config.namespace,
+                restore,
+                ctx.config.fs_backup_timeout,
+            )) as Arc<dyn velero_restore::pod_volumes::PodVolumeRestorer>
+        }),
+        dry_run,
     };
 
     let reporter = ProgressReporter::start(
@@ -433,6 +447,7 @@ async fn run(
     let items_restored = outcome.items_restored;
     let total_items = outcome.total_items;
     let resource_list = crate::gzip_json(&outcome.resource_list);
+    let plan = outcome.plan.as_ref().map(crate::gzip_json);
     let finished = outcome.finish().await;
 
     let none = crate::gzip_json(&Value::Array(vec![]));
@@ -442,6 +457,7 @@ async fn run(
         resource_list: Some(resource_list),
         item_operations: Some(none.clone()),
         volume_info: Some(none),
+        plan,
     };
     store
         .put_restore(name, files)
@@ -452,7 +468,9 @@ async fn run(
     tracing::info!(restore = %name, items = items_restored, warnings, errors, "restore completed");
     let count = |n: u64| Some(i32::try_from(n).unwrap_or(i32::MAX));
     Ok(RestoreStatus {
-        phase: Some(if errors > 0 {
+        phase: Some(if dry_run {
+            RestorePhase::DryRunCompleted
+        } else if errors > 0 {
             RestorePhase::PartiallyFailed
         } else {
             RestorePhase::Completed

@@ -3,7 +3,7 @@
 //! merge patch between two versions, and a field-level list of differences that restore plans
 //! and `velero backup diff` show.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::engine::reset_metadata;
@@ -54,14 +54,14 @@ pub fn merge_patch(from: &Value, to: &Value) -> Option<Value> {
 }
 
 /// One field that differs: where, and its value on each side (`None`: absent there).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldChange {
     /// kubectl-style: `spec.replicas`, `metadata.labels["app.kubernetes.io/name"]`,
     /// `spec.containers[0].image`.
     pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Value>,
 }
 

@@ -29,6 +29,7 @@ use velero_hooks::restore::{ExecContext, RestoreHooks, run_exec_hooks};
 use velero_hooks::{HookStats, HookTracker};
 
 const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";
+use crate::plan::{PlanNote, PlannedAction, RestorePlan};
 use velero_api::labels::RESTORE_STATUS_ANNOTATION;
 
 /// Everything a run needs besides the cluster and the tarball.
@@ -60,6 +61,9 @@ pub struct RestoreParams {
     pub pod_volumes: PodVolumeData,
     /// Creates restored pods' PodVolumeRestores; `None` restores no volume data.
     pub pod_volume_restorer: Option<Arc<dyn PodVolumeRestorer>>,
+    /// Plan only: every write goes with `dryRun=All`, nothing that follows a write (status,
+    /// field ownership, volume data, hooks) runs, and the outcome carries the plan.
+    pub dry_run: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -96,6 +100,8 @@ pub struct RestoreOutcome {
     pub total_items: u64,
     /// `"<apiVersion>/<Kind>"` → sorted `ns/name(action)` (`restore-<R>-resource-list.json.gz`).
     pub resource_list: BTreeMap<String, Vec<String>>,
+    /// A dry run's plan.
+    pub plan: Option<RestorePlan>,
     log: Arc<Mutex<OperationLog>>,
     pending: Vec<tokio::task::JoinHandle<()>>,
     hook_tracker: Arc<HookTracker>,
@@ -184,6 +190,8 @@ struct Ctx {
     /// Work that outlives the items: restored pods' volume restores and exec hooks.
     pending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     hook_tracker: Arc<HookTracker>,
+    /// A dry run's plan so far, by (resource, target namespace, name).
+    plan: Mutex<BTreeMap<(String, String, String), PlanNote>>,
 }
 
 /// An item's fate, with the messages for the log and the results.
@@ -192,6 +200,8 @@ pub(crate) struct Report {
     pub(crate) infos: Vec<String>,
     pub(crate) warnings: Vec<String>,
     pub(crate) errors: Vec<String>,
+    /// What a dry run's plan says of the item, where the outcome alone does not tell.
+    pub(crate) plan: Option<PlanNote>,
 }
 
 impl Ctx {
@@ -201,6 +211,36 @@ impl Ctx {
 
     fn info(&self, message: &str) {
         self.record(Level::Info, None, message);
+    }
+
+    fn dry_run(&self) -> bool {
+        self.params.dry_run
+    }
+
+    /// Adds an item to a dry run's plan (the first word on an item stands).
+    fn plan(&self, group_resource: &str, namespace: Option<&str>, name: &str, note: PlanNote) {
+        if !self.dry_run() {
+            return;
+        }
+        let key = (
+            group_resource.to_string(),
+            namespace.unwrap_or_default().to_string(),
+            name.to_string(),
+        );
+        locked(&self.plan).entry(key).or_insert(note);
+    }
+
+    /// Whether a dry run would create `namespace` (so the API server, which does not have it,
+    /// cannot check what goes into it).
+    fn namespace_planned(&self, namespace: &str) -> bool {
+        self.dry_run()
+            && locked(&self.restored)
+                .get(&(
+                    "v1/Namespace".to_string(),
+                    String::new(),
+                    namespace.to_string(),
+                ))
+                .is_some_and(|r| r.action == Action::Created)
     }
 
     /// Claims `key` for this task; `false` when another task restored or is restoring it.
@@ -260,6 +300,12 @@ impl Ctx {
             );
             self.done.fetch_add(1, Ordering::Relaxed);
             self.info(&format!("Created namespace {target}"));
+            self.plan(
+                NAMESPACES,
+                None,
+                target,
+                PlanNote::new(PlannedAction::Create),
+            );
         };
         self.namespaces
             .ensure(&self.writer, original, target, &created)
@@ -440,9 +486,20 @@ async fn run_logged(
         })
     });
     let policy = Policy::from_spec(params.spec.existing_resource_policy.as_deref());
+    let writer = ApiWriter::new(client.clone(), params.max_in_flight);
+    let writer = if params.dry_run {
+        locked(&log).record(
+            Level::Info,
+            None,
+            "dry run: every create and update is sent with dryRun=All, nothing is written to the cluster",
+        );
+        writer.dry_run()
+    } else {
+        writer
+    };
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        writer: ApiWriter::new(client.clone(), params.max_in_flight),
+        writer,
         discovery: RwLock::new(discovery),
         filter,
         policy,
@@ -460,6 +517,7 @@ async fn run_logged(
         done: AtomicU64::new(0),
         pending: Mutex::new(Vec::new()),
         hook_tracker: Arc::new(HookTracker::default()),
+        plan: Mutex::new(BTreeMap::new()),
         params,
     });
     let report = || {
@@ -536,10 +594,15 @@ async fn run_logged(
     }
     let total_items = ctx.total.load(Ordering::Relaxed).max(items_restored);
     let pending = std::mem::take(&mut *locked(&ctx.pending));
+    let plan = ctx
+        .params
+        .dry_run
+        .then(|| RestorePlan::from_entries(std::mem::take(&mut *locked(&ctx.plan))));
     Ok(RestoreOutcome {
         items_restored,
         total_items,
         resource_list,
+        plan,
         log: ctx.log.clone(),
         pending,
         hook_tracker: ctx.hook_tracker.clone(),
@@ -642,6 +705,8 @@ fn restore_item<'a>(
         }
         if let Some(reason) = skip_reason(group_resource, &item) {
             ctx.info(&format!("{scope}/{name} is not restored: {reason}"));
+            let note = PlanNote::new(PlannedAction::Skip).because(reason);
+            ctx.plan(group_resource, target.as_deref(), &name, note);
             return;
         }
         if !ctx.claim(&key) {
@@ -673,6 +738,24 @@ fn restore_item<'a>(
             }
             None => (Action::Failed, None),
         };
+        if ctx.dry_run() {
+            let note = report.plan.take().unwrap_or_else(|| match action {
+                Action::Created => PlanNote::new(PlannedAction::Create),
+                Action::Updated => PlanNote::new(PlannedAction::Update),
+                Action::Skipped => PlanNote::new(PlannedAction::Skip)
+                    .because(report.infos.last().cloned().unwrap_or_default()),
+                Action::Failed => PlanNote::new(PlannedAction::Fail).because(
+                    report
+                        .errors
+                        .iter()
+                        .chain(&report.warnings)
+                        .next()
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+            });
+            ctx.plan(group_resource, target.as_deref(), &name, note);
+        }
         ctx.set_action(&key, action, created_name);
         ctx.done.fetch_add(1, Ordering::Relaxed);
     })
@@ -718,6 +801,7 @@ async fn restore_claimed(
             VolumeVerdict::Restore(prepared) => item = prepared,
             VolumeVerdict::LeaveToProvisioning(reason) => {
                 ctx.info(&reason);
+                report.plan = Some(PlanNote::new(PlannedAction::Skip).because(reason));
                 return None;
             }
         }
@@ -754,6 +838,7 @@ async fn restore_claimed(
         Verdict::Restore => {}
         Verdict::Skip(reason) => {
             ctx.info(&format!("Skipping restore of {id}: {reason}"));
+            report.plan = Some(PlanNote::new(PlannedAction::Skip).because(reason));
             return None;
         }
         Verdict::Fail(reason) => {
@@ -789,6 +874,12 @@ async fn restore_claimed(
         ctx.api_path(&discovery, group_resource, &api_version, target)
     };
     let Some(collection) = resolved else {
+        if ctx.dry_run() && group_resource.contains('.') {
+            // Its CustomResourceDefinition may be in this very restore, planned but not created.
+            report.plan = Some(PlanNote::new(PlannedAction::Create).because(format!(
+                "not checked by the API server: the cluster does not serve {group_resource} yet (its CustomResourceDefinition would have to be restored first)"
+            )));
+        }
         report.warnings.push(format!(
             "could not restore {id}: the cluster does not serve {group_resource} (restore its CustomResourceDefinition or API service first)"
         ));
@@ -811,12 +902,25 @@ async fn restore_claimed(
             };
             return existing(&ctx.writer, ctx.policy, found, report).await;
         }
+        Err(e) if e.is_not_found() && target.is_some_and(|ns| ctx.namespace_planned(ns)) => {
+            report.plan = Some(PlanNote::new(PlannedAction::Create).because(format!(
+                "not checked by the API server: namespace {} would be created by this restore",
+                target.unwrap_or_default()
+            )));
+            return Some((Action::Created, None));
+        }
         Err(e) => {
             report.errors.push(format!("error restoring {id}: {e}"));
+            report.plan = Some(PlanNote::new(PlannedAction::Create).refused(e.to_string()));
             return None;
         }
     };
     let created_name = str_at(&created, "/metadata/name").map(str::to_string);
+    if ctx.dry_run() {
+        // What follows a create (status, field ownership, waiting for a CRD, volume data, hooks)
+        // needs the object to exist.
+        return Some((Action::Created, created_name));
+    }
 
     if let Some(status) = saved_status.filter(|_| restore_status(ctx, group_resource, &item)) {
         let mut with_status = created.clone();

@@ -4,7 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::compare::{comparable, merge_patch};
+use crate::compare::{comparable, field_diff, merge_patch};
+use crate::plan::{PlanNote, PlannedAction};
 use velero_cluster::write::ApiWriter;
 
 use crate::engine::{Action, Report, str_at};
@@ -88,9 +89,10 @@ pub(crate) async fn existing(
     let from_cluster = match writer.get(object_path).await {
         Ok(v) => v,
         Err(e) => {
-            report.warnings.push(format!(
-                "could not get the in-cluster version of {id}, which already exists: {e}"
-            ));
+            let message =
+                format!("could not get the in-cluster version of {id}, which already exists: {e}");
+            report.plan = Some(PlanNote::new(PlannedAction::Fail).because(message.clone()));
+            report.warnings.push(message);
             return None;
         }
     };
@@ -106,7 +108,12 @@ pub(crate) async fn existing(
     let mut cluster = as_is.clone();
     json_patch::merge(&mut cluster, &restore_labels);
     let wanted = comparable(item);
+    let changes = || field_diff(&wanted, &cluster);
     if cluster == wanted {
+        report.plan = Some(
+            PlanNote::new(PlannedAction::Skip)
+                .because("exists in the cluster and is the same as the backed-up version"),
+        );
         if policy == Policy::Update
             && let Err(e) = writer.merge_patch(object_path, &restore_labels).await
         {
@@ -120,13 +127,26 @@ pub(crate) async fn existing(
     if group_resource == "serviceaccounts" {
         let desired = merge_service_accounts(&cluster, &wanted);
         let patch = merge_patch(&cluster, &desired)?;
+        let note =
+            PlanNote::new(PlannedAction::Update).with_changes(field_diff(&desired, &cluster));
         return match writer.merge_patch(object_path, &patch).await {
-            Ok(_) => Some((Action::Updated, None)),
+            Ok(_) => {
+                report.plan = Some(note);
+                Some((Action::Updated, None))
+            }
             Err(e) => {
+                report.plan = Some(note.refused(e.to_string()));
                 report.warnings.push(e.to_string());
                 None
             }
         };
+    }
+    if policy != Policy::Update {
+        report.plan = Some(
+            PlanNote::new(PlannedAction::Skip)
+                .because("exists in the cluster and differs from the backed-up version; existingResourcePolicy is not update")
+                .with_changes(changes()),
+        );
     }
     match policy {
         Policy::Unset => {
@@ -144,9 +164,14 @@ pub(crate) async fn existing(
         Policy::Update => {
             // From the object as it is, so the patch also moves the restore labels to this restore.
             let patch = merge_patch(&as_is, &wanted)?;
+            let note = PlanNote::new(PlannedAction::Update).with_changes(changes());
             match writer.merge_patch(object_path, &patch).await {
-                Ok(_) => Some((Action::Updated, None)),
+                Ok(_) => {
+                    report.plan = Some(note);
+                    Some((Action::Updated, None))
+                }
                 Err(e) => {
+                    report.plan = Some(note.refused(e.to_string()));
                     report.warnings.push(e.to_string());
                     // At least record which restore last saw it.
                     if let Err(e) = writer.merge_patch(object_path, &restore_labels).await {

@@ -10,6 +10,7 @@ pub mod compare;
 pub mod engine;
 mod existing;
 mod namespaces;
+pub mod plan;
 pub mod pod_volumes;
 pub mod priorities;
 pub mod selection;

@@ -450,6 +450,7 @@ pub struct RestoreFiles {
     pub resource_list: Option<Bytes>,
     pub item_operations: Option<Bytes>,
     pub volume_info: Option<Bytes>,
+    pub plan: Option<Bytes>,
 }
 
 impl RestoreFiles {
@@ -460,6 +461,7 @@ impl RestoreFiles {
             (RestoreFile::ResourceList, self.resource_list),
             (RestoreFile::ItemOperations, self.item_operations),
             (RestoreFile::VolumeInfo, self.volume_info),
+            (RestoreFile::Plan, self.plan),
         ]
         .into_iter()
         .filter_map(|(file, data)| Some((file, data?)))

@@ -57,6 +57,8 @@ pub enum RestoreFile {
     ResourceList,
     ItemOperations,
     VolumeInfo,
+    /// A dry run's plan, `restore-<R>-plan.json.gz` (velero-rs; Velero has no such file).
+    Plan,
 }
 
 /// The key space of one backup storage location.
@@ -128,6 +130,7 @@ impl Layout {
                 format!("{dir}restore-{restore}-itemoperations.json.gz")
             }
             RestoreFile::VolumeInfo => format!("{dir}{restore}-volumeinfo.json.gz"),
+            RestoreFile::Plan => format!("{dir}restore-{restore}-plan.json.gz"),
         }
     }
 

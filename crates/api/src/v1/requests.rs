@@ -45,6 +45,8 @@ pub enum DownloadTargetKind {
     CsiBackupVolumeSnapshotContents,
     BackupVolumeInfos,
     RestoreVolumeInfo,
+    /// A dry run's plan (velero-rs).
+    RestorePlan,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]

@@ -54,6 +54,12 @@ pub struct RestoreSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     /// `none` or `update`; other values fail the Restore's validation, as in Velero.
     pub existing_resource_policy: Option<String>,
+    /// Plan the restore without changing the cluster: every write is sent with `dryRun=All`, and
+    /// the plan (each item's action, the API server's answer, the fields an update changes) is
+    /// stored as `restore-<name>-plan.json.gz`. A velero-rs extension: Velero's server does not
+    /// know this field and would run the restore for real, so do not hand dry runs to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub item_operation_timeout: Option<Duration>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,6 +181,8 @@ pub enum RestorePhase {
     Failed,
     Finalizing,
     FinalizingPartiallyFailed,
+    /// A dry run ended: the plan is stored and the cluster was not changed (velero-rs).
+    DryRunCompleted,
 }
 
 impl RestorePhase {
@@ -185,6 +193,7 @@ impl RestorePhase {
                 | RestorePhase::Completed
                 | RestorePhase::PartiallyFailed
                 | RestorePhase::Failed
+                | RestorePhase::DryRunCompleted
         )
     }
 }

@@ -36,6 +36,10 @@ pub(crate) struct Extras {
     pub(crate) item_operations: Option<Fetched>,
     pub(crate) resource_list: Option<Fetched>,
     pub(crate) pod_volume_restores: Vec<PodVolumeRestore>,
+    /// A dry run's plan.
+    pub(crate) plan: Option<Fetched>,
+    /// Show the fields each planned update changes (`--diff`).
+    pub(crate) plan_changes: bool,
 }
 
 /// Velero's `DescribeRestore` layout.
@@ -62,6 +66,9 @@ pub(crate) fn describe_restore(restore: &Restore, extras: &Extras, details: bool
                 "Estimated total items to be restored:\t{total}"
             ));
             d.line(format_args!("Items restored so far:\t{restored}"));
+        } else if status.phase == Some(RestorePhase::DryRunCompleted) {
+            d.line(format_args!("Total items to be restored:\t{total}"));
+            d.line(format_args!("Items planned:\t{restored}"));
         } else {
             d.line(format_args!("Total items to be restored:\t{total}"));
             d.line(format_args!("Items restored:\t{restored}"));
@@ -90,6 +97,10 @@ pub(crate) fn describe_restore(restore: &Restore, extras: &Extras, details: bool
         }
     }
     describe_results(&mut d, &status, extras.results.as_ref());
+    if let Some(plan) = &extras.plan {
+        d.line("");
+        describe_plan(&mut d, plan, &name, details, extras.plan_changes);
+    }
 
     d.line("");
     d.line(format_args!(
@@ -446,6 +457,74 @@ fn describe_item_operation(d: &mut Describer, op: &serde_json::Value) {
     }
 }
 
+/// A dry run's plan: counts, and with `--details` every item by resource with its action, why,
+/// and the API server's refusal; with `--diff` the fields an update would change, as
+/// `path: <in the cluster> -> <from the backup>`.
+fn describe_plan(d: &mut Describer, plan: &Fetched, name: &str, details: bool, changes: bool) {
+    let plan = match plan.value().map(|v| {
+        serde_json::from_value::<velero_restore::plan::RestorePlan>(v.clone())
+            .map_err(|e| e.to_string())
+    }) {
+        Ok(Ok(plan)) => plan,
+        Ok(Err(e)) | Err(e) => {
+            d.line(format_args!(
+                "Plan:\t<error getting the dry run's plan: {e}>"
+            ));
+            return;
+        }
+    };
+    let (counts, refused) = plan.counts();
+    d.line("Plan (dry run: nothing in the cluster was changed):");
+    for action in ["create", "update", "skip", "fail"] {
+        if let Some(n) = counts.get(action) {
+            d.line(format_args!("\t{action}:\t{n}"));
+        }
+    }
+    d.line(format_args!("\trefused by the API server:\t{refused}"));
+    if !details {
+        d.line(format_args!(
+            "\t(run 'velero restore describe {name} --details' for every item, add --diff for the fields that differ)"
+        ));
+        return;
+    }
+    let show = |v: &Option<serde_json::Value>| match v {
+        Some(v) => v.to_string(),
+        None => "<none>".to_string(),
+    };
+    let mut resource = "";
+    for item in &plan.items {
+        if item.resource != resource {
+            resource = &item.resource;
+            d.line(format_args!("\t{resource}:"));
+        }
+        let id = match &item.namespace {
+            Some(ns) => format!("{ns}/{}", item.name),
+            None => item.name.clone(),
+        };
+        let mut line = format!("\t  - {id}: {}", item.action.as_str());
+        if let Some(reason) = &item.reason {
+            line.push_str(&format!(" ({reason})"));
+        }
+        if let Some(refused) = &item.refused {
+            line.push_str(&format!(" REFUSED: {refused}"));
+        }
+        if !changes && !item.changes.is_empty() {
+            line.push_str(&format!(" [{} fields differ]", item.changes.len()));
+        }
+        d.line(line);
+        if changes {
+            for change in &item.changes {
+                d.line(format_args!(
+                    "\t      {}: {} -> {}",
+                    change.path,
+                    show(&change.cluster),
+                    show(&change.backup)
+                ));
+            }
+        }
+    }
+}
+
 fn describe_resource_list(d: &mut Describer, list: Option<&Fetched>) {
     let list = match list {
         Some(Fetched::Got(v)) => v,
@@ -626,6 +705,68 @@ Uploader config:
         assert!(
             !text.contains("Restore Item Operations"),
             "only when operations ran: {text}"
+        );
+    }
+
+    #[test]
+    fn a_dry_run_s_plan_with_counts_items_refusals_and_changes() {
+        let mut restore = fixture();
+        if let Some(status) = restore.status.as_mut() {
+            status.phase = Some(RestorePhase::DryRunCompleted);
+        }
+        let plan = json!({"items": [
+            {"resource": "configmaps", "namespace": "shop", "name": "settings", "action": "update",
+             "changes": [{"path": "data.color", "backup": "blue", "cluster": "red"}]},
+            {"resource": "configmaps", "namespace": "shop", "name": "quota-victim", "action": "create",
+             "refused": "exceeded quota: few"},
+            {"resource": "pods", "namespace": "shop", "name": "done", "action": "skip",
+             "reason": "the pod has completed"},
+            {"resource": "secrets", "namespace": "shop", "name": "token", "action": "create",
+             "changes": [{"path": "data.new", "backup": "x"}]},
+        ]});
+        let extras = |changes| Extras {
+            plan: Some(Fetched::Got(plan.clone())),
+            plan_changes: changes,
+            ..Default::default()
+        };
+        let text = describe_restore(&restore, &extras(false), false);
+        assert!(text.contains("DryRunCompleted\n"), "{text}");
+        assert!(text.contains("Items planned:"), "{text}");
+        for want in [
+            "Plan (dry run: nothing in the cluster was changed):\n",
+            "  create:                     2\n",
+            "  update:                     1\n",
+            "  skip:                       1\n",
+            "  refused by the API server:  1\n",
+            "--details' for every item",
+        ] {
+            assert!(text.contains(want), "describe lacks {want:?}:\n{text}");
+        }
+        assert!(!text.contains("shop/settings"), "{text}");
+        let text = describe_restore(&restore, &extras(false), true);
+        for want in [
+            "  configmaps:\n    - shop/settings: update [1 fields differ]\n    - shop/quota-victim: create REFUSED: exceeded quota: few\n",
+            "  pods:\n    - shop/done: skip (the pod has completed)\n",
+        ] {
+            assert!(text.contains(want), "describe lacks {want:?}:\n{text}");
+        }
+        let text = describe_restore(&restore, &extras(true), true);
+        assert!(
+            text.contains("    - shop/settings: update\n        data.color: \"red\" -> \"blue\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("        data.new: <none> -> \"x\"\n"),
+            "{text}"
+        );
+        let broken = Extras {
+            plan: Some(Fetched::Missing),
+            ..Default::default()
+        };
+        let text = describe_restore(&restore, &broken, true);
+        assert!(
+            text.contains("Plan:  <error getting the dry run's plan: file not found>"),
+            "{text}"
         );
     }
 

@@ -119,6 +119,10 @@ async fn restore_create_get_describe_wait_delete() -> anyhow::Result<()> {
             "No backups found for the schedule nightly",
         ),
         (
+            vec!["bad", "--from-schedule", "nightly", "--dry-run"],
+            "--dry-run needs --from-backup",
+        ),
+        (
             vec!["bad"],
             "either a backup or schedule must be specified, but not both",
         ),

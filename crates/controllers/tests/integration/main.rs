@@ -4,6 +4,7 @@
 mod support;
 
 mod backup_flow;
+mod dry_run;
 mod hooks;
 mod lifecycle;
 mod metrics;

@@ -208,6 +208,7 @@ async fn put_restore_writes_velero_s_names_and_takes_them_back_when_one_fails() 
         resource_list: gz("{}"),
         item_operations: gz("[]"),
         volume_info: gz("[]"),
+        plan: gz("{\"items\": []}"),
     };
     store.put_restore("r1", files()).await.unwrap();
     let mut written = store.list_restore_files("r1").await.unwrap();
@@ -218,6 +219,7 @@ async fn put_restore_writes_velero_s_names_and_takes_them_back_when_one_fails() 
             "p/restores/r1/r1-volumeinfo.json.gz",
             "p/restores/r1/restore-r1-itemoperations.json.gz",
             "p/restores/r1/restore-r1-logs.gz",
+            "p/restores/r1/restore-r1-plan.json.gz",
             "p/restores/r1/restore-r1-resource-list.json.gz",
             "p/restores/r1/restore-r1-results.gz",
         ]

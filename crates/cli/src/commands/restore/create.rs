@@ -115,6 +115,9 @@ pub struct CreateArgs {
     /// Output display format. For create commands, display the object but do not send it to the server. Valid formats are 'table', 'json', and 'yaml'
     #[arg(short = 'o', long, value_enum)]
     output: Option<Format>,
+    /// Plan the restore without changing the cluster: the server sends every create and update with dryRun=All (so admission webhooks, quotas, schemas and RBAC answer as they would) and stores the plan; see it with `velero restore describe NAME --details [--diff]`. A velero-rs addition: Velero's own server would run such a restore for real.
+    #[arg(long, action = ArgAction::SetTrue)]
+    dry_run: bool,
 }
 
 /// Where a restore's backup comes from.
@@ -132,6 +135,11 @@ impl CreateArgs {
             (None, Some(s)) if !s.is_empty() => Source::Schedule(s.clone()),
             _ => bail!("either a backup or schedule must be specified, but not both"),
         };
+        if self.dry_run && matches!(source, Source::Schedule(_)) {
+            bail!(
+                "--dry-run needs --from-backup: a plan is made for one backup, and a schedule's newest backup may change before the real restore; list the schedule's backups with `velero backup get -l velero.io/schedule-name=<schedule>`"
+            );
+        }
         if let Some(policy) = self.existing_resource_policy.as_deref()
             && !policy.is_empty()
             && velero_api::v1::PolicyType::parse(policy).is_none()
@@ -205,6 +213,7 @@ impl CreateArgs {
                 write_sparse_files: self.write_sparse_files,
                 parallel_files_download: Some(self.parallel_files_download).filter(|n| *n > 0),
             }),
+            dry_run: self.dry_run.then_some(true),
         })
     }
 
@@ -306,6 +315,12 @@ pub(super) async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Res
             "Waiting for restore to complete. You may safely press ctrl-c to stop waiting - your restore will continue in the background."
         );
         let phase = wait_for_restore(&api, &name).await?;
+        if phase == RestorePhase::DryRunCompleted {
+            println!(
+                "\nDry run completed: nothing in the cluster was changed. See the plan with `velero restore describe {name} --details` (add --diff for the fields that differ)."
+            );
+            return Ok(());
+        }
         println!(
             "\nRestore completed with status: {}. You may check for more information using the commands `velero restore describe {name}` and `velero restore logs {name}`.",
             phase_name(phase)
@@ -544,6 +559,20 @@ mod tests {
         assert_eq!(
             args.source().expect("none is valid"),
             Source::Backup("b".into())
+        );
+    }
+
+    #[test]
+    fn dry_run_goes_into_the_spec_only_when_asked_and_never_with_a_schedule() {
+        let restore = object(&["--from-backup", "b", "--dry-run"]);
+        assert_eq!(restore["spec"]["dryRun"], true);
+        let restore = object(&["--from-backup", "b"]);
+        assert!(restore["spec"].get("dryRun").is_none(), "{restore}");
+        let args = create_args(&["--from-schedule", "nightly", "--dry-run"]);
+        let err = args.source().expect_err("a schedule cannot be planned");
+        assert!(
+            err.to_string().starts_with("--dry-run needs --from-backup"),
+            "{err}"
         );
     }
 

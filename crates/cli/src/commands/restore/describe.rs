@@ -23,8 +23,22 @@ pub struct DescribeArgs {
     /// Display additional detail in the command output.
     #[arg(long, action = ArgAction::SetTrue)]
     details: bool,
+    /// For a dry run: show, for each item the restore would update or that exists and differs,
+    /// the fields that differ between the cluster and the backup (implies --details). velero-rs.
+    #[arg(long, action = ArgAction::SetTrue)]
+    diff: bool,
+    /// Print the Restore and, for a dry run, its plan as one document ('json' or 'yaml')
+    /// instead of the description. velero-rs.
+    #[arg(short = 'o', long, value_enum)]
+    output: Option<DocumentFormat>,
     #[command(flatten)]
     tls: TlsOptions,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum DocumentFormat {
+    Json,
+    Yaml,
 }
 
 /// Velero's wait for a describe download.
@@ -104,6 +118,10 @@ async fn extras(
         let kind = DownloadTargetKind::RestoreResourceList;
         extras.resource_list = Some(fetch(client, namespace, kind, &name, tls).await);
     }
+    if status.phase == Some(RestorePhase::DryRunCompleted) {
+        let kind = DownloadTargetKind::RestorePlan;
+        extras.plan = Some(fetch(client, namespace, kind, &name, tls).await);
+    }
     extras
 }
 
@@ -113,10 +131,35 @@ pub(super) async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow:
             .await?;
     let client = global.client().await?;
     let namespace = global.namespace();
+    let details = args.details || args.diff;
+    if let Some(format) = args.output {
+        let mut documents = Vec::new();
+        for restore in &restores {
+            let extras = extras(&client, &namespace, restore, false, &args.tls).await;
+            let plan = match extras.plan {
+                Some(Fetched::Got(plan)) => plan,
+                Some(Fetched::Failed(e)) => {
+                    anyhow::bail!("getting the plan of restore {}: {e}", restore.name_any())
+                }
+                Some(Fetched::Missing) | None => serde_json::Value::Null,
+            };
+            documents.push(serde_json::json!({ "restore": restore, "plan": plan }));
+        }
+        let document = match documents.len() {
+            1 => documents.remove(0),
+            _ => serde_json::Value::Array(documents),
+        };
+        let format = match format {
+            DocumentFormat::Json => crate::output::Format::Json,
+            DocumentFormat::Yaml => crate::output::Format::Yaml,
+        };
+        return crate::output::print(&document, format, &mut std::io::stdout());
+    }
     let mut first = true;
     for restore in &restores {
-        let extras = extras(&client, &namespace, restore, args.details, &args.tls).await;
-        let text = describe_restore(restore, &extras, args.details);
+        let mut extras = extras(&client, &namespace, restore, details, &args.tls).await;
+        extras.plan_changes = args.diff;
+        let text = describe_restore(restore, &extras, details);
         if first {
             first = false;
             print!("{text}");
