@@ -126,7 +126,12 @@ pub(crate) async fn existing(
     }
     if group_resource == "serviceaccounts" {
         let desired = merge_service_accounts(&cluster, &wanted);
-        let patch = merge_patch(&cluster, &desired)?;
+        let Some(patch) = merge_patch(&cluster, &desired) else {
+            report.plan = Some(PlanNote::new(PlannedAction::Skip).because(
+                "exists in the cluster and already has the backed-up version's secrets, labels and annotations",
+            ));
+            return None;
+        };
         let note =
             PlanNote::new(PlannedAction::Update).with_changes(field_diff(&desired, &cluster));
         return match writer.merge_patch(object_path, &patch).await {
