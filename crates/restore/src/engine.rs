@@ -28,9 +28,10 @@ use velero_api::kuberesource::{self, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUME
 use velero_hooks::restore::{ExecContext, RestoreHooks, run_exec_hooks};
 use velero_hooks::{HookStats, HookTracker};
 
-const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";
 use crate::plan::{PlanNote, PlannedAction, RestorePlan};
 use velero_api::labels::RESTORE_STATUS_ANNOTATION;
+
+const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";
 
 /// Everything a run needs besides the cluster and the tarball.
 pub struct RestoreParams {
