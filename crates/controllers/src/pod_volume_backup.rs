@@ -21,8 +21,8 @@ use velero_api::v1::{
 use velero_report::{Context, OperationLog, locked};
 use velero_resource_policies::ActionType;
 
-/// How often the state of running PodVolumeBackups is read.
-const POLL: Duration = Duration::from_millis(500);
+/// How soon a broken watch of a PodVolumeBackup or PodVolumeRestore is opened again.
+const RETRY: Duration = Duration::from_millis(500);
 
 /// Velero's default `--default-repo-maintain-frequency` for restic repositories.
 const MAINTENANCE_FREQUENCY: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -474,7 +474,8 @@ impl PodVolumeBackupper {
 }
 
 /// Waits until the PodVolumeBackup or PodVolumeRestore `name` is Completed, Failed or Canceled,
-/// or `timeout` passes (then most likely no node agent runs on the pod's node).
+/// or `timeout` passes (then most likely no node agent runs on the pod's node). A watch of the
+/// one object: a backup of many volumes waits on all of them without polling the API server.
 pub(crate) async fn until_ended<K>(
     api: &Api<K>,
     name: &str,
@@ -482,32 +483,40 @@ pub(crate) async fn until_ended<K>(
     phase: impl Fn(&K) -> Option<DataPathPhase>,
 ) -> Result<K, String>
 where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
 {
     let kind = K::kind(&());
     let deadline = tokio::time::Instant::now() + timeout;
+    let ended = |object: Option<&K>| {
+        object.is_none_or(|o| {
+            matches!(
+                phase(o),
+                Some(DataPathPhase::Completed | DataPathPhase::Failed | DataPathPhase::Canceled)
+            )
+        })
+    };
     loop {
-        match api.get_opt(name).await {
-            Ok(Some(object)) => {
-                if matches!(
-                    phase(&object),
-                    Some(
-                        DataPathPhase::Completed | DataPathPhase::Failed | DataPathPhase::Canceled
-                    )
-                ) {
-                    return Ok(object);
-                }
+        let wait = kube::runtime::wait::await_condition(api.clone(), name, &ended);
+        match tokio::time::timeout_at(deadline, wait).await {
+            Ok(Ok(Some(object))) => return Ok(object),
+            Ok(Ok(None)) => return Err(format!("{kind} {name} was deleted")),
+            Ok(Err(e)) => {
+                // The watch broke (the API server restarted, the connection dropped): watch again.
+                tracing::debug!("watching {kind} {name}: {e}");
+                tokio::time::sleep(RETRY).await;
             }
-            Ok(None) => return Err(format!("{kind} {name} was deleted")),
-            Err(e) => tracing::debug!("reading {kind} {name}: {e}"),
+            Err(_) => {
+                return Err(format!(
+                    "timed out after {} waiting for {kind} {name} (is the node agent running on the pod's node?)",
+                    velero_api::Duration::from(timeout)
+                ));
+            }
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!(
-                "timed out after {} waiting for {kind} {name} (is the node agent running on the pod's node?)",
-                velero_api::Duration::from(timeout)
-            ));
-        }
-        tokio::time::sleep(POLL).await;
     }
 }
 
