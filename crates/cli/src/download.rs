@@ -2,10 +2,15 @@
 //! files, then fetch it.
 
 use std::io::Read;
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use futures::TryStreamExt;
+use http_body_util::BodyExt;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::io::StreamReader;
 use velero_api::v1::{
     DownloadRequest, DownloadRequestPhase, DownloadRequestSpec, DownloadTarget, DownloadTargetKind,
 };
@@ -120,19 +125,49 @@ pub fn is_not_found(error: &anyhow::Error) -> bool {
     error.chain().any(|e| e.is::<NotFound>())
 }
 
-/// Fetches a URL the server handed out: `http(s)://` (object stores' signed URLs, or a server
+/// A download being read as it arrives, whatever it comes from.
+pub type Stream = Pin<Box<dyn AsyncRead + Send>>;
+
+/// Asks for `kind` of `name`, waits for the URL and opens it as a stream: for files too large to
+/// hold (a backup's tarball).
+pub async fn open_download(
+    client: &kube::Client,
+    namespace: &str,
+    kind: DownloadTargetKind,
+    name: &str,
+    timeout: Duration,
+    tls: &TlsOptions,
+) -> anyhow::Result<Stream> {
+    let url = request_url(client, namespace, kind, name, timeout).await?;
+    open(client, &url, tls).await
+}
+
+/// Fetches a URL the server handed out, whole: [`open`] read to its end.
+pub async fn fetch(client: &kube::Client, url: &str, tls: &TlsOptions) -> anyhow::Result<Vec<u8>> {
+    let mut stream = open(client, url, tls).await?;
+    let mut data = Vec::new();
+    stream
+        .read_to_end(&mut data)
+        .await
+        .context("reading the download")?;
+    Ok(data)
+}
+
+/// Opens a URL the server handed out: `http(s)://` (object stores' signed URLs, or a server
 /// outside the cluster serving the local provider), a path on the API server (the proxy to a
 /// server pod serving the local provider, requested with the kubeconfig's credentials), or
-/// `file://` (a server without an HTTP listener).
-pub async fn fetch(client: &kube::Client, url: &str, tls: &TlsOptions) -> anyhow::Result<Vec<u8>> {
+/// `file://` (a server without an HTTP listener). Status errors are reported here; the body is
+/// read only as the caller reads the stream.
+pub async fn open(client: &kube::Client, url: &str, tls: &TlsOptions) -> anyhow::Result<Stream> {
     if let Some(path) = url.strip_prefix("file://") {
-        return match std::fs::read(path) {
+        return match tokio::fs::File::open(path).await {
+            Ok(file) => Ok(Box::pin(file)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(NotFound.into()),
-            other => other.with_context(|| format!("reading {path}: the local provider's files must be readable from where the CLI runs")),
+            Err(e) => Err(e).with_context(|| format!("reading {path}: the local provider's files must be readable from where the CLI runs")),
         };
     }
     if url.starts_with('/') {
-        return fetch_through_api_server(client, url).await;
+        return open_through_api_server(client, url).await;
     }
     let mut builder =
         reqwest::Client::builder().danger_accept_invalid_certs(tls.insecure_skip_tls_verify);
@@ -160,10 +195,15 @@ pub async fn fetch(client: &kube::Client, url: &str, tls: &TlsOptions) -> anyhow
             explanation(&body)
         );
     }
-    Ok(response.bytes().await?.to_vec())
+    // reqwest's own stream adaptor needs its `stream` feature; its chunks are all it takes.
+    let chunks = futures::stream::try_unfold(response, |mut response| async move {
+        let chunk = response.chunk().await.map_err(std::io::Error::other)?;
+        Ok::<_, std::io::Error>(chunk.map(|c| (c, response)))
+    });
+    Ok(Box::pin(StreamReader::new(chunks)))
 }
 
-async fn fetch_through_api_server(client: &kube::Client, path: &str) -> anyhow::Result<Vec<u8>> {
+async fn open_through_api_server(client: &kube::Client, path: &str) -> anyhow::Result<Stream> {
     let request = http::Request::get(path)
         .body(kube::client::Body::from(Vec::new()))
         .context("building the download request")?;
@@ -172,14 +212,18 @@ async fn fetch_through_api_server(client: &kube::Client, path: &str) -> anyhow::
         .await
         .context("downloading through the API server's proxy to the Velero server")?;
     let status = response.status();
+    if status.is_success() {
+        let body = response
+            .into_body()
+            .into_data_stream()
+            .map_err(std::io::Error::other);
+        return Ok(Box::pin(StreamReader::new(body)));
+    }
     let body = response
         .into_body()
         .collect_bytes()
         .await
         .context("reading the download")?;
-    if status.is_success() {
-        return Ok(body.to_vec());
-    }
     let text = String::from_utf8_lossy(&body);
     // The API server's own refusals come as a Status object; the Velero server's as plain text.
     let api_server_status = serde_json::from_slice::<serde_json::Value>(&body)

@@ -50,9 +50,20 @@ pub(super) async fn download_contents(
         .with_context(|| format!("backup {:?} does not exist", args.name))?;
     let timeout = args.timeout.to_std().unwrap_or(Duration::from_secs(60));
     let kind = DownloadTargetKind::BackupContents;
-    let data =
-        download::download(&client, &namespace, kind, &args.name, timeout, &args.tls).await?;
-    std::fs::write(&path, data).with_context(|| format!("writing {}", path.display()))?;
+    let mut stream =
+        download::open_download(&client, &namespace, kind, &args.name, timeout, &args.tls).await?;
+    // Streamed to the file: a tarball can be larger than memory.
+    let written = async {
+        let mut file = tokio::fs::File::create(&path).await?;
+        tokio::io::copy(&mut stream, &mut file).await?;
+        file.sync_all().await
+    }
+    .await;
+    if let Err(e) = written {
+        // A partial tarball must not be left looking like a download.
+        let _ = std::fs::remove_file(&path);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
     println!(
         "Backup {} has been successfully downloaded to {}",
         args.name,
