@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use http_body_util::BodyExt;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio_util::io::StreamReader;
+use tokio_util::io::{StreamReader, SyncIoBridge};
 use velero_api::v1::{
     DownloadRequest, DownloadRequestPhase, DownloadRequestSpec, DownloadTarget, DownloadTargetKind,
 };
@@ -242,6 +242,19 @@ async fn open_through_api_server(client: &kube::Client, path: &str) -> anyhow::R
         "the Velero server answered {status} for the download{}",
         explanation(&text)
     )
+}
+
+/// Runs `read` over the stream on a blocking thread: synchronous readers (the tarball's tar and
+/// gzip decoders) consume the download as it arrives instead of after it is all in memory.
+pub async fn read_blocking<T: Send + 'static>(
+    stream: Stream,
+    read: impl FnOnce(&mut dyn Read) -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    // The bridge takes the runtime's handle here, on a runtime thread; it blocks on it there.
+    let mut bridge = SyncIoBridge::new(stream);
+    tokio::task::spawn_blocking(move || read(&mut bridge))
+        .await
+        .context("the thread reading the download stopped")
 }
 
 /// A short server message worth showing after an error status.

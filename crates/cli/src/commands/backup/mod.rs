@@ -1,10 +1,14 @@
-//! `velero backup create|get|describe|logs|download|delete`.
+//! `velero backup create|get|describe|logs|download|delete`, and velero-rs's own
+//! `contents|get-item`.
 
+mod contents;
 mod create;
 mod delete;
 mod describe;
 mod download;
 mod get;
+mod get_item;
+mod items;
 mod logs;
 
 use std::collections::BTreeMap;
@@ -15,10 +19,12 @@ use k8s_openapi::api::core::v1::TypedLocalObjectReference;
 use kube::api::Api;
 use velero_api::v1::{BackupSpec, BackupStorageLocation, VolumeSnapshotLocation};
 
+use self::contents::ContentsArgs;
 use self::create::CreateArgs;
 use self::delete::DeleteArgs;
 use self::describe::DescribeArgs;
 use self::download::DownloadArgs;
+use self::get_item::GetItemArgs;
 use self::logs::LogsArgs;
 use crate::client::GlobalArgs;
 use crate::flags::{label_selectors, non_empty, parse_duration, parse_map};
@@ -38,6 +44,10 @@ pub enum BackupCommand {
     Download(DownloadArgs),
     /// Delete backups
     Delete(DeleteArgs),
+    /// List the items a backup holds (velero-rs)
+    Contents(ContentsArgs),
+    /// Print one backed-up object as it was stored (velero-rs)
+    GetItem(GetItemArgs),
 }
 
 pub async fn run(global: &GlobalArgs, command: BackupCommand) -> anyhow::Result<()> {
@@ -48,6 +58,8 @@ pub async fn run(global: &GlobalArgs, command: BackupCommand) -> anyhow::Result<
         BackupCommand::Logs(args) => logs::logs(global, args).await,
         BackupCommand::Download(args) => download::download_contents(global, args).await,
         BackupCommand::Delete(args) => delete::delete(global, args).await,
+        BackupCommand::Contents(args) => contents::contents(global, args).await,
+        BackupCommand::GetItem(args) => get_item::get_item(global, args).await,
     }
 }
 
