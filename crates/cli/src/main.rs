@@ -14,6 +14,19 @@ mod table;
 
 pub(crate) use prompt::confirm;
 
+/// Ends the program with this exit code and no message: an answer that is not an error, such as
+/// `backup diff` finding drift (1).
+#[derive(Debug)]
+pub(crate) struct ExitWith(pub u8);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::GlobalArgs;
@@ -112,6 +125,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let error_code = match &cli.command {
+        Command::Backup(command) => command.error_exit_code(),
+        _ => 1,
+    };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Version(args) => commands::version::run(&cli.global, args).await,
@@ -133,9 +150,12 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(ExitWith(code)) = e.downcast_ref::<ExitWith>() {
+                return std::process::ExitCode::from(*code);
+            }
             // Velero's CLI reports every failure this way; keep the chain so the cause is visible.
             eprintln!("An error occurred: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(error_code)
         }
     }
 }

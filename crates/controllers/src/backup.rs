@@ -23,7 +23,7 @@ use crate::locations;
 
 /// List streams one backup runs at once. The API server, not this process, sets the pace (a
 /// 100,000-object backup spends about 2 s of our CPU); more streams than this gain nothing there.
-const LIST_CONCURRENCY: usize = 8;
+pub const LIST_CONCURRENCY: usize = 8;
 
 /// The failure reason Velero records for a backup a restarted server finds InProgress.
 pub const RESTART_FAILURE: &str =
@@ -294,7 +294,7 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Op
 /// The resource policies ConfigMap the Backup names (Velero's `GetResourcePoliciesFromBackup`):
 /// `None` when it names none; an error, which fails the Backup's validation, when it cannot be
 /// read or used.
-async fn resource_policies(
+pub async fn resource_policies(
     client: &Client,
     namespace: &str,
     spec: &velero_api::v1::BackupSpec,

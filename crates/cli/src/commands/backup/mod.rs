@@ -1,10 +1,11 @@
 //! `velero backup create|get|describe|logs|download|delete`, and velero-rs's own
-//! `contents|get-item`.
+//! `contents|get-item|diff`.
 
 mod contents;
 mod create;
 mod delete;
 mod describe;
+mod diff;
 mod download;
 mod get;
 mod get_item;
@@ -23,6 +24,7 @@ use self::contents::ContentsArgs;
 use self::create::CreateArgs;
 use self::delete::DeleteArgs;
 use self::describe::DescribeArgs;
+use self::diff::DiffArgs;
 use self::download::DownloadArgs;
 use self::get_item::GetItemArgs;
 use self::logs::LogsArgs;
@@ -48,6 +50,19 @@ pub enum BackupCommand {
     Contents(ContentsArgs),
     /// Print one backed-up object as it was stored (velero-rs)
     GetItem(GetItemArgs),
+    /// Compare a backup with the live cluster: added, removed and changed objects (velero-rs)
+    Diff(DiffArgs),
+}
+
+impl BackupCommand {
+    /// The exit code when the command fails: `diff` keeps 1 for "drift found", so that a CI job
+    /// can tell drift from a comparison that could not be made.
+    pub fn error_exit_code(&self) -> u8 {
+        match self {
+            BackupCommand::Diff(_) => diff::ERROR_EXIT_CODE,
+            _ => 1,
+        }
+    }
 }
 
 pub async fn run(global: &GlobalArgs, command: BackupCommand) -> anyhow::Result<()> {
@@ -60,6 +75,7 @@ pub async fn run(global: &GlobalArgs, command: BackupCommand) -> anyhow::Result<
         BackupCommand::Delete(args) => delete::delete(global, args).await,
         BackupCommand::Contents(args) => contents::contents(global, args).await,
         BackupCommand::GetItem(args) => get_item::get_item(global, args).await,
+        BackupCommand::Diff(args) => diff::diff(global, args).await,
     }
 }
 
