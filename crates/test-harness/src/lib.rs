@@ -26,6 +26,7 @@ mod objects;
 mod process;
 mod s3;
 pub mod tree;
+pub mod velero_layout;
 
 pub use control_plane::{Component, ControlPlane, KUBERNETES_VERSION, Topology};
 pub use node::{BUSYBOX_IMAGE, NODE_NAME};

@@ -9,47 +9,9 @@ use serde_json::{Value, json};
 use support::{Env, get, phase, restore, setup, wait_for};
 use velero_api::v1::RestorePhase;
 use velero_test_harness::create_object;
-
-/// A tarball written entry by entry with the `tar` crate, as Velero's Go writer lays it out:
-/// `metadata/version`, then each item at its version-less path and under
-/// `<version>-preferredversion`.
-fn velero_tarball(entries: &[(String, Vec<u8>)]) -> anyhow::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::default(),
-    ));
-    let mut append = |path: &str, data: &[u8]| -> anyhow::Result<()> {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o755);
-        header.set_mtime(1_700_000_000);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_cksum();
-        builder.append_data(&mut header, path, data)?;
-        Ok(())
-    };
-    append("metadata/version", b"1.1.0\n")?;
-    for (path, data) in entries {
-        append(path, data)?;
-    }
-    Ok(builder.into_inner()?.finish()?)
-}
-
-fn item_entries(group_resource: &str, version: &str, item: &Value) -> Vec<(String, Vec<u8>)> {
-    let name = item["metadata"]["name"].as_str().unwrap_or_default();
-    let scope = match item["metadata"]["namespace"].as_str() {
-        Some(ns) => format!("namespaces/{ns}/{name}.json"),
-        None => format!("cluster/{name}.json"),
-    };
-    let data = serde_json::to_vec(item).unwrap_or_default();
-    vec![
-        (format!("resources/{group_resource}/{scope}"), data.clone()),
-        (
-            format!("resources/{group_resource}/{version}-preferredversion/{scope}"),
-            data,
-        ),
-    ]
-}
+use velero_test_harness::velero_layout::{
+    handmade_backup, item_entries, tarball as velero_tarball,
+};
 
 /// A tarball whose last entry is named `resources/../../escape.json`. The tar crate refuses to
 /// write such a name, so its header is filled in by hand.
@@ -126,15 +88,7 @@ async fn hand_written_backups_restore_and_bad_input_changes_nothing() -> anyhow:
     let env = setup().await?;
 
     // A backup laid out by hand, including a Deployment at apps/v1 and a Namespace object.
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "handmade", "labels": {"made": "by-hand"}, "uid": "old-uid"}});
-    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "greeting", "namespace": "handmade", "resourceVersion": "42", "uid": "u1"}, "data": {"hello": "world"}});
-    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "handmade"},
-        "spec": {"selector": {"matchLabels": {"app": "api"}}, "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "api", "image": "busybox"}]}}},
-        "status": {"replicas": 3}});
-    let mut entries = item_entries("namespaces", "v1", &ns);
-    entries.extend(item_entries("configmaps", "v1", &cm));
-    entries.extend(item_entries("deployments.apps", "v1", &deploy));
-    let good = velero_tarball(&entries)?;
+    let good = handmade_backup()?;
     plant_backup(&env, "handmade", "default", &good).await?;
     let done = restore(&env.client, "from-hand", json!({"backupName": "handmade"})).await?;
     assert_eq!(
