@@ -4,55 +4,9 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::time::Duration;
 
-use common::{run, text, velero};
+use common::{eventually, run, start_server, start_server_with, text, velero};
 use velero_test_harness::ControlPlane;
-
-/// Kills the server when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..240 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-/// `velero server` beside the control plane (log in `dir/server.log`), once its location is
-/// Available; its HTTP listener on a free loopback port.
-async fn start_server(kubeconfig: &Path, dir: &Path) -> anyhow::Result<Server> {
-    start_server_with(kubeconfig, dir, &["--metrics-address", "127.0.0.1:0"]).await
-}
-
-/// [`start_server`] with other listener flags.
-async fn start_server_with(kubeconfig: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<Server> {
-    let log = std::fs::File::create(dir.join("server.log"))?;
-    let server = Server(
-        velero(kubeconfig)
-            .args(["server", "--store-validation-frequency", "1s"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?,
-    );
-    eventually("the location to be Available", || {
-        text(&run(velero(kubeconfig).args(["backup-location", "get"])).stdout).contains("Available")
-    })
-    .await;
-    Ok(server)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_create_get_describe_logs_download_delete() -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ mod backup_cli;
 mod cli;
 mod image;
 mod in_cluster;
+mod inspect_cli;
 mod restore_cli;
 mod schedule_cli;
 mod snapshot_location_cli;

@@ -1,7 +1,8 @@
 //! Running the `velero` binary against a test control plane.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 /// `velero` talking to the cluster of `kubeconfig`, never to the developer's own cluster or
 /// client config.
@@ -34,4 +35,52 @@ pub async fn control_plane_with_crds() -> anyhow::Result<velero_test_harness::Co
         .output()?;
     anyhow::ensure!(ns.status.success(), "{}", text(&ns.stderr));
     Ok(cp)
+}
+
+/// Kills the server when the test ends, however it ends.
+pub struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..240 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// `velero server` beside the control plane (log in `dir/server.log`), once its location is
+/// Available; its HTTP listener on a free loopback port.
+pub async fn start_server(kubeconfig: &Path, dir: &Path) -> anyhow::Result<Server> {
+    start_server_with(kubeconfig, dir, &["--metrics-address", "127.0.0.1:0"]).await
+}
+
+/// [`start_server`] with other listener flags.
+pub async fn start_server_with(
+    kubeconfig: &Path,
+    dir: &Path,
+    args: &[&str],
+) -> anyhow::Result<Server> {
+    let log = std::fs::File::create(dir.join("server.log"))?;
+    let server = Server(
+        velero(kubeconfig)
+            .args(["server", "--store-validation-frequency", "1s"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?,
+    );
+    eventually("the location to be Available", || {
+        text(&run(velero(kubeconfig).args(["backup-location", "get"])).stdout).contains("Available")
+    })
+    .await;
+    Ok(server)
 }
