@@ -178,9 +178,16 @@ pub(super) async fn diff(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<
     });
     let listing = engine::run(&reader, &discovery, &selection, &params, sink, &|_| {});
     let (listed, compared) = tokio::join!(listing, comparing);
-    // The engine's failure explains a comparison cut short by it, so it is reported first.
-    let (outcome, _) = listed.map_err(|f| anyhow!("reading the cluster: {}", f.error))?;
-    let mut changes = compared?.context("reading the cluster's side of the comparison")?;
+    let (outcome, mut changes) = match (listed, compared.and_then(|c| c)) {
+        (Ok((outcome, _)), Ok(changes)) => (outcome, changes),
+        // A comparison that stopped reading breaks the pipe the engine writes to: its own error
+        // is the cause. Otherwise the engine's failure explains a comparison cut short.
+        (Err(failure), Err(e)) if matches!(failure.error, engine::BackupError::Write(_)) => {
+            return Err(e.context("comparing the cluster with the backup"));
+        }
+        (Err(failure), _) => bail!("reading the cluster: {}", failure.error),
+        (Ok(_), Err(e)) => return Err(e.context("comparing the cluster with the backup")),
+    };
     for message in results_lines(&outcome) {
         eprintln!("Warning: reading the cluster: {message}");
     }
