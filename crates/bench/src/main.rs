@@ -4,7 +4,9 @@
 //! POSTs after their namespaces are deleted, and (d) a restore of the backup by `velero server`
 //! after the namespaces are deleted again. It prints objects/s, the server's peak RSS and the
 //! ratios (b)/(a) and (d)/(c). It measures; it asserts nothing.
-
+//!
+//! `velero-bench --volume [--volume-mb N] [--volume-files N] [--work-dir DIR]`: the volume half
+//! instead (no control plane), see [`volume`].
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,6 +15,8 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use velero_test_harness::ControlPlane;
+
+mod volume;
 
 const NAMESPACES: usize = 10;
 /// Requests in flight for the raw creates: the restore's own default window.
@@ -23,24 +27,56 @@ struct Args {
     velero: PathBuf,
 }
 
-fn args() -> anyhow::Result<Args> {
+enum Mode {
+    Objects(Args),
+    Volume(volume::VolumeArgs),
+}
+
+const USAGE: &str = "usage: velero-bench [--objects N] [--velero PATH] | velero-bench --volume [--volume-mb N] [--volume-files N] [--work-dir DIR]";
+
+fn number<T: std::str::FromStr>(flag: &str, value: Option<String>) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    value
+        .with_context(|| format!("{flag} needs a number"))?
+        .parse()
+        .with_context(|| format!("{flag} needs a number"))
+}
+
+fn args() -> anyhow::Result<Mode> {
     let mut objects = 10_000;
     let mut velero = std::env::current_exe()?.with_file_name("velero");
+    // Any of the volume flags selects the volume half: they mean nothing to the object half.
+    let mut volume = false;
+    let mut volume_args = volume::VolumeArgs {
+        mb: 2048,
+        files: None,
+        work_dir: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--objects" => {
-                objects = it
-                    .next()
-                    .context("--objects needs a number")?
-                    .parse()
-                    .context("--objects needs a number")?
-            }
+            "--objects" => objects = number(&arg, it.next())?,
             "--velero" => velero = it.next().context("--velero needs a path")?.into(),
-            other => bail!(
-                "unknown argument {other:?}; usage: velero-bench [--objects N] [--velero PATH]"
-            ),
+            "--volume" => volume = true,
+            "--volume-mb" => {
+                volume = true;
+                volume_args.mb = number(&arg, it.next())?;
+            }
+            "--volume-files" => {
+                volume = true;
+                volume_args.files = Some(number(&arg, it.next())?);
+            }
+            "--work-dir" => {
+                volume = true;
+                volume_args.work_dir = Some(it.next().context("--work-dir needs a path")?.into());
+            }
+            other => bail!("unknown argument {other:?}; {USAGE}"),
         }
+    }
+    if volume {
+        return Ok(Mode::Volume(volume_args));
     }
     if !velero.exists() {
         bail!(
@@ -48,7 +84,7 @@ fn args() -> anyhow::Result<Args> {
             velero.display()
         );
     }
-    Ok(Args { objects, velero })
+    Ok(Mode::Objects(Args { objects, velero }))
 }
 
 /// The seeded mix: what a namespace full of applications holds.
@@ -281,9 +317,20 @@ fn kubectl(cp: &ControlPlane, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = args()?;
+fn main() -> anyhow::Result<()> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some(volume::STEP) {
+        return volume::step(&argv[1..]);
+    }
+    match args()? {
+        Mode::Objects(args) => tokio::runtime::Runtime::new()
+            .context("starting the Tokio runtime")?
+            .block_on(objects(args)),
+        Mode::Volume(args) => volume::run(&args),
+    }
+}
+
+async fn objects(args: Args) -> anyhow::Result<()> {
     let cp = ControlPlane::start().await?;
     let client = cp.client().await?;
     seed(&client, args.objects).await?;
