@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 volume=false
 for arg in "$@"; do
-    case "$arg" in --volume | --volume-mb | --volume-files | --work-dir) volume=true ;; esac
+    case "$arg" in --volume | --volume-mb | --volume-files | --work-dir | --keep) volume=true ;; esac
 done
 if $volume; then
     if ! command -v restic >/dev/null; then

@@ -5,7 +5,7 @@
 //! after the namespaces are deleted again. It prints objects/s, the server's peak RSS and the
 //! ratios (b)/(a) and (d)/(c). It measures; it asserts nothing.
 //!
-//! `velero-bench --volume [--volume-mb N] [--volume-files N] [--work-dir DIR]`: the volume half
+//! `velero-bench --volume [--volume-mb N] [--volume-files N] [--work-dir DIR] [--keep]`: the volume half
 //! instead (no control plane), see [`volume`].
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -32,7 +32,7 @@ enum Mode {
     Volume(volume::VolumeArgs),
 }
 
-const USAGE: &str = "usage: velero-bench [--objects N] [--velero PATH] | velero-bench --volume [--volume-mb N] [--volume-files N] [--work-dir DIR]";
+const USAGE: &str = "usage: velero-bench [--objects N] [--velero PATH] | velero-bench --volume [--volume-mb N] [--volume-files N] [--work-dir DIR] [--keep]";
 
 fn number<T: std::str::FromStr>(flag: &str, value: Option<String>) -> anyhow::Result<T>
 where
@@ -53,6 +53,7 @@ fn args() -> anyhow::Result<Mode> {
         mb: 2048,
         files: None,
         work_dir: None,
+        keep: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -71,6 +72,10 @@ fn args() -> anyhow::Result<Mode> {
             "--work-dir" => {
                 volume = true;
                 volume_args.work_dir = Some(it.next().context("--work-dir needs a path")?.into());
+            }
+            "--keep" => {
+                volume = true;
+                volume_args.keep = true;
             }
             other => bail!("unknown argument {other:?}; {USAGE}"),
         }

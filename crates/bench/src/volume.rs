@@ -37,6 +37,8 @@ pub struct VolumeArgs {
     pub files: Option<u64>,
     /// Where the temporary directory goes (default: the system's temp dir).
     pub work_dir: Option<PathBuf>,
+    /// Leave the work directory (volume, repositories, restores, logs) for a look afterwards.
+    pub keep: bool,
 }
 
 /// SplitMix64: fast, seedable, and good enough that zstd finds nothing to compress in its output.
@@ -485,7 +487,14 @@ pub fn run(args: &VolumeArgs) -> anyhow::Result<()> {
             .tempdir(),
     }
     .context("creating the work directory")?;
-    let work = work.path();
+    let work = if args.keep {
+        let kept = work.keep();
+        eprintln!("keeping the work directory {}", kept.display());
+        kept
+    } else {
+        work.path().to_path_buf()
+    };
+    let work = work.as_path();
     let source = work.join("volume");
     let bucket = work.join("bucket");
     let restic_repo = work.join("restic-repo");
