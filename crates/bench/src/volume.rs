@@ -169,8 +169,8 @@ fn generate(root: &Path, total: u64, small_files: u64) -> anyhow::Result<(u64, u
         .sum();
     let Some(big) = total.checked_sub(small_total).filter(|b| *b >= MIB) else {
         bail!(
-            "{small_files} small files take {} MiB of the {} MiB volume: use a larger --volume-mb or fewer --volume-files",
-            small_total / MIB,
+            "{small_files} small files take {:.1} MiB of the {} MiB volume, leaving less than 1 MiB for the big file: use a larger --volume-mb or fewer --volume-files",
+            small_total as f64 / MIB as f64,
             total / MIB
         );
     };
