@@ -4,6 +4,7 @@
 //! them.
 
 mod backend;
+mod contents;
 mod repo;
 
 pub use repo::{ByteProgress, RepositoryError, RepositoryLocation, SnapshotInfo, VolumeRepository};

@@ -306,6 +306,7 @@ impl VolumeRepository {
         let listing = indexed
             .ls(&node, &LsOptions::default())
             .map_err(rustic(format!("listing snapshot {snapshot}")))?;
+        crate::contents::write_contents(&indexed, listing.clone(), target)?;
         let plan = indexed
             .prepare_restore(&options, listing.clone(), &destination, false)
             .map_err(rustic(format!("planning the restore of {snapshot}")))?;

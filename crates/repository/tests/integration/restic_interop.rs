@@ -190,6 +190,13 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
     .await?;
     ensure!(left.len() == 1 && left[0].id == second.id, "{left:?}");
     same_tree(&source, &target)?;
+    // The hole is not written: the restored sparse file takes the disk its data needs.
+    let restored =
+        std::os::unix::fs::MetadataExt::blocks(&fs::metadata(target.join("sparse.img"))?);
+    ensure!(
+        restored * 512 < 4 << 20,
+        "the sparse file takes {restored} blocks"
+    );
     restic(&repo_dir, &["check", "--read-data"])?;
 
     // The wrong password says what to do.
