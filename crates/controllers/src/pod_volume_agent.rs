@@ -262,7 +262,14 @@ async fn back_up(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<(PathBuf, Snap
         password,
         Open::OrInitCounting(progress),
         move |repo| {
-            repo.backup(&source, "velero", &tags, None)
+            // A claim's previous snapshot is the parent whatever pod mounted it (Velero's
+            // getParentSnapshot by pvc-uid); other volumes start from the snapshot rustic_core
+            // finds for the same path.
+            let parent = match tags.iter().find(|t| t.starts_with("pvc-uid=")) {
+                Some(tag) => repo.latest_with_tag(tag)?,
+                None => None,
+            };
+            repo.backup(&source, "velero", &tags, parent.as_deref())
                 .map(|(_, snap)| snap)
         },
     )

@@ -277,6 +277,21 @@ impl VolumeRepository {
         Ok(all.iter().map(SnapshotInfo::of).collect())
     }
 
+    /// The newest snapshot carrying `tag` (`key=value`), the parent Velero gives the next
+    /// backup of the same claim (its `pvc-uid`), so that an unchanged volume is not read again
+    /// when its pod, and with it the volume's path on the node, is new.
+    pub fn latest_with_tag(&self, tag: &str) -> Result<Option<String>, RepositoryError> {
+        let all = self.repo.get_all_snapshots().map_err(rustic(format!(
+            "listing the snapshots of {}",
+            self.location
+        )))?;
+        Ok(all
+            .iter()
+            .filter(|s| s.tags.iter().any(|t| t == tag))
+            .max_by_key(|s| s.time.timestamp())
+            .map(|s| SnapshotInfo::of(s).id))
+    }
+
     /// Writes the contents of the snapshot's directory into `target` (created if missing).
     pub fn restore(self, snapshot: &str, target: &Path) -> Result<Self, RepositoryError> {
         let location = self.location.clone();

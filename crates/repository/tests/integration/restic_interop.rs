@@ -175,6 +175,18 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
         "an unchanged volume adds {} bytes",
         second.added_bytes
     );
+    // The newest snapshot of a tag is the one a claim's next backup starts from.
+    let l = loc.clone();
+    let (latest, none) = blocking(move |rt| {
+        let repo = VolumeRepository::open_or_init(&l, PASSWORD, rt)?;
+        Ok((
+            repo.latest_with_tag("volume=data")?,
+            repo.latest_with_tag("pvc-uid=other")?,
+        ))
+    })
+    .await?;
+    ensure!(latest.as_deref() == Some(second.id.as_str()), "{latest:?}");
+    ensure!(none.is_none(), "{none:?}");
 
     // Forget the first, prune: the second still restores, and restic finds the repository sound.
     let (l, forget, keep) = (loc.clone(), first.id.clone(), second.id.clone());
