@@ -1,9 +1,10 @@
 //! `velero-bench [--objects N]`: seeds N objects of several kinds into a fresh local control plane,
 //! then in one run measures (a) the raw time to list them with plain paginated GETs, (b) a full
 //! backup of them by `velero server`, (c) the raw time to create them again with plain concurrent
-//! POSTs after their namespaces are deleted, and (d) a restore of the backup by `velero server`
-//! after the namespaces are deleted again. It prints objects/s, the server's peak RSS and the
-//! ratios (b)/(a) and (d)/(c). It measures; it asserts nothing.
+//! POSTs after their namespaces are deleted, then, into the namespaces emptied again, (e) a dry
+//! run of the restore and (d) the restore of the backup by `velero server`. It prints objects/s,
+//! the server's peak RSS and the ratios (b)/(a), (d)/(c) and (e)/(d). It measures; it asserts
+//! nothing.
 //!
 //! `velero-bench --volume [--volume-mb N] [--volume-files N] [--work-dir DIR] [--keep]`: the volume half
 //! instead (no control plane), see [`volume`].
@@ -222,8 +223,14 @@ async fn wait_done(client: &kube::Client, path: &str) -> anyhow::Result<(String,
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        if ["Completed", "PartiallyFailed", "Failed", "FailedValidation"].contains(&phase.as_str())
-        {
+        let done = [
+            "Completed",
+            "PartiallyFailed",
+            "Failed",
+            "FailedValidation",
+            "DryRunCompleted",
+        ];
+        if done.contains(&phase.as_str()) {
             return Ok((phase, object));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -452,6 +459,27 @@ async fn objects(args: Args) -> anyhow::Result<()> {
     let raw_create = create_all(&client, args.objects).await?;
     eprintln!("raw concurrent creates: {:.2}s", raw_create.as_secs_f64());
     delete_namespaces(&client).await?;
+    // (e) a dry run of the same restore, then (d) the restore, both into the bench namespaces
+    // existing and empty, so that every dry-run create goes through the API server's admission
+    // and validation as the real one does (into missing namespaces it would be refused at once).
+    for n in 0..NAMESPACES {
+        post(&client, "/api/v1/namespaces", &json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": format!("bench-{n}") } })).await?;
+    }
+    let started = Instant::now();
+    velero(&[
+        "restore",
+        "create",
+        "bench-dry-run",
+        "--from-backup",
+        "bench",
+        "--dry-run",
+    ])?;
+    let (dry_run_phase, _) = wait_done(
+        &client,
+        "/apis/velero.io/v1/namespaces/velero/restores/bench-dry-run",
+    )
+    .await?;
+    let dry_run_time = started.elapsed();
     // Peak RSS from here on: writing 5 to clear_refs resets VmHWM (Linux 4.0+).
     let _ = std::fs::write(format!("/proc/{}/clear_refs", server.0.id()), "5");
     let cpu_before = cpu_seconds(server.0.id())?;
@@ -540,5 +568,13 @@ async fn objects(args: Args) -> anyhow::Result<()> {
         restore_rss as f64 / 1024.0
     );
     println!("  server CPU during restore: {restore_cpu:.2} s");
+    println!(
+        "  (e) velero-rs dry run:     {:.2} s, {dry_run_phase} (same restore, --dry-run, before (d))",
+        dry_run_time.as_secs_f64()
+    );
+    println!(
+        "  ratio (e)/(d):             {:.2}",
+        dry_run_time.as_secs_f64() / restore_time.as_secs_f64()
+    );
     Ok(())
 }
