@@ -5,7 +5,7 @@
 //! MiB) and its decompressed blobs while it writes them (rustic-rs/rustic#1067): 1.2–1.8 GiB for a
 //! 2 GiB volume, far more than a node agent should take. Here the blobs are read one at a time on
 //! a few threads, in pack order (so reads stay sequential within a pack), each written to every
-//! place that needs it and dropped: memory is a few blobs (at most 8 MiB each) plus the
+//! place that needs it and dropped: memory is eight blobs (at most 8 MiB each) plus the
 //! placements. Each file then gets its size and mtime, so rustic_core's restore, which accepts a
 //! file whose size and mtime already match, writes no content again and only sets metadata.
 
@@ -18,12 +18,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustic_core::repofile::BlobType;
 use rustic_core::repofile::Node;
-use rustic_core::{BlobId, DataId, IndexedFull, Repository, RusticResult};
+use rustic_core::{DataId, IndexedFull, Repository, RusticResult};
 
 use crate::repo::RepositoryError;
 
-/// Blobs read and written at once.
-const WORKERS: usize = 4;
+/// Blobs read and written at once: more than the cores, so reading one blob from disk or the
+/// object store overlaps decrypting and writing others.
+const WORKERS: usize = 8;
 
 /// One file the contents go into.
 struct Target {
@@ -145,8 +146,10 @@ fn write_blob<S: IndexedFull>(
     id: &DataId,
     placements: &[Placement],
 ) -> Result<(), RepositoryError> {
+    // Not through rustic_core's blob cache: each blob is read once here (shared ones go to all
+    // their places at once), so caching would only cost time and 32 MiB.
     let data = repo
-        .get_blob_cached(&BlobId::from(*id), BlobType::Data)
+        .cat_blob(BlobType::Data, id.into_inner().to_hex().as_str())
         .map_err(|e| RepositoryError::Rustic {
             context: format!("reading data blob {id}"),
             source: e,
