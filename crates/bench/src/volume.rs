@@ -387,9 +387,8 @@ fn tags(backup: &str) -> Vec<String> {
     .collect()
 }
 
-/// The repository of the volume's namespace in a `local` location at `bucket`, as the controllers'
-/// `repositories::location_in` builds it: the location's store, `<prefix>restic/<namespace>`, no
-/// cache.
+/// The repository of the volume's namespace in a `local` location at `bucket`, as the server and
+/// the node agent find it (`velero_podvolume::repository_location`).
 fn location(bucket: &Path) -> anyhow::Result<RepositoryLocation> {
     let cfg = LocationConfig {
         provider: "velero.io/local".to_string(),
@@ -400,16 +399,10 @@ fn location(bucket: &Path) -> anyhow::Result<RepositoryLocation> {
         ..LocationConfig::default()
     };
     let store = BackupStore::open(&cfg).context("opening the local location")?;
-    Ok(RepositoryLocation {
-        store: store.store().clone(),
-        root: format!(
-            "{}{}",
-            store.layout().root(),
-            velero_podvolume::repository_prefix(VOLUME_NAMESPACE)
-        )
-        .into(),
-        cache_dir: None,
-    })
+    Ok(velero_podvolume::repository_location(
+        &store,
+        VOLUME_NAMESPACE,
+    ))
 }
 
 /// The child: `__volume-step backup <bucket> <source> <backup name>` or

@@ -271,7 +271,7 @@ async fn forget_pod_volume_snapshots(
     };
     let mut errors = Vec::new();
     for (namespace, snapshots) in by_namespace {
-        let location = crate::repositories::location_in(store, &namespace);
+        let location = velero_podvolume::repository_location(store, &namespace);
         let count = snapshots.len();
         let forgot = crate::repositories::with_repository(
             location,

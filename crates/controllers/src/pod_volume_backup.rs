@@ -207,7 +207,7 @@ impl PodVolumeBackupper {
 
     /// The repository's key prefix inside the location (Velero's repository identifier).
     fn repository_root(&self, volume_namespace: &str) -> String {
-        crate::repositories::location_in(&self.store, volume_namespace)
+        velero_podvolume::repository_location(&self.store, volume_namespace)
             .root
             .to_string()
     }
@@ -216,7 +216,7 @@ impl PodVolumeBackupper {
         let password = velero_podvolume::ensure_password(&self.client, &self.namespace)
             .await
             .map_err(|e| e.to_string())?;
-        let location = crate::repositories::location_in(&self.store, volume_namespace);
+        let location = velero_podvolume::repository_location(&self.store, volume_namespace);
         crate::repositories::with_repository(location, password, Open::OrInit, |_| Ok(()))
             .await
             .map_err(|e| e.to_string())

@@ -2,21 +2,6 @@
 //! namespace in a location's store, opened with the password Secret, used on a blocking thread.
 
 use velero_repository::{RepositoryError, RepositoryLocation, VolumeRepository};
-use velero_storage::BackupStore;
-
-/// The repository of `volume_namespace` in `store`: `<prefix>/restic/<namespace>`.
-pub(crate) fn location_in(store: &BackupStore, volume_namespace: &str) -> RepositoryLocation {
-    RepositoryLocation {
-        store: store.store().clone(),
-        root: format!(
-            "{}{}",
-            store.layout().root(),
-            velero_podvolume::repository_prefix(volume_namespace)
-        )
-        .into(),
-        cache_dir: None,
-    }
-}
 
 /// The repository of `volume_namespace` in the location named `location` (of the server's
 /// `namespace`), and the password Secret's password.
@@ -35,7 +20,10 @@ pub(crate) async fn find(
     let password = velero_podvolume::read_password(client, namespace)
         .await
         .map_err(|e| e.to_string())?;
-    Ok((location_in(&store, volume_namespace), password))
+    Ok((
+        velero_podvolume::repository_location(&store, volume_namespace),
+        password,
+    ))
 }
 
 /// How a repository is opened for one piece of work.

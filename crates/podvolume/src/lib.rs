@@ -18,3 +18,21 @@ pub fn repository_name(volume_namespace: &str, location: &str) -> String {
 pub fn repository_prefix(volume_namespace: &str) -> String {
     format!("restic/{volume_namespace}")
 }
+
+/// The repository of `volume_namespace` in a location's `store`: `<prefix>restic/<namespace>`,
+/// without a local cache (node agents and the server keep nothing between operations).
+pub fn repository_location(
+    store: &velero_storage::BackupStore,
+    volume_namespace: &str,
+) -> velero_repository::RepositoryLocation {
+    velero_repository::RepositoryLocation {
+        store: store.store().clone(),
+        root: format!(
+            "{}{}",
+            store.layout().root(),
+            repository_prefix(volume_namespace)
+        )
+        .into(),
+        cache_dir: None,
+    }
+}
