@@ -76,3 +76,30 @@ pub fn handmade_backup() -> anyhow::Result<Vec<u8>> {
         .collect();
     tarball(&entries)
 }
+
+/// Puts a backup into a `local` location whose files are under `location_dir` (the directory the
+/// location's bucket names: `backups/<name>/<name>.tar.gz` and a Completed `velero-backup.json`),
+/// and creates its Backup object in namespace `velero`, as a sync from that location would.
+pub async fn plant(
+    client: &kube::Client,
+    location_dir: &std::path::Path,
+    name: &str,
+    location: &str,
+    tarball: &[u8],
+) -> anyhow::Result<()> {
+    let dir = location_dir.join("backups").join(name);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(format!("{name}.tar.gz")), tarball)?;
+    let backup = json!({
+        "apiVersion": "velero.io/v1", "kind": "Backup",
+        "metadata": {"name": name, "namespace": "velero"},
+        "spec": {"storageLocation": location, "includedNamespaces": ["*"]},
+        "status": {"phase": "Completed", "version": 1, "formatVersion": "1.1.0",
+                   "startTimestamp": "2026-01-01T00:00:00Z", "completionTimestamp": "2026-01-01T00:00:01Z"},
+    });
+    std::fs::write(
+        dir.join("velero-backup.json"),
+        serde_json::to_vec_pretty(&backup)?,
+    )?;
+    crate::create_object(client, backup).await
+}

@@ -402,27 +402,22 @@ Backup shop-1 against the cluster now: 1 added, 1 removed, 2 changed.
 /// put into the location by hand and read through the CLI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contents_and_get_item_of_a_velero_layout_backup() -> anyhow::Result<()> {
-    use velero_test_harness::velero_layout::{handmade_backup, handmade_items};
+    use velero_test_harness::velero_layout::{handmade_backup, handmade_items, plant};
     let storage = tempfile::tempdir()?;
     let (cp, _server) = installed(storage.path()).await?;
     let kubeconfig = cp.kubeconfig_path().to_path_buf();
     let velero_in = |args: &[&str]| run(velero(&kubeconfig).args(args));
 
-    let dir = storage.path().join("backups/backups/handmade");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("handmade.tar.gz"), handmade_backup()?)?;
-    let backup = json!({
-        "apiVersion": "velero.io/v1", "kind": "Backup",
-        "metadata": {"name": "handmade", "namespace": "velero"},
-        "spec": {"storageLocation": "default", "includedNamespaces": ["*"]},
-        "status": {"phase": "Completed", "version": 1, "formatVersion": "1.1.0",
-                   "startTimestamp": "2026-01-01T00:00:00Z", "completionTimestamp": "2026-01-01T00:00:01Z"},
-    });
-    std::fs::write(
-        dir.join("velero-backup.json"),
-        serde_json::to_vec_pretty(&backup)?,
-    )?;
-    velero_test_harness::create_object(&cp.client().await?, backup).await?;
+    let location_dir = storage.path().join("backups");
+    let client = cp.client().await?;
+    plant(
+        &client,
+        &location_dir,
+        "handmade",
+        "default",
+        &handmade_backup()?,
+    )
+    .await?;
 
     // Each item once, though the tarball holds it twice (the version-less and versioned copies).
     let listed = velero_in(&["backup", "contents", "handmade"]);

@@ -49,23 +49,10 @@ fn escaping_tarball(item: &Value) -> anyhow::Result<Vec<u8>> {
     Ok(gz.finish()?)
 }
 
-/// Puts a backup into the location by hand and registers its Backup object, as a sync would.
+/// Puts a backup into the test's location by hand and registers its Backup object.
 async fn plant_backup(env: &Env, name: &str, location: &str, tarball: &[u8]) -> anyhow::Result<()> {
-    let dir = env.bucket.join("backups").join(name);
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join(format!("{name}.tar.gz")), tarball)?;
-    let backup = json!({
-        "apiVersion": "velero.io/v1", "kind": "Backup",
-        "metadata": {"name": name, "namespace": "velero"},
-        "spec": {"storageLocation": location, "includedNamespaces": ["*"]},
-        "status": {"phase": "Completed", "version": 1, "formatVersion": "1.1.0",
-                   "startTimestamp": "2026-01-01T00:00:00Z", "completionTimestamp": "2026-01-01T00:00:01Z"},
-    });
-    std::fs::write(
-        dir.join("velero-backup.json"),
-        serde_json::to_vec_pretty(&backup)?,
-    )?;
-    create_object(&env.client, backup).await
+    velero_test_harness::velero_layout::plant(&env.client, &env.bucket, name, location, tarball)
+        .await
 }
 
 async fn namespace_exists(env: &Env, ns: &str) -> bool {
