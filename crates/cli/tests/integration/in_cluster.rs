@@ -360,20 +360,7 @@ async fn agent_killed_during_a_volume_backup(
     );
 
     // Debian's restic finds the repository consistent after the kill.
-    let password = kubectl_ok(
-        cluster,
-        &[
-            "-n",
-            "velero",
-            "get",
-            "secret",
-            "velero-repo-credentials",
-            "-o",
-            "jsonpath={.data.repository-password}",
-        ],
-    )?;
-    use base64::Engine as _;
-    let password = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(password)?)?;
+    let password = velero_podvolume::read_password(client, "velero").await?;
     let repo = claim_dir
         .ancestors()
         .nth(1)
