@@ -132,6 +132,8 @@ impl rustic_core::ProgressBars for Bars {
 /// An open repository.
 pub struct VolumeRepository {
     repo: Repository<OpenStatus>,
+    /// The same backend the repository reads through, for reading pack ranges at once on restore.
+    backend: Arc<ObjectStoreBackend>,
     location: String,
 }
 
@@ -172,10 +174,13 @@ impl VolumeRepository {
         create: bool,
         progress: Option<Arc<ByteProgress>>,
     ) -> Result<Self, RepositoryError> {
-        let backend =
-            ObjectStoreBackend::new(location.store.clone(), location.root.clone(), runtime);
+        let backend = Arc::new(ObjectStoreBackend::new(
+            location.store.clone(),
+            location.root.clone(),
+            runtime,
+        ));
         let name = format!("{}", location.root);
-        let backends = RepositoryBackends::new(Arc::new(backend), None);
+        let backends = RepositoryBackends::new(backend.clone(), None);
         let mut options = RepositoryOptions::default();
         match &location.cache_dir {
             Some(dir) => options = options.cache_dir(dir.clone()),
@@ -217,6 +222,7 @@ impl VolumeRepository {
         };
         Ok(VolumeRepository {
             repo,
+            backend,
             location: name,
         })
     }
@@ -262,6 +268,7 @@ impl VolumeRepository {
         Ok((
             VolumeRepository {
                 repo: indexed.drop_index(),
+                backend: self.backend,
                 location,
             },
             SnapshotInfo::of(&saved),
@@ -321,7 +328,7 @@ impl VolumeRepository {
         let listing = indexed
             .ls(&node, &LsOptions::default())
             .map_err(rustic(format!("listing snapshot {snapshot}")))?;
-        crate::contents::write_contents(&indexed, listing.clone(), target)?;
+        crate::contents::write_contents(&indexed, &*self.backend, listing.clone(), target)?;
         let plan = indexed
             .prepare_restore(&options, listing.clone(), &destination, false)
             .map_err(rustic(format!("planning the restore of {snapshot}")))?;
@@ -330,6 +337,7 @@ impl VolumeRepository {
             .map_err(rustic(format!("restoring {snapshot} into {target_text}")))?;
         Ok(VolumeRepository {
             repo: indexed.drop_index(),
+            backend: self.backend,
             location,
         })
     }

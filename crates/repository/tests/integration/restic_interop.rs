@@ -229,53 +229,115 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
     Ok(())
 }
 
+/// Both of restic's repository formats: 1 stores blobs uncompressed, 2 (the default) zstd-compressed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn we_read_what_restic_writes() -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let source = work.path().join("volume");
     fixture(&source)?;
-    let bucket = work.path().join("bucket");
-    let repo_dir = bucket.join("restic/other");
-    fs::create_dir_all(&repo_dir)?;
-    restic(&repo_dir, &["init"])?;
-    restic(
-        &repo_dir,
-        &[
-            "backup",
-            "--host",
-            "velero",
-            "--tag",
-            "backup=from-restic",
-            source.to_str().unwrap_or_default(),
-        ],
-    )?;
-    let listed: serde_json::Value =
-        serde_json::from_str(&restic(&repo_dir, &["snapshots", "--json"])?)?;
-    let id = listed[0]["id"]
-        .as_str()
-        .context("restic's snapshot id")?
-        .to_string();
+    for version in ["1", "2"] {
+        let bucket = work.path().join(format!("bucket-v{version}"));
+        let repo_dir = bucket.join("restic/other");
+        fs::create_dir_all(&repo_dir)?;
+        restic(&repo_dir, &["init", "--repository-version", version])?;
+        restic(
+            &repo_dir,
+            &[
+                "backup",
+                "--host",
+                "velero",
+                "--tag",
+                "backup=from-restic",
+                source.to_str().unwrap_or_default(),
+            ],
+        )?;
+        let listed: serde_json::Value =
+            serde_json::from_str(&restic(&repo_dir, &["snapshots", "--json"])?)?;
+        let id = listed[0]["id"]
+            .as_str()
+            .context("restic's snapshot id")?
+            .to_string();
 
-    let loc = location(&bucket, "other")?;
-    let target = work.path().join("ours-out");
-    let (t, wanted) = (target.clone(), id.clone());
-    let snapshots = blocking(move |rt| {
-        let repo = VolumeRepository::open_or_init(&loc, PASSWORD, rt)?;
-        let found = repo.snapshots()?;
-        repo.restore(&wanted, &t)?;
-        Ok(found)
+        let loc = location(&bucket, "other")?;
+        let target = work.path().join(format!("ours-out-v{version}"));
+        let (t, wanted) = (target.clone(), id.clone());
+        let snapshots = blocking(move |rt| {
+            let repo = VolumeRepository::open_or_init(&loc, PASSWORD, rt)?;
+            let found = repo.snapshots()?;
+            repo.restore(&wanted, &t)?;
+            Ok(found)
+        })
+        .await?;
+        ensure!(
+            snapshots.len() == 1 && snapshots[0].id == id,
+            "format {version}: {snapshots:?}"
+        );
+        ensure!(
+            snapshots[0]
+                .tags
+                .contains(&"backup=from-restic".to_string()),
+            "format {version}: {snapshots:?}"
+        );
+        same_tree(&source, &target).with_context(|| format!("format {version}"))?;
+    }
+    Ok(())
+}
+
+/// A pack damaged on the storage: the restore stops with an error that names the pack and what to
+/// run, and the repository is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_pack_fails_the_restore_by_name() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let source = work.path().join("volume");
+    fixture(&source)?;
+    let bucket = work.path().join("bucket");
+    fs::create_dir_all(&bucket)?;
+    let loc = location(&bucket, "app")?;
+    let (l, s) = (loc.clone(), source.clone());
+    let snap = blocking(move |rt| {
+        let repo = VolumeRepository::open_or_init(&l, PASSWORD, rt)?;
+        Ok(repo.backup(&s, "velero", &tags(), None)?.1)
     })
     .await?;
+
+    // The largest pack holds the big file's data; one byte in its middle changes.
+    let mut packs = Vec::new();
+    for dir in fs::read_dir(bucket.join("restic/app/data"))? {
+        for file in fs::read_dir(dir?.path())? {
+            let file = file?;
+            packs.push((file.metadata()?.len(), file.path()));
+        }
+    }
+    let (size, pack) = packs.into_iter().max().context("no pack written")?;
+    let mut bytes = fs::read(&pack)?;
+    let middle = (size / 2) as usize;
+    bytes[middle] ^= 0x55;
+    fs::write(&pack, &bytes)?;
+    let pack_name = pack
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("pack name")?
+        .to_string();
+
+    let target = work.path().join("out");
+    let (l, t, id) = (loc.clone(), target.clone(), snap.id.clone());
+    let restored = tokio::task::spawn_blocking(move || {
+        VolumeRepository::open(&l, PASSWORD, tokio::runtime::Handle::current())?
+            .restore(&id, &t)
+            .map(|_| ())
+    })
+    .await?;
+    let err = match restored {
+        Ok(()) => anyhow::bail!("a damaged pack restored without an error"),
+        Err(e) => e.to_string(),
+    };
     ensure!(
-        snapshots.len() == 1 && snapshots[0].id == id,
-        "{snapshots:?}"
+        err.contains(&pack_name) && err.contains("restic check"),
+        "the error names neither the pack nor what to run: {err}"
     );
     ensure!(
-        snapshots[0]
-            .tags
-            .contains(&"backup=from-restic".to_string()),
-        "{snapshots:?}"
+        fs::read(&pack)? == bytes,
+        "the restore changed the damaged pack"
     );
-    same_tree(&source, &target)?;
     Ok(())
 }
