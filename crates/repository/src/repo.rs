@@ -324,7 +324,9 @@ impl VolumeRepository {
         })?;
         let destination = LocalDestination::new(&format!("{target_text}/"), true, false)
             .map_err(rustic(format!("preparing {target_text}")))?;
-        let options = RestoreOptions::default();
+        // Owners by number, as restic restores them: the names the node agent's image knows say
+        // nothing about the users of the pod the volume belongs to.
+        let options = RestoreOptions::default().numeric_id(true);
         let listing = indexed
             .ls(&node, &LsOptions::default())
             .map_err(rustic(format!("listing snapshot {snapshot}")))?;
