@@ -236,27 +236,8 @@ async fn back_up(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<(PathBuf, Snap
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let source = path.clone();
-    // bytesDone/totalBytes while the volume is read, every second, as Velero's agent reports them.
     let progress = Arc::new(velero_repository::ByteProgress::default());
-    let reporter = {
-        let (progress, client) = (progress.clone(), ctx.client.clone());
-        let (namespace, name) = (ctx.namespace.clone(), pvb.name_any());
-        tokio::spawn(async move {
-            let api: Api<PodVolumeBackup> = Api::namespaced(client, &namespace);
-            let mut last = (0, 0);
-            loop {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                let (done, total) = progress.get();
-                if (done, total) != last {
-                    last = (done, total);
-                    let body = json!({ "status": { "progress": { "bytesDone": done, "totalBytes": total } } });
-                    if let Err(e) = crate::operation::patch(&api, &name, body).await {
-                        tracing::debug!("reporting the progress of {name}: {e}");
-                    }
-                }
-            }
-        })
-    };
+    let reporter = report_progress::<PodVolumeBackup>(ctx, &pvb.name_any(), progress.clone());
     let snapshot = with_repository(
         location,
         password,
@@ -278,6 +259,40 @@ async fn back_up(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<(PathBuf, Snap
     reporter.abort();
     let snapshot = snapshot?;
     Ok((path, snapshot))
+}
+
+/// Reports `progress` into the object's `status.progress` (bytesDone/totalBytes) every second
+/// while its data moves, as Velero's node agent does, until the returned task is aborted.
+fn report_progress<K>(
+    ctx: &AgentCtx,
+    name: &str,
+    progress: Arc<velero_repository::ByteProgress>,
+) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let name = name.to_string();
+    tokio::spawn(async move {
+        let mut last = (0, 0);
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let (done, total) = progress.get();
+            if (done, total) != last {
+                last = (done, total);
+                let body =
+                    json!({ "status": { "progress": { "bytesDone": done, "totalBytes": total } } });
+                if let Err(e) = crate::operation::patch(&api, &name, body).await {
+                    tracing::debug!("reporting the progress of {name}: {e}");
+                }
+            }
+        }
+    })
 }
 
 pub(crate) async fn run_restores(ctx: Arc<AgentCtx>) {
@@ -355,14 +370,19 @@ async fn restore(ctx: &AgentCtx, pvr: &PodVolumeRestore) -> Result<(), String> {
         .cloned()
         .ok_or_else(|| "the PodVolumeRestore has no velero.io/restore-uid label".to_string())?;
     let (snapshot, target) = (pvr.spec.snapshot_id.clone(), dir.clone());
-    with_repository(location, password, Open::Existing, move |repo| {
-        repo.restore(&snapshot, &target).map(|_| ())
+    let progress = Arc::new(velero_repository::ByteProgress::default());
+    let reporter = report_progress::<PodVolumeRestore>(ctx, &pvr.name_any(), progress.clone());
+    let restored = with_repository(location, password, Open::Existing, move |repo| {
+        repo.restore_counting(&snapshot, &target, &progress)
+            .map(|_| ())
     })
     .await
     .map_err(in_repository(
         &pvr.spec.backup_storage_location,
         &pvr.spec.source_namespace,
-    ))?;
+    ));
+    reporter.abort();
+    restored?;
     // The helper runs as the app's user, not root, and removes the markers once it sees them all.
     use std::os::unix::fs::PermissionsExt as _;
     let markers = dir.join(".velero");

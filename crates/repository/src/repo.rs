@@ -80,8 +80,8 @@ impl SnapshotInfo {
     }
 }
 
-/// Bytes read so far of the bytes a backup found to read, updated while it runs (a
-/// PodVolumeBackup's `progress`).
+/// Bytes done so far of the bytes a backup found to read or a restore has to write, updated while
+/// it runs (a PodVolumeBackup's or PodVolumeRestore's `progress`).
 #[derive(Debug, Default)]
 pub struct ByteProgress {
     pub total: std::sync::atomic::AtomicU64,
@@ -301,6 +301,17 @@ impl VolumeRepository {
 
     /// Writes the contents of the snapshot's directory into `target` (created if missing).
     pub fn restore(self, snapshot: &str, target: &Path) -> Result<Self, RepositoryError> {
+        self.restore_counting(snapshot, target, &ByteProgress::default())
+    }
+
+    /// [`Self::restore`], counting the files' bytes into `progress` as they are written (a
+    /// PodVolumeRestore's `progress`).
+    pub fn restore_counting(
+        self,
+        snapshot: &str,
+        target: &Path,
+        progress: &ByteProgress,
+    ) -> Result<Self, RepositoryError> {
         let location = self.location.clone();
         let found = self
             .repo
@@ -330,7 +341,13 @@ impl VolumeRepository {
         let listing = indexed
             .ls(&node, &LsOptions::default())
             .map_err(rustic(format!("listing snapshot {snapshot}")))?;
-        crate::contents::write_contents(&indexed, &*self.backend, listing.clone(), target)?;
+        crate::contents::write_contents(
+            &indexed,
+            &*self.backend,
+            listing.clone(),
+            target,
+            progress,
+        )?;
         let plan = indexed
             .prepare_restore(&options, listing.clone(), &destination, false)
             .map_err(rustic(format!("planning the restore of {snapshot}")))?;

@@ -68,6 +68,21 @@ fn same_tree(expected: &Path, actual: &Path) -> anyhow::Result<()> {
     velero_test_harness::tree::same_tree(expected, actual).map_err(anyhow::Error::msg)
 }
 
+/// The sizes of the regular files under `dir`, summed.
+fn regular_file_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let mut sum = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            sum += regular_file_bytes(&entry.path())?;
+        } else if kind.is_file() {
+            sum += entry.metadata()?.len();
+        }
+    }
+    Ok(sum)
+}
+
 fn restic(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
     let output = Command::new("restic")
         .arg("--repo")
@@ -192,15 +207,24 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
     let (l, forget, keep) = (loc.clone(), first.id.clone(), second.id.clone());
     let target = work.path().join("ours-out");
     let t = target.clone();
+    let restore_progress = Arc::new(ByteProgress::default());
+    let counted = restore_progress.clone();
     let left = blocking(move |rt| {
         let repo = VolumeRepository::open_or_init(&l, PASSWORD, rt)?;
         repo.forget(&[forget])?;
         repo.prune()?;
-        let repo = repo.restore(&keep, &t)?;
+        let repo = repo.restore_counting(&keep, &t, &counted)?;
         repo.snapshots()
     })
     .await?;
     ensure!(left.len() == 1 && left[0].id == second.id, "{left:?}");
+    // Every regular file's bytes, the sparse file's hole included, counted once.
+    let (done, total) = restore_progress.get();
+    let files_bytes = regular_file_bytes(&source)?;
+    ensure!(
+        done == total && total == files_bytes,
+        "the restore counted {done} of {total} bytes, the volume's files hold {files_bytes}"
+    );
     same_tree(&source, &target)?;
     // The hole is not written: the restored sparse file takes the disk its data needs.
     let restored =
