@@ -93,6 +93,9 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
     // Keyed by (pack, offset in the pack) so runs follow the packs' layout; a blob several files
     // share is read once.
     let mut blobs: BTreeMap<(rustic_core::Id, u32), Blob> = BTreeMap::new();
+    // The files (device, inode) of the snapshot that had several names: only the first name gets
+    // contents here; rustic_core's restore links the others to it and fails where a file exists.
+    let mut linked: std::collections::HashSet<(u64, u64)> = std::collections::HashSet::new();
     for entry in listing {
         let (path, node) = entry.map_err(|e| RepositoryError::Rustic {
             context: "listing the snapshot".into(),
@@ -109,6 +112,14 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
                 "the snapshot holds a path leaving the restore's directory: {}",
                 path.display()
             )));
+        }
+        let meta = &node.meta;
+        if meta.links > 1
+            && meta.device_id != 0
+            && meta.inode != 0
+            && !linked.insert((meta.device_id, meta.inode))
+        {
+            continue;
         }
         let file_index = files.len();
         let mut offset = 0u64;

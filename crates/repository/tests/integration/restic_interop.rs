@@ -42,6 +42,12 @@ fn fixture(dir: &Path) -> anyhow::Result<()> {
     fs::write(dir.join("secret.txt"), "only the owner reads this\n")?;
     fs::set_permissions(dir.join("secret.txt"), fs::Permissions::from_mode(0o600))?;
     std::os::unix::fs::symlink("small/f0.txt", dir.join("link"))?;
+    // Two names of one file, in different directories.
+    fs::write(dir.join("shared.txt"), "one file, two names\n")?;
+    fs::hard_link(
+        dir.join("shared.txt"),
+        dir.join("small/nested/also-shared.txt"),
+    )?;
     let mut sparse = fs::File::create(dir.join("sparse.img"))?;
     sparse.set_len(16 << 20)?;
     sparse.seek(SeekFrom::Start(9 << 20))?;
@@ -68,19 +74,25 @@ fn same_tree(expected: &Path, actual: &Path) -> anyhow::Result<()> {
     velero_test_harness::tree::same_tree(expected, actual).map_err(anyhow::Error::msg)
 }
 
-/// The sizes of the regular files under `dir`, summed.
+/// The sizes of the regular files under `dir`, summed, a file with several names once.
 fn regular_file_bytes(dir: &Path) -> anyhow::Result<u64> {
-    let mut sum = 0;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            sum += regular_file_bytes(&entry.path())?;
-        } else if kind.is_file() {
-            sum += entry.metadata()?.len();
+    fn walk(dir: &Path, seen: &mut std::collections::HashSet<u64>) -> anyhow::Result<u64> {
+        let mut sum = 0;
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                sum += walk(&entry.path(), seen)?;
+            } else if kind.is_file() {
+                let meta = entry.metadata()?;
+                if seen.insert(std::os::unix::fs::MetadataExt::ino(&meta)) {
+                    sum += meta.len();
+                }
+            }
         }
+        Ok(sum)
     }
-    Ok(sum)
+    walk(dir, &mut std::collections::HashSet::new())
 }
 
 fn restic(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
@@ -149,7 +161,10 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
         "progress counted {done} of {total} bytes, the snapshot holds {}",
         first.total_bytes
     );
-    ensure!(first.files == 605, "604 files and a link: {first:?}");
+    ensure!(
+        first.files == 607,
+        "606 file names (two of one file) and a link: {first:?}"
+    );
     ensure!(
         first.added_bytes > 12 << 20,
         "the first backup stores the data: {first:?}"
@@ -218,6 +233,12 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
     })
     .await?;
     ensure!(left.len() == 1 && left[0].id == second.id, "{left:?}");
+    // The two names are one file again.
+    let inode = |p: &Path| fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    ensure!(
+        inode(&target.join("shared.txt"))? == inode(&target.join("small/nested/also-shared.txt"))?,
+        "the hard link was restored as two files"
+    );
     // Every regular file's bytes, the sparse file's hole included, counted once.
     let (done, total) = restore_progress.get();
     let files_bytes = regular_file_bytes(&source)?;
