@@ -133,8 +133,17 @@ pub(crate) async fn run_controller<K, C, E, F, Fut>(
             ctx,
         )
         .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!("{what} reconcile: {e}");
+            use kube::runtime::controller::Error;
+            match result {
+                // The watch failed (API server unreachable, overloaded, or the kind's CRD gone):
+                // kube-runtime retries with a backoff of up to 30 s, during which new objects
+                // wait unseen, so say so where an operator looks.
+                Err(Error::QueueError(e)) => {
+                    tracing::warn!("{what}: watching failed, retrying with backoff: {e}");
+                }
+                // Failed reconciles are logged by the error policy above.
+                Err(e) => tracing::debug!("{what} reconcile: {e}"),
+                Ok(_) => {}
             }
         })
         .await;

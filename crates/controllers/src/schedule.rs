@@ -82,7 +82,7 @@ async fn forget_deleted(api: Api<Schedule>, metrics: Arc<Metrics>) {
                 known.remove(&name);
                 forget(&name);
             }
-            Err(e) => tracing::debug!("watching schedules: {e}"),
+            Err(e) => tracing::warn!("watching schedules failed, retrying with backoff: {e}"),
         }
     }
 }
