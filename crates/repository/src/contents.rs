@@ -154,10 +154,9 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
     progress
         .total
         .store(files.iter().map(|f| f.size).sum(), Ordering::Relaxed);
+    let mut real_dirs = std::collections::HashSet::new();
     for file in &files {
-        if let Some(parent) = file.path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_error("creating", parent, e))?;
-        }
+        make_room(target, &file.path, &mut real_dirs)?;
         // Holes where nothing is written: a sparse file stays sparse.
         File::create(&file.path)
             .and_then(|f| f.set_len(file.size))
@@ -215,6 +214,47 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
         }
     }
     Ok(())
+}
+
+/// Makes the directories of `path` (under `target`) real directories and clears a symlink or
+/// special file at `path` itself. The volume a restore writes into may hold what an earlier user
+/// left (a reused PersistentVolume); a symlink there must not send the node agent's writes, as
+/// root, to a file outside the volume.
+fn make_room(
+    target: &Path,
+    path: &Path,
+    real_dirs: &mut std::collections::HashSet<PathBuf>,
+) -> Result<(), RepositoryError> {
+    use std::io::ErrorKind::NotFound;
+    let rel = path.strip_prefix(target).unwrap_or(path);
+    let mut dir = target.to_path_buf();
+    for component in rel.parent().into_iter().flat_map(Path::components) {
+        dir.push(component);
+        if real_dirs.contains(&dir) {
+            continue;
+        }
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => std::fs::remove_file(&dir)
+                .and_then(|()| std::fs::create_dir(&dir))
+                .map_err(|e| io_error("replacing with a directory", &dir, e))?,
+            Err(e) if e.kind() == NotFound => {
+                std::fs::create_dir(&dir).map_err(|e| io_error("creating", &dir, e))?;
+            }
+            Err(e) => return Err(io_error("checking", &dir, e)),
+        }
+        real_dirs.insert(dir.clone());
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(meta) if meta.is_dir() => Err(RepositoryError::Invalid(format!(
+            "{} is a directory in the volume where the backup has a file: remove it and restore again",
+            path.display()
+        ))),
+        Ok(_) => std::fs::remove_file(path).map_err(|e| io_error("removing", path, e)),
+        Err(e) if e.kind() == NotFound => Ok(()),
+        Err(e) => Err(io_error("checking", path, e)),
+    }
 }
 
 /// The repository's data key in the form the AEAD takes: AES-256 key, then Poly1305's k and r.

@@ -221,6 +221,14 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
     // Forget the first, prune: the second still restores, and restic finds the repository sound.
     let (l, forget, keep) = (loc.clone(), first.id.clone(), second.id.clone());
     let target = work.path().join("ours-out");
+    // A reused volume's leftovers: symlinks where the backup has a file and a directory, pointing
+    // out of the volume. The restore replaces them and writes nothing outside.
+    let outside = work.path().join("outside");
+    fs::create_dir_all(outside.join("dir"))?;
+    fs::write(outside.join("victim.txt"), "untouched")?;
+    fs::create_dir_all(&target)?;
+    std::os::unix::fs::symlink(outside.join("victim.txt"), target.join("big.bin"))?;
+    std::os::unix::fs::symlink(outside.join("dir"), target.join("small"))?;
     let t = target.clone();
     let restore_progress = Arc::new(ByteProgress::default());
     let counted = restore_progress.clone();
@@ -233,6 +241,11 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
     })
     .await?;
     ensure!(left.len() == 1 && left[0].id == second.id, "{left:?}");
+    ensure!(
+        fs::read(outside.join("victim.txt"))? == b"untouched"
+            && fs::read_dir(outside.join("dir"))?.next().is_none(),
+        "the restore wrote through a symlink out of the volume"
+    );
     // The two names are one file again.
     let inode = |p: &Path| fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     ensure!(
