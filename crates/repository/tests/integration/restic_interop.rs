@@ -68,6 +68,14 @@ fn fixture(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A work directory holding the [`fixture`] at `volume/`, and that path.
+fn fixture_volume() -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf)> {
+    let work = tempfile::tempdir()?;
+    let source = work.path().join("volume");
+    fixture(&source)?;
+    Ok((work, source))
+}
+
 /// Everything comparable about a tree: per relative path, its kind, mode, mtime (seconds) and
 /// content (or link target).
 fn same_tree(expected: &Path, actual: &Path) -> anyhow::Result<()> {
@@ -96,12 +104,16 @@ fn regular_file_bytes(dir: &Path) -> anyhow::Result<u64> {
 }
 
 fn restic(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
+    restic_with(&repo.to_string_lossy(), &[], args)
+}
+
+/// Debian's restic on the repository `repo` (a path or a backend URL), with `env` added.
+fn restic_with(repo: &str, env: &[(&str, &str)], args: &[&str]) -> anyhow::Result<String> {
     let output = Command::new("restic")
-        .arg("--repo")
-        .arg(repo)
-        .arg("--no-cache")
+        .args(["--repo", repo, "--no-cache"])
         .args(args)
         .env("RESTIC_PASSWORD", PASSWORD)
+        .envs(env.iter().copied())
         .output()
         .context("running restic (scripts/setup-control-plane.sh installs Debian's restic)")?;
     ensure!(
@@ -138,9 +150,7 @@ fn tags() -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -> anyhow::Result<()>
 {
-    let work = tempfile::tempdir()?;
-    let source = work.path().join("volume");
-    fixture(&source)?;
+    let (work, source) = fixture_volume()?;
     let bucket = work.path().join("bucket");
     fs::create_dir_all(&bucket)?;
     let loc = location(&bucket, "app")?;
@@ -290,9 +300,7 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
 /// Both of restic's repository formats: 1 stores blobs uncompressed, 2 (the default) zstd-compressed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn we_read_what_restic_writes() -> anyhow::Result<()> {
-    let work = tempfile::tempdir()?;
-    let source = work.path().join("volume");
-    fixture(&source)?;
+    let (work, source) = fixture_volume()?;
     for version in ["1", "2"] {
         let bucket = work.path().join(format!("bucket-v{version}"));
         let repo_dir = bucket.join("restic/other");
@@ -345,9 +353,7 @@ async fn we_read_what_restic_writes() -> anyhow::Result<()> {
 /// run, and the repository is left as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_pack_fails_the_restore_by_name() -> anyhow::Result<()> {
-    let work = tempfile::tempdir()?;
-    let source = work.path().join("volume");
-    fixture(&source)?;
+    let (work, source) = fixture_volume()?;
     let bucket = work.path().join("bucket");
     fs::create_dir_all(&bucket)?;
     let loc = location(&bucket, "app")?;
@@ -405,9 +411,7 @@ async fn a_damaged_pack_fails_the_restore_by_name() -> anyhow::Result<()> {
 /// prefix lists the snapshot, and restic finds every byte we uploaded sound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_an_s3_location_restic_reads_what_we_write_and_we_restore_it() -> anyhow::Result<()> {
-    let work = tempfile::tempdir()?;
-    let source = work.path().join("volume");
-    fixture(&source)?;
+    let (work, source) = fixture_volume()?;
     let s3 = velero_test_harness::S3Server::start().await?;
     s3.create_bucket("volumes")?;
     let config = [
@@ -448,22 +452,11 @@ async fn on_an_s3_location_restic_reads_what_we_write_and_we_restore_it() -> any
     same_tree(&source, &target)?;
 
     let repo = format!("s3:{}/volumes/cluster-a/restic/app", s3.endpoint());
-    let restic_s3 = |args: &[&str]| -> anyhow::Result<String> {
-        let output = Command::new("restic")
-            .args(["--repo", &repo, "--no-cache"])
-            .args(args)
-            .env("RESTIC_PASSWORD", PASSWORD)
-            .env("AWS_ACCESS_KEY_ID", s3.access_key())
-            .env("AWS_SECRET_ACCESS_KEY", s3.secret_key())
-            .output()
-            .context("running restic")?;
-        ensure!(
-            output.status.success(),
-            "restic {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok(String::from_utf8(output.stdout)?)
-    };
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", s3.access_key()),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret_key()),
+    ];
+    let restic_s3 = |args: &[&str]| restic_with(&repo, &keys, args);
     // restic's calls block; the S3 server runs on this test's runtime.
     let listed = tokio::task::block_in_place(|| restic_s3(&["snapshots", "--json"]))?;
     let listed: serde_json::Value = serde_json::from_str(&listed)?;
