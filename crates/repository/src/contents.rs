@@ -164,20 +164,15 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
     }
 
     let runs = runs(blobs);
+    let scratches = (0..WORKERS)
+        .map(|_| Scratch::new())
+        .collect::<Result<Vec<_>, _>>()?;
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<RepositoryError>> = Mutex::new(None);
     std::thread::scope(|scope| {
-        for _ in 0..WORKERS {
-            scope.spawn(|| {
-                let mut scratch = match Scratch::new() {
-                    Ok(scratch) => scratch,
-                    Err(e) => {
-                        if let Ok(mut slot) = failure.lock() {
-                            slot.get_or_insert(e);
-                        }
-                        return;
-                    }
-                };
+        for mut scratch in scratches {
+            let (runs, next, failure, files, cipher) = (&runs, &next, &failure, &files, &cipher);
+            scope.spawn(move || {
                 loop {
                     if failure.lock().is_ok_and(|f| f.is_some()) {
                         return;
@@ -185,8 +180,7 @@ pub(crate) fn write_contents<S: IndexedFull + Sync>(
                     let Some(run) = runs.get(next.fetch_add(1, Ordering::Relaxed)) else {
                         return;
                     };
-                    if let Err(e) = write_run(backend, &cipher, &files, run, &mut scratch, progress)
-                    {
+                    if let Err(e) = write_run(backend, cipher, files, run, &mut scratch, progress) {
                         if let Ok(mut slot) = failure.lock() {
                             slot.get_or_insert(e);
                         }
