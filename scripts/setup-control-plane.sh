@@ -42,6 +42,17 @@ fi
 # they are always made by the current script.
 python3 "$(dirname "$0")/oci-image.py" test-images "$CACHE_ROOT/images" >/dev/null
 
+# The real programs the interoperability tests run (Velero 1.18.1 and its AWS plugin, kopia, the CSI
+# driver), kept compressed beside the checkout: unpacked once into $CACHE_ROOT/tools, where the tests
+# look (crates/test-harness/src/tools.rs says the order).
+for shared in "${VELERO_RS_SHARED_TOOLS:-}" "$(dirname "$0")/../../shared/tools" /work/shared/tools; do
+    if [ -n "$shared" ] && [ -f "$shared/unpack.sh" ]; then
+        sh "$shared/unpack.sh" "$CACHE_ROOT/tools" >/dev/null
+        log "tools unpacked from $shared into $CACHE_ROOT/tools"
+        break
+    fi
+done
+
 if [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/kube-controller-manager" ] &&
     [ -x "$BIN_DIR/kube-scheduler" ] && [ -x "$BIN_DIR/kubelet" ] &&
     [ "$(cat "$BIN_DIR/BUILD_REVISION" 2>/dev/null)" = "$BUILD_REVISION" ]; then

@@ -7,6 +7,7 @@ use velero_api::kuberesource::{
     CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, PODS,
     PRIORITY_CLASSES, SERVICE_ACCOUNTS, claim_volume, pod_claims,
 };
+use velero_api::labels;
 
 /// An item another one brings along: its group-resource, namespace (`None` when cluster-scoped)
 /// and name.
@@ -63,7 +64,7 @@ pub fn additional_items(
         }
         r if r == PERSISTENT_VOLUME_CLAIMS => {
             out.extend(
-                claim_volume(item).map(|volume| Related::new(PERSISTENT_VOLUMES, None, volume)),
+                bound_volume(item).map(|volume| Related::new(PERSISTENT_VOLUMES, None, volume)),
             );
         }
         r if r == SERVICE_ACCOUNTS => {
@@ -88,6 +89,56 @@ pub fn additional_items(
         _ => {}
     }
     out
+}
+
+/// The volume of a claim that is Bound and names one; Velero's PVCAction brings no volume for a
+/// claim in any other phase (pkg/backup/actions/backup_pv_action.go).
+fn bound_volume(claim: &Value) -> Option<&str> {
+    (claim.pointer("/status/phase").and_then(Value::as_str) == Some("Bound"))
+        .then(|| claim_volume(claim))
+        .flatten()
+}
+
+/// Velero's PVCAction on a Bound claim, before it is written: a `dataSource`/`dataSourceRef`
+/// (left by an earlier restore from a snapshot) would make the restored claim wait for a
+/// snapshot that is gone; a `selector` would tie it to the old volume, so it goes unless the
+/// class is `""` (static binding, the one case a selector is the point); and Velero's own labels
+/// from earlier restores and backups go. Returns whether the claim changed.
+pub fn prepare_claim(claim: &mut Value, backup_name: &str) -> bool {
+    if bound_volume(claim).is_none() {
+        return false;
+    }
+    let before = claim.clone();
+    let static_class = claim
+        .pointer("/spec/storageClassName")
+        .and_then(Value::as_str)
+        == Some("");
+    if let Some(spec) = claim.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("dataSource");
+        spec.remove("dataSourceRef");
+        if !static_class {
+            spec.remove("selector");
+        }
+    }
+    if let Some(selector_labels) = claim
+        .pointer_mut("/spec/selector/matchLabels")
+        .and_then(Value::as_object_mut)
+    {
+        selector_labels.retain(|key, _| !key.starts_with("velero.io/"));
+    }
+    if let Some(labels) = claim
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.retain(|key, value| match key.as_str() {
+            labels::RESTORE_NAME
+            | labels::VOLUME_SNAPSHOT_NAME
+            | labels::MUST_INCLUDE_ADDITIONAL_ITEMS_ANNOTATION => false,
+            labels::BACKUP_NAME => value.as_str() == Some(backup_name),
+            _ => true,
+        });
+    }
+    *claim != before
 }
 
 fn meta<'v>(item: &'v Value, field: &str) -> Option<&'v str> {
@@ -149,14 +200,63 @@ mod tests {
 
     #[test]
     fn a_claim_brings_its_volume_and_nothing_when_unbound() {
-        let bound =
-            json!({"metadata": {"name": "c", "namespace": "shop"}, "spec": {"volumeName": "pv-1"}});
+        let bound = json!({"metadata": {"name": "c", "namespace": "shop"},
+            "spec": {"volumeName": "pv-1"}, "status": {"phase": "Bound"}});
         assert_eq!(
             names(&additional_items(PERSISTENT_VOLUME_CLAIMS, &bound, &[])),
             [("persistentvolumes".into(), None, "pv-1".into())]
         );
+        // A claim that names a volume it is not bound to (yet) brings nothing, as in Velero.
+        for phase in [json!("Pending"), json!("Lost"), Value::Null] {
+            let claim = json!({"metadata": {"name": "c", "namespace": "shop"},
+                "spec": {"volumeName": "pv-1"}, "status": {"phase": phase}});
+            assert!(
+                additional_items(PERSISTENT_VOLUME_CLAIMS, &claim, &[]).is_empty(),
+                "{phase}"
+            );
+        }
         let pending = json!({"metadata": {"name": "c", "namespace": "shop"}, "spec": {}});
         assert!(additional_items(PERSISTENT_VOLUME_CLAIMS, &pending, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_bound_claim_is_stored_without_data_source_selector_and_stale_labels() {
+        let claim = |class: Value, phase: &str| {
+            json!({"metadata": {"name": "c", "namespace": "shop", "labels": {
+                    "app": "db", "velero.io/restore-name": "r1", "velero.io/backup-name": "old",
+                    "velero.io/volume-snapshot-name": "s", "backup.velero.io/must-include-additional-items": "true"}},
+                "spec": {"volumeName": "pv-1", "storageClassName": class,
+                    "dataSource": {"kind": "VolumeSnapshot", "name": "s"},
+                    "dataSourceRef": {"kind": "VolumeSnapshot", "name": "s"},
+                    "selector": {"matchLabels": {"tier": "db", "velero.io/x": "y"}}},
+                "status": {"phase": phase}})
+        };
+        let mut bound = claim(json!("fast"), "Bound");
+        assert!(prepare_claim(&mut bound, "nightly"));
+        assert_eq!(bound["metadata"]["labels"], json!({"app": "db"}));
+        assert_eq!(
+            bound["spec"],
+            json!({"volumeName": "pv-1", "storageClassName": "fast"})
+        );
+
+        // Class "": the selector is what binds the claim, so it stays (without Velero's labels).
+        let mut manual = claim(json!(""), "Bound");
+        manual["metadata"]["labels"]["velero.io/backup-name"] = json!("nightly");
+        assert!(prepare_claim(&mut manual, "nightly"));
+        assert_eq!(
+            manual["spec"]["selector"],
+            json!({"matchLabels": {"tier": "db"}})
+        );
+        assert_eq!(
+            manual["metadata"]["labels"]["velero.io/backup-name"],
+            "nightly"
+        );
+
+        // Not Bound: stored as it is.
+        let mut pending = claim(json!("fast"), "Pending");
+        let before = pending.clone();
+        assert!(!prepare_claim(&mut pending, "nightly"));
+        assert_eq!(pending, before);
     }
 
     #[test]

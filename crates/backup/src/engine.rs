@@ -43,6 +43,14 @@ pub trait Selection: Send + Sync {
     fn item_order(&self, resource: &DiscoveredResource) -> Option<String>;
     /// Included namespace names that do not exist (each is an error, as in Velero).
     fn missing_namespaces(&self) -> Vec<String>;
+    /// The filters as resolved, for the log.
+    fn summary(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Resource names that resolve to no type (each a warning: a typo backs up nothing).
+    fn unresolved_resources(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 pub struct BackupParams {
@@ -68,10 +76,11 @@ pub trait PodVolumes: Send + Sync {
     ) -> futures::future::BoxFuture<'a, ()>;
 }
 
-/// Pods of one list page whose hooks run at once. Velero runs them one pod after another, so one
-/// slow `pg_dump` holds up every other pod; each pod's own hooks still run in order, its pre hooks
-/// before its items and its post hooks after.
-const POD_HOOK_CONCURRENCY: usize = 8;
+/// Pods of one list page backed up at once when they have hooks or volume data. The hooks' own
+/// window ([`velero_hooks::MAX_CONCURRENT_EXECS`]) bounds the commands running and narrows when
+/// the API server turns execs away; each pod's own hooks still run in order, its pre hooks before
+/// its items and its post hooks after. Velero backs pods up one after another.
+const POD_CONCURRENCY: usize = velero_hooks::MAX_CONCURRENT_EXECS;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -124,6 +133,7 @@ struct Shared<'a> {
     bindings: tokio::sync::OnceCell<Vec<Value>>,
     hooks: Option<&'a BackupHooks>,
     pod_volumes: Option<&'a dyn PodVolumes>,
+    backup_name: &'a str,
 }
 
 /// A listed object as raw JSON, or one fetched on its own as a parsed value.
@@ -307,7 +317,15 @@ impl Shared<'_> {
         let needs_value = hooks.is_some()
             || pod_volumes.is_some()
             || actions::brings_additional_items(&resource.group, &resource.resource);
-        let value = if needs_value { item.to_value() } else { None };
+        let mut value = if needs_value { item.to_value() } else { None };
+        let mut item = item;
+        if resource.group.is_empty()
+            && resource.resource == velero_api::kuberesource::PERSISTENT_VOLUME_CLAIMS
+            && let Some(claim) = value.as_mut()
+            && actions::prepare_claim(claim, self.backup_name)
+        {
+            item = Payload::Value(claim.clone());
+        }
         if let (Some(hooks), Some(pod)) = (hooks, &value)
             && let Err(e) = hooks.run(pod, Phase::Pre, &self.log).await
         {
@@ -493,7 +511,7 @@ impl Shared<'_> {
             if pod_work && resource.group.is_empty() && resource.resource == "pods" {
                 let results: Vec<Result<(), BackupError>> = futures::stream::iter(page)
                     .map(|item| self.back_up_payload(resource, Payload::Raw(item)))
-                    .buffer_unordered(POD_HOOK_CONCURRENCY)
+                    .buffer_unordered(POD_CONCURRENCY)
                     .collect()
                     .await;
                 results.into_iter().collect::<Result<(), _>>()?;
@@ -591,6 +609,12 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
         }
     };
     let (tx, rx) = mpsc::channel::<Item>(256);
+    for line in selection.summary() {
+        log.info(&line, Context::default());
+    }
+    for unresolved in selection.unresolved_resources() {
+        log.warn(&unresolved, Context::default());
+    }
     for (group, error) in &discovery.failed_groups {
         log.warn(
             &format!("Error discovering resources of {group}: {error}"),
@@ -609,6 +633,7 @@ pub async fn run<W: AsyncWrite + Unpin + Send>(
         bindings: tokio::sync::OnceCell::new(),
         hooks: params.hooks.as_deref(),
         pod_volumes: params.pod_volumes.as_deref(),
+        backup_name: &params.backup_name,
     });
 
     let report = |done: u64| {

@@ -30,6 +30,46 @@ pub struct BackupSelection {
     resources: ResourceFilter,
     selector: BackupSelector,
     missing: Vec<String>,
+    /// What the backup log says of the filters as they were resolved (Velero's `Including …`).
+    summary: Vec<String>,
+    /// Resource names in the spec that no type the cluster serves answers to.
+    unresolved: Vec<String>,
+}
+
+/// The spec's resource lists, by their field and `velero backup create` flag.
+fn resource_lists(spec: &BackupSpec) -> [(&'static str, &'static str, &Option<Vec<String>>); 6] {
+    [
+        (
+            "includedResources",
+            "--include-resources",
+            &spec.included_resources,
+        ),
+        (
+            "excludedResources",
+            "--exclude-resources",
+            &spec.excluded_resources,
+        ),
+        (
+            "includedNamespaceScopedResources",
+            "--include-namespace-scoped-resources",
+            &spec.included_namespace_scoped_resources,
+        ),
+        (
+            "excludedNamespaceScopedResources",
+            "--exclude-namespace-scoped-resources",
+            &spec.excluded_namespace_scoped_resources,
+        ),
+        (
+            "includedClusterScopedResources",
+            "--include-cluster-scoped-resources",
+            &spec.included_cluster_scoped_resources,
+        ),
+        (
+            "excludedClusterScopedResources",
+            "--exclude-cluster-scoped-resources",
+            &spec.excluded_cluster_scoped_resources,
+        ),
+    ]
 }
 
 /// Velero's `prepareBackupRequest` for what a backup selects: the namespaces labelled
@@ -118,12 +158,45 @@ impl BackupSelection {
         let selector =
             BackupSelector::from_spec(&spec).map_err(|e| SelectionError::Invalid(e.to_string()))?;
         let missing = namespaces.missing_includes(&existing);
+        let join = |list: &[String], empty: &str| {
+            if list.is_empty() {
+                empty.to_string()
+            } else {
+                list.join(", ")
+            }
+        };
+        let mut summary = vec![
+            format!("Including namespaces: {}", join(&includes, "*")),
+            format!("Excluding namespaces: {}", join(&excludes, "<none>")),
+        ];
+        let mut unresolved = Vec::new();
+        for (field, flag, entries) in resource_lists(&spec) {
+            let Some(entries) = entries.as_ref().filter(|e| !e.is_empty()) else {
+                continue;
+            };
+            let resolved: Vec<String> = entries
+                .iter()
+                .map(|entry| match discovery.resolve(entry) {
+                    Some(r) => r.group_resource(),
+                    None if entry == "*" => entry.clone(),
+                    None => {
+                        unresolved.push(format!(
+                            "{entry:?} in spec.{field} ({flag}) is not a resource type the cluster serves, so it matches nothing; check the name with kubectl api-resources"
+                        ));
+                        entry.clone()
+                    }
+                })
+                .collect();
+            summary.push(format!("{field} resolved to: {}", resolved.join(", ")));
+        }
         Ok(BackupSelection {
             spec,
             namespaces,
             resources,
             selector,
             missing,
+            summary,
+            unresolved,
         })
     }
 
@@ -246,6 +319,14 @@ impl Selection for BackupSelection {
 
     fn missing_namespaces(&self) -> Vec<String> {
         self.missing.clone()
+    }
+
+    fn summary(&self) -> Vec<String> {
+        self.summary.clone()
+    }
+
+    fn unresolved_resources(&self) -> Vec<String> {
+        self.unresolved.clone()
     }
 }
 

@@ -119,6 +119,72 @@ pub async fn exec_in_pod(
     }
 }
 
+/// [`exec_in_pod`] in a place of `window`, held while the command runs, so a backup with many
+/// hooked pods keeps a bounded number of exec streams open. An exec the API server turns away
+/// (HTTP 429 from API Priority and Fairness, 503 while overloaded) narrows the window and is
+/// tried again after a pause (doubling from 100 ms up to 5 s), as long as `timeout` allows:
+/// `timeout` covers the waiting too.
+pub async fn exec_in_pod_within(
+    window: &std::sync::Arc<crate::window::Window>,
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    container: Option<&str>,
+    command: &[String],
+    timeout: Duration,
+) -> Result<ExecOutput, ExecError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let outcome = {
+            let _place = window.acquire().await.map_err(|e| ExecError::Failed {
+                namespace: namespace.into(),
+                pod: pod.into(),
+                command: command.to_vec(),
+                message: e.to_string(),
+            })?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            exec_in_pod(client, namespace, pod, container, command, left).await
+        };
+        match outcome {
+            Err(ExecError::Start { source, .. })
+                if is_turned_away(&source) && tokio::time::Instant::now() + pause < deadline =>
+            {
+                window.on_throttled();
+                tracing::debug!(namespace, pod, "exec turned away ({source}); trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(ExecError::Start { source, .. }) if is_turned_away(&source) => {
+                return Err(ExecError::Timeout {
+                    namespace: namespace.into(),
+                    pod: pod.into(),
+                    command: command.to_vec(),
+                    timeout,
+                });
+            }
+            outcome => {
+                if outcome.is_ok() {
+                    window.on_success();
+                }
+                return outcome;
+            }
+        }
+    }
+}
+
+/// The API server refused to open the stream for now: it will take it later.
+fn is_turned_away(error: &kube::Error) -> bool {
+    use kube::client::UpgradeConnectionError::ProtocolSwitch;
+    match error {
+        kube::Error::UpgradeConnection(ProtocolSwitch(status)) => {
+            matches!(status.as_u16(), 429 | 503)
+        }
+        kube::Error::Api(status) => matches!(status.code, 429 | 503),
+        _ => false,
+    }
+}
+
 async fn read_capped(stream: Option<impl AsyncRead + Unpin>) -> String {
     let Some(mut stream) = stream else {
         return String::new();

@@ -6,4 +6,5 @@ pub mod api;
 pub mod discovery;
 pub mod exec;
 pub mod gojson;
+pub mod window;
 pub mod write;

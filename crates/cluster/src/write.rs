@@ -7,12 +7,12 @@
 //! decrease, as TCP does). Throttled and briefly failing requests are retried.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{Method, Request, StatusCode};
 use serde_json::Value;
-use tokio::sync::Semaphore;
+
+use crate::window::Window;
 
 const MAX_ATTEMPTS: u32 = 10;
 
@@ -51,57 +51,6 @@ impl WriteError {
     }
 }
 
-/// The adaptive window shared by every request of one restore.
-struct Window {
-    permits: Semaphore,
-    limit: AtomicUsize,
-    max: usize,
-    successes: AtomicUsize,
-}
-
-impl Window {
-    fn on_success(&self) {
-        let limit = self.limit.load(Ordering::Relaxed);
-        if limit >= self.max {
-            return;
-        }
-        if self.successes.fetch_add(1, Ordering::Relaxed) + 1 >= limit
-            && self
-                .limit
-                .compare_exchange(limit, limit + 1, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.successes.store(0, Ordering::Relaxed);
-            self.permits.add_permits(1);
-        }
-    }
-
-    /// Halves the window; the permits given up are taken back as requests finish.
-    fn on_throttled(self: &Arc<Self>) {
-        let limit = self.limit.load(Ordering::Relaxed);
-        let new = (limit / 2).max(1);
-        if new == limit
-            || self
-                .limit
-                .compare_exchange(limit, new, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        self.successes.store(0, Ordering::Relaxed);
-        tracing::debug!(
-            window = new,
-            "API server throttled us; narrowing the window"
-        );
-        let window = self.clone();
-        tokio::spawn(async move {
-            if let Ok(p) = window.permits.acquire_many((limit - new) as u32).await {
-                p.forget();
-            }
-        });
-    }
-}
-
 /// JSON requests to the API server through one adaptive window.
 #[derive(Clone)]
 pub struct ApiWriter {
@@ -116,15 +65,9 @@ const JSON: &str = "application/json";
 impl ApiWriter {
     /// At most `max_in_flight` requests at once; fewer while the server pushes back.
     pub fn new(client: kube::Client, max_in_flight: usize) -> Self {
-        let max = max_in_flight.max(1);
         ApiWriter {
             client,
-            window: Arc::new(Window {
-                permits: Semaphore::new(max),
-                limit: AtomicUsize::new(max),
-                max,
-                successes: AtomicUsize::new(0),
-            }),
+            window: Window::new(max_in_flight),
             dry_run: false,
         }
     }
@@ -142,7 +85,7 @@ impl ApiWriter {
 
     /// The current width of the window (for logs and benchmarks).
     pub fn window(&self) -> usize {
-        self.window.limit.load(Ordering::Relaxed)
+        self.window.width()
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, WriteError> {
@@ -200,7 +143,6 @@ impl ApiWriter {
             let outcome = {
                 let _permit = self
                     .window
-                    .permits
                     .acquire()
                     .await
                     .map_err(|e| WriteError::Transport(e.to_string()))?;

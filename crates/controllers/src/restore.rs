@@ -15,6 +15,7 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use velero_api::labels;
 use velero_api::v1::{Backup, BackupPhase, Restore, RestorePhase, RestoreProgress, RestoreStatus};
+use velero_restore::actions::StorageClassMapping;
 use velero_restore::modifiers::ResourceModifiers;
 use velero_restore::{Priorities, Progress, RestoreParams};
 use velero_storage::{BackupStore, RestoreFiles};
@@ -350,10 +351,6 @@ async fn run(
         .await
         .map_err(|e| format!("error downloading the backup tarball {key}: {e}"))?;
     let tarball = tokio_util::io::SyncIoBridge::new(reader);
-    let image_rules = match plugin_config(ctx, "velero.io/change-image-name").await {
-        Some(data) => velero_restore::actions::parse_image_rules(&data)?,
-        None => Vec::new(),
-    };
     // Discovery, the selection and the hooks are resolved here and handed to the engine, as the
     // backup controller hands them to its engine.
     let fresh_log = || velero_report::OperationLog::restore(&ctx.config.namespace, name);
@@ -390,8 +387,16 @@ async fn run(
         resource_timeout: ctx.config.resource_timeout,
         terminating_timeout: ctx.config.terminating_timeout,
         modifiers,
-        storage_classes: plugin_config(ctx, "velero.io/change-storage-class").await,
-        image_rules,
+        storage_classes: match plugin_config(ctx, "velero.io/change-storage-class").await {
+            Some(map) if !map.is_empty() => {
+                Some(StorageClassMapping::resolve(&ctx.client, map).await)
+            }
+            _ => None,
+        },
+        image_rules: plugin_config(ctx, "velero.io/change-image-name")
+            .await
+            .filter(|data| !data.is_empty())
+            .map(|data| velero_restore::actions::ImageRules::parse(&data)),
         scratch_dir: None,
         hooks,
         hook_wait_limit,

@@ -26,6 +26,8 @@ struct ResourceHook {
 /// counts for `status.hookStatus`.
 pub struct BackupHooks {
     client: kube::Client,
+    /// Every hook of the backup runs in a place of this window.
+    window: std::sync::Arc<velero_cluster::window::Window>,
     resources: Vec<ResourceHook>,
     tracker: HookTracker,
 }
@@ -66,6 +68,7 @@ impl BackupHooks {
         }
         Ok(BackupHooks {
             client,
+            window: velero_cluster::window::Window::new(crate::MAX_CONCURRENT_EXECS),
             resources,
             tracker: HookTracker::default(),
         })
@@ -163,7 +166,7 @@ impl BackupHooks {
             };
             let (result, on_error) = match &p.hook {
                 Ok(hook) => (
-                    exec::run(&self.client, pod, hook, &what, &log).await,
+                    exec::run(&self.client, &self.window, pod, hook, &what, &log).await,
                     hook.on_error,
                 ),
                 Err(invalid) => (Err(invalid.message.clone()), invalid.on_error),

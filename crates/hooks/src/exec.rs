@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use velero_cluster::exec::{ExecError, exec_in_pod};
+use velero_cluster::exec::{ExecError, exec_in_pod_within};
+use velero_cluster::window::Window;
 
 use crate::log::HookLog;
 
@@ -123,6 +124,7 @@ pub(crate) struct HookFields<'a> {
 /// results show it.
 pub(crate) async fn run(
     client: &kube::Client,
+    window: &std::sync::Arc<Window>,
     pod: &Value,
     hook: &ExecHook,
     what: &HookFields<'_>,
@@ -157,7 +159,8 @@ pub(crate) async fn run(
         return Ok(());
     }
     log.info("running exec hook", &fields);
-    let output = exec_in_pod(
+    let output = exec_in_pod_within(
+        window,
         client,
         log.namespace,
         log.pod,

@@ -15,6 +15,11 @@ pub mod restore;
 mod selector;
 mod tracker;
 
+/// Hook commands of one backup or restore that run at once. Velero runs them one pod after
+/// another, so one slow `pg_dump` holds up every other pod; each pod's own hooks still run in
+/// order. Fewer while the API server turns exec requests away.
+pub const MAX_CONCURRENT_EXECS: usize = 64;
+
 pub use annotations::Phase;
 pub use exec::{DEFAULT_EXEC_TIMEOUT, ExecHook, OnError};
 pub use log::{HookLog, LogStyle};

@@ -217,6 +217,9 @@ fn validate_init_container(hook: &str, container: &Value) -> Result<(), String> 
 #[derive(Clone)]
 pub struct ExecContext {
     pub client: kube::Client,
+    /// Every exec hook of the restore runs in a place of this window
+    /// ([`MAX_CONCURRENT_EXECS`](crate::MAX_CONCURRENT_EXECS) wide).
+    pub window: std::sync::Arc<velero_cluster::window::Window>,
     pub log: Arc<Mutex<OperationLog>>,
     pub tracker: Arc<HookTracker>,
     /// How long to wait for containers when no hook sets a wait timeout.
@@ -372,7 +375,8 @@ pub async fn run_exec_hooks(
                         let mut exec = h.exec.clone();
                         exec.container = Some(container.clone());
                         (
-                            exec::run(&ctx.client, &pod_json, &exec, &what, &log).await,
+                            exec::run(&ctx.client, &ctx.window, &pod_json, &exec, &what, &log)
+                                .await,
                             h.exec.on_error,
                         )
                     }

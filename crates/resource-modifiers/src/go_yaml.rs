@@ -165,12 +165,160 @@ where
 /// `yaml.YAMLToJSON` for a patch document: lenient about duplicate keys (the last one wins), an
 /// empty document is `null`, and numbers are normalised as Go's JSON round trip does.
 pub(super) fn patch_to_json(text: &str) -> Result<Value, String> {
+    if let Some(error) = go_flow_syntax_error(text) {
+        return Err(error);
+    }
     let value: Option<Value> =
         serde_saphyr::from_str_with_options(text, options(DuplicateKeyPolicy::LastWins))
             .map_err(|e| e.to_string())?;
     let mut value = value.unwrap_or(Value::Null);
     whole_floats_to_integers(&mut value);
     Ok(value)
+}
+
+/// Where go-yaml v2 (the libyaml port `sigs.k8s.io/yaml` decodes with) refuses a flow collection
+/// that a YAML 1.2 parser reads: inside `{...}` and `[...]` a `:` that starts a token is always a
+/// value indicator and a `?` always ends a plain scalar (`yaml_parser_fetch_next_token` and
+/// `yaml_parser_scan_plain_scalar` in goyaml.v2/scannerc.go). So `{"a"::1}`, which YAML 1.2 reads
+/// as `{"a": ":1"}`, is a syntax error for Velero, and a patch Velero cannot parse must not be
+/// applied here. The message is the one go-yaml gives.
+fn go_flow_syntax_error(text: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let blank = |i: usize| chars.get(i).is_none_or(|c| c.is_whitespace());
+    let mut line = 1;
+    // The open flow collections, innermost last.
+    let mut flow: Vec<char> = Vec::new();
+    // In a flow collection: whether the last token was a value indicator.
+    let mut after_value = false;
+    // At the start of a token: after a blank, a line start or an indicator.
+    let mut token_start = true;
+    // The indentation of the line a block scalar (`|`, `>`) started on, while its lines are skipped.
+    let mut block_scalar: Option<usize> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\n' {
+            line += 1;
+            i += 1;
+            token_start = true;
+            if let Some(parent) = block_scalar {
+                // The block scalar goes on while lines are empty or indented deeper than its parent.
+                let indent = chars[i..].iter().take_while(|c| **c == ' ').count();
+                let rest = chars.get(i + indent).copied();
+                if rest.is_some_and(|c| c != '\n') && indent <= parent {
+                    block_scalar = None;
+                } else {
+                    i += indent;
+                    while i < chars.len() && chars[i] != '\n' {
+                        i += 1;
+                    }
+                }
+            }
+            continue;
+        }
+        if c.is_whitespace() {
+            token_start = true;
+            i += 1;
+            continue;
+        }
+        if c == '#' && token_start {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+            continue;
+        }
+        if token_start && (c == '"' || c == '\'') {
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                if chars[i] == '\n' {
+                    line += 1;
+                }
+                // `\"` inside double quotes; `''` inside single quotes.
+                if (c == '"' && chars[i] == '\\')
+                    || (c == '\'' && chars.get(i + 1) == Some(&'\'') && chars[i] == '\'')
+                {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i += 1;
+            after_value = false;
+            token_start = false;
+            continue;
+        }
+        if flow.is_empty() {
+            if token_start && (c == '{' || c == '[') {
+                flow.push(c);
+                after_value = false;
+                i += 1;
+                continue;
+            } else if token_start && (c == '|' || c == '>') {
+                let line_start = chars[..i]
+                    .iter()
+                    .rposition(|c| *c == '\n')
+                    .map_or(0, |p| p + 1);
+                block_scalar = Some(
+                    chars[line_start..]
+                        .iter()
+                        .take_while(|c| **c == ' ')
+                        .count(),
+                );
+            }
+            token_start = matches!(c, ':' | '-' | '?') && blank(i + 1);
+            i += 1;
+            continue;
+        }
+        match c {
+            '{' | '[' => {
+                flow.push(c);
+                after_value = false;
+            }
+            '}' | ']' => {
+                flow.pop();
+                after_value = false;
+            }
+            ',' | '?' => after_value = false,
+            ':' => {
+                if after_value {
+                    return Some(format!(
+                        "yaml: line {line}: did not find expected node content"
+                    ));
+                }
+                after_value = true;
+            }
+            _ => {
+                // A plain scalar (or an anchor, tag or alias): up to a flow indicator, a `:`
+                // before a blank, or a comment; blanks inside it are part of it. Its first
+                // character is no indicator (those were matched above).
+                i += 1;
+                while i < chars.len() {
+                    let c = chars[i];
+                    if matches!(c, ',' | '[' | ']' | '{' | '}') || (c == ':' && blank(i + 1)) {
+                        break;
+                    }
+                    if c == '#' && i > 0 && chars[i - 1].is_whitespace() {
+                        break;
+                    }
+                    if c == '?' {
+                        let close = if flow.last() == Some(&'[') { ']' } else { '}' };
+                        return Some(format!(
+                            "yaml: line {line}: did not find expected ',' or '{close}'"
+                        ));
+                    }
+                    if c == '\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+                after_value = false;
+                token_start = chars[i - 1].is_whitespace();
+                continue;
+            }
+        }
+        token_start = true;
+        i += 1;
+    }
+    None
 }
 
 /// Go marshals a whole float64 below 1e21 without a fraction (`2.0` as `2`), and the object
@@ -238,6 +386,56 @@ mod tests {
         assert_eq!(patch_to_json("a: 1\na: 2\n").unwrap(), json!({"a": 2}));
         assert_eq!(patch_to_json("").unwrap(), Value::Null);
         assert!(patch_to_json("a: b:").is_err());
+    }
+
+    #[test]
+    fn flow_collections_are_read_as_go_yaml_reads_them() {
+        for refused in [
+            "{\"a\"::1}",
+            "{a: :1}",
+            "[a, {\"b\"::c}]",
+            "metadata:\n  labels: {\"x\"::y}\n",
+            "{url: http://example.com/?q=1}",
+            "[a?b]",
+            "{a: 1,\n b: :2}",
+        ] {
+            assert!(
+                patch_to_json(refused).is_err(),
+                "{refused:?} must be refused"
+            );
+        }
+        assert_eq!(
+            go_flow_syntax_error("{a: 1,\n b: :2}").as_deref(),
+            Some("yaml: line 2: did not find expected node content")
+        );
+        assert_eq!(
+            go_flow_syntax_error("[a?b]").as_deref(),
+            Some("yaml: line 1: did not find expected ',' or ']'")
+        );
+        for (accepted, want) in [
+            ("{\"a\":1}", json!({"a": 1})),
+            ("{a: b:c}", json!({"a": "b:c"})),
+            ("{a: b :c}", json!({"a": "b :c"})),
+            (
+                "{url: \"http://x/?q=1\", 'it''s': \"\\\"::\"}",
+                json!({"url": "http://x/?q=1", "it's": "\"::"}),
+            ),
+            ("a: b{::}?\n", json!({"a": "b{::}?"})),
+            (
+                "a: |\n  {\"x\"::1}\nb: 2\n",
+                json!({"a": "{\"x\"::1}\n", "b": 2}),
+            ),
+            (
+                "# {\"a\"::1}\na: [1, {b: c}] # ? ::\n",
+                json!({"a": [1, {"b": "c"}]}),
+            ),
+            (
+                "spec:\n  template: {metadata: {labels: {app: web}}}\n",
+                json!({"spec": {"template": {"metadata": {"labels": {"app": "web"}}}}}),
+            ),
+        ] {
+            assert_eq!(patch_to_json(accepted).unwrap(), want, "{accepted:?}");
+        }
     }
 
     #[test]

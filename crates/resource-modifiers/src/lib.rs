@@ -23,11 +23,14 @@
 //! the object as the previous rules made it and reports an error, and the object is restored
 //! anyway, as in Velero.
 //!
-//! The ConfigMap is checked more strictly than Velero checks it: globs, regexes, label selectors,
-//! JSON pointers and a rule without patches are refused when it is loaded, where Velero would
-//! report an error for every object the rule meets. Problems Velero only finds while patching
-//! (a `value` that is not JSON, a `patchData` that is not YAML, an operation name in upper case)
-//! are still reported per object.
+//! The ConfigMap is checked more strictly than Velero checks it: globs, regexes, label selectors
+//! and JSON pointers are refused when it is loaded, where Velero would report an error for every
+//! object the rule meets. Problems Velero only finds while patching (a `value` that is not JSON,
+//! a `patchData` that is not YAML as go-yaml reads it, an operation name in upper case) are
+//! reported per object, as Velero reports them: the object is restored without the rule's
+//! patches and the restore ends PartiallyFailed. A rule with conditions and no patches is
+//! accepted, as Velero accepts it; Velero's `applyPatch` then fails every object it matches with
+//! "no patch data found", and so does this ([`ResourceModifiers::warnings`] says so up front).
 
 mod go_yaml;
 mod rfc6902;
@@ -104,8 +107,6 @@ pub enum RuleProblem {
     },
     #[error("only one of patches, mergePatches, strategicPatches can be specified")]
     SeveralPatchKinds,
-    #[error("the rule has nothing to apply: give it patches, mergePatches or strategicPatches")]
-    NoPatches,
     #[error(
         "patches[{index}].operation cannot be empty; use one of add, remove, replace, test, move, copy"
     )]
@@ -149,6 +150,8 @@ struct Rule {
 
 #[derive(Debug, Clone)]
 enum Action {
+    /// Conditions without patches: Velero accepts the rule and errs on every object it matches.
+    Nothing,
     Json(Result<Vec<Op>, String>),
     /// Each patch document as JSON, or why its YAML does not parse.
     Merge(Vec<Result<Value, String>>),
@@ -189,6 +192,21 @@ impl ResourceModifiers {
             })
             .collect::<Result<_, _>>()?;
         Ok(ResourceModifiers { rules })
+    }
+
+    /// What the restore log should say about the rules before any object meets them: rules that
+    /// have conditions and nothing to apply.
+    pub fn warnings(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| matches!(rule.action, Action::Nothing))
+            .map(|(index, _)| {
+                format!(
+                    "resource modifier rule resourceModifierRules[{index}] has conditions and no patches, mergePatches or strategicPatches: every object it matches gets the error \"no patch data found\" and is restored unpatched, as Velero does"
+                )
+            })
+            .collect()
     }
 
     /// Applies every matching rule to `object` (a Kubernetes object as JSON) of type
@@ -289,7 +307,7 @@ impl Rule {
             [true, false, false] => Action::Json(rfc6902::decode(&compile_ops(raw.patches)?)),
             [false, true, false] => Action::Merge(documents(raw.merge_patches)),
             [false, false, true] => Action::Strategic(documents(raw.strategic_patches)),
-            [false, false, false] => return Err(RuleProblem::NoPatches),
+            [false, false, false] => Action::Nothing,
             _ => return Err(RuleProblem::SeveralPatchKinds),
         };
         Ok(Rule {
@@ -338,6 +356,8 @@ impl Action {
     /// Patches a copy and keeps it only if every patch of the rule applied.
     fn apply(&self, object: &mut Value) -> Result<bool, String> {
         let patched = match self {
+            // Velero's message (internal/resourcemodifiers/resource_modifiers.go, applyPatch).
+            Action::Nothing => return Err("no patch data found".to_string()),
             Action::Json(ops) => {
                 let fail = |e: &dyn std::fmt::Display| {
                     format!("error in applying patch: error in applying JSON Patch: {e}")

@@ -134,8 +134,33 @@ fn a_rule_has_exactly_one_kind_of_patch() {
     ));
     assert_eq!(rule, 0);
     assert!(matches!(problem, RuleProblem::SeveralPatchKinds));
-    let (_, problem) = rule_problem(&one_rule("    groupResource: pods", ""));
-    assert!(matches!(problem, RuleProblem::NoPatches));
+}
+
+#[test]
+fn a_rule_without_patches_is_accepted_and_errs_on_what_it_matches() {
+    let rules = load(
+        "version: v1\nresourceModifierRules:\n\
+         - conditions: {groupResource: persistentvolumeclaims, namespaces: [shop]}\n\
+         - conditions: {groupResource: persistentvolumeclaims}\n  patches: [{operation: add, path: /metadata/labels/seen, value: 'yes'}]\n",
+    );
+    let warnings = rules.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("resourceModifierRules[0]"),
+        "{warnings:?}"
+    );
+
+    // Matched: Velero's error, and the next rule still applies.
+    let mut matched = pvc("a", "shop", "standard");
+    let outcome = rules.apply_rules(&mut matched, "persistentvolumeclaims");
+    assert_eq!(outcome.errors, ["no patch data found"]);
+    assert!(outcome.changed);
+    assert_eq!(matched["metadata"]["labels"]["seen"], json!("yes"));
+
+    // Not matched: nothing to say.
+    let mut other = pvc("a", "other", "standard");
+    let outcome = rules.apply_rules(&mut other, "persistentvolumeclaims");
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
 }
 
 #[test]

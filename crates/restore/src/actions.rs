@@ -27,10 +27,10 @@ const PVC_ANNOTATIONS_TO_DROP: &[&str] = &[
 pub struct ActionContext<'a> {
     pub namespace_mapping: Option<&'a BTreeMap<String, String>>,
     pub preserve_node_ports: bool,
-    /// The `velero.io/change-storage-class` ConfigMap's data: old class → new class.
-    pub storage_classes: Option<&'a BTreeMap<String, String>>,
-    /// The `velero.io/change-image-name` ConfigMap's rules: (old substring, new substring).
-    pub image_rules: &'a [(String, String)],
+    /// The `velero.io/change-storage-class` ConfigMap's mapping.
+    pub storage_classes: Option<&'a StorageClassMapping>,
+    /// The `velero.io/change-image-name` ConfigMap's rules.
+    pub image_rules: Option<&'a ImageRules>,
     /// ServiceAccounts in the item's target namespace (for the token-secret check).
     pub service_accounts: Option<&'a BTreeSet<String>>,
     /// The Restore's hooks and the item's target namespace: a pod gets its restore hooks' init
@@ -60,7 +60,11 @@ pub fn apply_builtin(group_resource: &str, item: &mut Value, ctx: &ActionContext
     match group_resource {
         "jobs.batch" => job(item),
         "pods" => pod(item),
-        "services" => service(item, ctx.preserve_node_ports),
+        "services" => {
+            if let Err(e) = service(item, ctx.preserve_node_ports) {
+                return Verdict::Fail(e);
+            }
+        }
         "serviceaccounts" => service_account(item),
         "secrets" => return secret(item, ctx.service_accounts),
         "rolebindings.rbac.authorization.k8s.io"
@@ -90,11 +94,13 @@ pub fn apply_builtin(group_resource: &str, item: &mut Value, ctx: &ActionContext
     {
         return Verdict::Fail(e);
     }
-    if let Some(map) = ctx.storage_classes {
-        change_storage_class(group_resource, item, map);
+    if let Some(mapping) = ctx.storage_classes
+        && let Err(e) = change_storage_class(group_resource, item, mapping)
+    {
+        return Verdict::Fail(e);
     }
-    if !ctx.image_rules.is_empty() {
-        change_image_name(group_resource, item, ctx.image_rules);
+    if let Some(rules) = ctx.image_rules {
+        change_image_name(group_resource, item, rules);
     }
     Verdict::Restore
 }
@@ -155,82 +161,182 @@ fn pod(item: &mut Value) {
     }
 }
 
-/// Node ports the user set explicitly, from `kubectl apply`'s last-applied annotation: by port
-/// name, or by node port value for unnamed ports.
-fn explicit_node_ports(item: &Value) -> (BTreeSet<String>, BTreeSet<i64>) {
-    let mut names = BTreeSet::new();
-    let mut values = BTreeSet::new();
-    let Some(applied) = item
-        .pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
-        .and_then(Value::as_str)
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-    else {
-        return (names, values);
+const LAST_APPLIED: &str =
+    "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration";
+
+/// `kubectl apply`'s record of what the user wrote, parsed; an annotation that is not JSON is an
+/// error for the item, as in Velero.
+fn last_applied(item: &Value) -> Result<Option<Value>, String> {
+    let Some(text) = item.pointer(LAST_APPLIED).and_then(Value::as_str) else {
+        return Ok(None);
     };
-    for port in applied
-        .pointer("/spec/ports")
+    serde_json::from_str(text).map(Some).map_err(|e| {
+        format!(
+            "the annotation kubectl.kubernetes.io/last-applied-configuration is not JSON ({e}); fix or remove it, or restore with --preserve-nodeports"
+        )
+    })
+}
+
+/// The managedFields entries' `fieldsV1`, the server-side apply record of who set what.
+fn managed_fields(item: &Value) -> impl Iterator<Item = &Value> {
+    item.pointer("/metadata/managedFields")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
-        let Some(node_port) = port.get("nodePort").and_then(Value::as_i64) else {
-            continue;
-        };
-        match port.get("name").and_then(Value::as_str) {
-            Some(name) if !name.is_empty() => {
-                names.insert(name.to_string());
-            }
-            _ => {
-                values.insert(node_port);
-            }
-        }
-    }
-    (names, values)
+        .filter_map(|entry| entry.get("fieldsV1"))
 }
 
-fn service(item: &mut Value, preserve_node_ports: bool) {
-    let (names, values) = explicit_node_ports(item);
-    let has_last_applied_hc = item
-        .pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
-        .and_then(Value::as_str)
-        .is_some_and(|s| s.contains("healthCheckNodePort"));
-    let Some(spec) = object_mut(item, "/spec") else {
-        return;
-    };
-    if spec.get("type").and_then(Value::as_str) == Some("ExternalName") {
-        return;
-    }
-    // A headless service keeps `None`: that is what makes it headless.
-    if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
+/// Velero's ServiceAction (pkg/restore/actions/service_action.go): the cluster IP goes (unless
+/// headless), and node ports the API server allocated go too, so the new cluster allocates its
+/// own; ports the user chose are kept. What the user chose comes from the last-applied
+/// annotation when there is one (a port with a positive `nodePort` there: by name, or by value
+/// for an unnamed port; absent or `null` means allocated), else from managedFields (a port
+/// whose `f:nodePort` some manager owns, keyed by port and protocol).
+fn service(item: &mut Value, preserve_node_ports: bool) -> Result<(), String> {
+    if item.pointer("/spec/clusterIP").and_then(Value::as_str) != Some("None")
+        && let Some(spec) = object_mut(item, "/spec")
+    {
         spec.remove("clusterIP");
         spec.remove("clusterIPs");
     }
     if preserve_node_ports {
-        return;
+        return Ok(());
     }
-    if !has_last_applied_hc {
-        spec.remove("healthCheckNodePort");
+    let applied = last_applied(item)?;
+    delete_node_ports(item, applied.as_ref())?;
+    delete_health_check_node_port(item, applied.as_ref())
+}
+
+fn delete_node_ports(item: &mut Value, applied: Option<&Value>) -> Result<(), String> {
+    if item.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName") {
+        return Ok(());
     }
-    for port in spec
-        .get_mut("ports")
+    let keep: Box<dyn Fn(&Map<String, Value>) -> bool> = match applied {
+        Some(applied) => {
+            let (names, values) = explicit_node_ports(applied)?;
+            Box::new(move |port| match port.get("name").and_then(Value::as_str) {
+                Some(name) if !name.is_empty() => names.contains(name),
+                _ => port
+                    .get("nodePort")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|v| values.contains(&v)),
+            })
+        }
+        None => {
+            let owned: BTreeSet<String> = managed_fields(item)
+                .filter_map(|fields| fields.pointer("/f:spec/f:ports")?.as_object())
+                .flat_map(|ports| ports.iter())
+                .filter(|(_, port)| port.get("f:nodePort").is_some())
+                .map(|(key, _)| key.clone())
+                .collect();
+            Box::new(move |port| {
+                // The key server-side apply gives a port: `k:{"port":80,"protocol":"TCP"}`.
+                let key = format!(
+                    r#"k:{{"port":{},"protocol":"{}"}}"#,
+                    port.get("port").and_then(Value::as_i64).unwrap_or_default(),
+                    port.get("protocol")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                );
+                owned.contains(&key)
+            })
+        }
+    };
+    for port in item
+        .pointer_mut("/spec/ports")
         .and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
+        .filter_map(Value::as_object_mut)
     {
-        let Some(port) = port.as_object_mut() else {
-            continue;
-        };
-        let keep = match port.get("name").and_then(Value::as_str) {
-            Some(name) if !name.is_empty() => names.contains(name),
-            _ => port
-                .get("nodePort")
-                .and_then(Value::as_i64)
-                .is_some_and(|v| values.contains(&v)),
-        };
-        if !keep {
+        if !keep(port) {
             port.remove("nodePort");
         }
     }
+    Ok(())
+}
+
+/// The node ports the last-applied configuration sets: by port name, and by value for ports
+/// without a name. Go reads every JSON number as a float and also takes a number written as a
+/// string; anything else (`null` among them) is no node port.
+fn explicit_node_ports(applied: &Value) -> Result<(BTreeSet<String>, BTreeSet<i64>), String> {
+    let mut names = BTreeSet::new();
+    let mut values = BTreeSet::new();
+    let ports = match applied.pointer("/spec/ports") {
+        None | Some(Value::Null) => return Ok((names, values)),
+        Some(Value::Array(ports)) => ports,
+        Some(other) => {
+            return Err(format!(
+                "spec.ports in the annotation kubectl.kubernetes.io/last-applied-configuration is {other}, not a list of ports"
+            ));
+        }
+    };
+    for port in ports.iter().filter_map(Value::as_object) {
+        let node_port = match port.get("nodePort") {
+            Some(Value::Number(n)) => n.as_f64().map_or(0, |f| f as i64),
+            Some(Value::String(text)) => text.parse::<i64>().map_err(|_| {
+                format!(
+                    "nodePort {text:?} in the annotation kubectl.kubernetes.io/last-applied-configuration is not a number"
+                )
+            })?,
+            _ => 0,
+        };
+        if node_port <= 0 {
+            continue;
+        }
+        match port.get("name") {
+            // Velero files a port with a name key under that name, even an empty one, so an
+            // unnamed port of the Service never matches it.
+            Some(name) => {
+                names.insert(name.as_str().unwrap_or_default().to_string());
+            }
+            None => {
+                values.insert(node_port);
+            }
+        }
+    }
+    Ok((names, values))
+}
+
+/// Only a LoadBalancer Service with `externalTrafficPolicy: Local` has a health check node port;
+/// it is kept when the last-applied configuration sets it (non-zero) or a manager owns it.
+fn delete_health_check_node_port(item: &mut Value, applied: Option<&Value>) -> Result<(), String> {
+    let spec = |field: &str| item.pointer(&format!("/spec/{field}")).cloned();
+    if spec("externalTrafficPolicy")
+        .as_ref()
+        .and_then(Value::as_str)
+        != Some("Local")
+        || spec("type").as_ref().and_then(Value::as_str) != Some("LoadBalancer")
+        || spec("healthCheckNodePort")
+            .as_ref()
+            .and_then(Value::as_f64)
+            .unwrap_or_default()
+            == 0.0
+    {
+        return Ok(());
+    }
+    if let Some(applied) = applied {
+        match applied.pointer("/spec/healthCheckNodePort") {
+            None => {}
+            Some(Value::Number(n)) if n.as_f64() != Some(0.0) => return Ok(()),
+            Some(Value::Number(_)) => {}
+            // Go's NestedFloat64 refuses anything but a number, `null` included.
+            Some(other) => {
+                return Err(format!(
+                    "spec.healthCheckNodePort in the annotation kubectl.kubernetes.io/last-applied-configuration is {other}, not a number"
+                ));
+            }
+        }
+    }
+    let owned = managed_fields(item).any(|fields| {
+        fields
+            .pointer("/f:spec/f:healthCheckNodePort")
+            .is_some_and(Value::is_object)
+    });
+    if !owned && let Some(spec) = object_mut(item, "/spec") {
+        spec.remove("healthCheckNodePort");
+    }
+    Ok(())
 }
 
 fn service_account(item: &mut Value) {
@@ -354,16 +460,80 @@ fn pvc(item: &mut Value) {
     }
 }
 
-fn change_storage_class(group_resource: &str, item: &mut Value, map: &BTreeMap<String, String>) {
-    let remap = |class: &mut Value| {
-        if let Some(new) = class.as_str().and_then(|c| map.get(c)) {
-            *class = Value::String(new.clone());
+/// The `velero.io/change-storage-class` ConfigMap's mapping (old class → new class), with what
+/// the cluster said of each class it maps to.
+#[derive(Debug, Clone, Default)]
+pub struct StorageClassMapping {
+    map: BTreeMap<String, String>,
+    /// Classes the mapping names that the cluster could not give: new class → why.
+    unavailable: BTreeMap<String, String>,
+}
+
+impl StorageClassMapping {
+    /// Looks up every class the mapping maps to, once per restore; Velero looks one up for every
+    /// item it changes (`isStorageClassExist`), with the same outcome.
+    pub async fn resolve(client: &kube::Client, map: BTreeMap<String, String>) -> Self {
+        let reader = velero_cluster::api::ApiReader::new(client.clone());
+        let mut unavailable = BTreeMap::new();
+        for new in map.values().collect::<BTreeSet<_>>() {
+            let path = format!("/apis/storage.k8s.io/v1/storageclasses/{new}");
+            let why = match reader.get(&path).await {
+                Ok(_) => continue,
+                Err(kube::Error::Api(status)) => status.message,
+                Err(e) => e.to_string(),
+            };
+            unavailable.insert(new.clone(), why);
         }
+        StorageClassMapping { map, unavailable }
+    }
+
+    /// The mapping as the cluster has every class it names (tests and plans).
+    pub fn new(map: BTreeMap<String, String>) -> Self {
+        StorageClassMapping {
+            map,
+            unavailable: BTreeMap::new(),
+        }
+    }
+
+    /// The class `class` becomes, `None` when the mapping does not name it; an error when the
+    /// class it maps to does not exist, so the item is not restored with a class no provisioner
+    /// serves (a claim that would never bind).
+    fn target(&self, class: &str) -> Result<Option<&str>, String> {
+        let Some(new) = self.map.get(class).filter(|_| !class.is_empty()) else {
+            return Ok(None);
+        };
+        match self.unavailable.get(new) {
+            None => Ok(Some(new)),
+            Some(why) => Err(format!(
+                "error getting storage class {new} from API: {why}; create it or change the velero.io/change-storage-class ConfigMap's entry {class}: {new}"
+            )),
+        }
+    }
+}
+
+/// Velero's ChangeStorageClassAction (pkg/restore/actions/change_storageclass_action.go): a
+/// claim's, a volume's or a StatefulSet's claim templates' class is mapped; mapping to a class
+/// the cluster lacks fails the item.
+fn change_storage_class(
+    group_resource: &str,
+    item: &mut Value,
+    mapping: &StorageClassMapping,
+) -> Result<(), String> {
+    let remap = |class: &mut Value| -> Result<(), String> {
+        if let Some(new) = class
+            .as_str()
+            .map(|c| mapping.target(c))
+            .transpose()?
+            .flatten()
+        {
+            *class = Value::String(new.to_string());
+        }
+        Ok(())
     };
     match group_resource {
         "persistentvolumeclaims" | "persistentvolumes" => {
             if let Some(class) = item.pointer_mut("/spec/storageClassName") {
-                remap(class);
+                remap(class)?;
             }
         }
         "statefulsets.apps" => {
@@ -374,15 +544,16 @@ fn change_storage_class(group_resource: &str, item: &mut Value, map: &BTreeMap<S
                 .flatten()
             {
                 if let Some(class) = template.pointer_mut("/spec/storageClassName") {
-                    remap(class);
+                    remap(class)?;
                 }
             }
         }
         _ => {}
     }
+    Ok(())
 }
 
-fn change_image_name(group_resource: &str, item: &mut Value, rules: &[(String, String)]) {
+fn change_image_name(group_resource: &str, item: &mut Value, rules: &ImageRules) {
     let pod_spec = match group_resource {
         "pods" => "/spec",
         "deployments.apps"
@@ -404,30 +575,69 @@ fn change_image_name(group_resource: &str, item: &mut Value, rules: &[(String, S
             .into_iter()
             .flatten()
         {
-            let Some(image) = container.get("image").and_then(Value::as_str) else {
-                continue;
-            };
-            // The first rule that matches wins, as in Velero.
-            if let Some((old, new)) = rules.iter().find(|(old, _)| image.contains(old.as_str())) {
-                let replaced = image.replacen(old.as_str(), new, 1);
+            if let Some(image) = container.get("image").and_then(Value::as_str)
+                && let Some(replaced) = rules.rewrite(image)
+            {
                 container["image"] = Value::String(replaced);
             }
         }
     }
 }
 
-/// Parses the change-image-name ConfigMap's data: each value is `"<old>,<new>"`.
-pub fn parse_image_rules(data: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, String> {
-    data.iter()
-        .map(|(key, value)| match value.split_once(',') {
-            Some((old, new)) if !old.is_empty() && !new.contains(',') => {
-                Ok((old.to_string(), new.to_string()))
+/// The change-image-name ConfigMap's rules, read as Velero reads them
+/// (pkg/restore/actions/change_image_name_action.go, `isImageReplaceRuleExist`): each value is
+/// `<old part>,<new part>`, split at the first comma, each part trimmed of spaces.
+#[derive(Debug, Clone, Default)]
+pub struct ImageRules {
+    /// (old part, new part), in key order; the first rule whose old part the image contains
+    /// wins (Velero goes through a Go map, in no fixed order).
+    rules: Vec<(String, String)>,
+    warnings: Vec<String>,
+}
+
+impl ImageRules {
+    pub fn parse(data: &BTreeMap<String, String>) -> Self {
+        let mut parsed = ImageRules::default();
+        for (key, value) in data {
+            let Some((old, new)) = value.split_once(',') else {
+                // Velero passes over such a value without a word.
+                parsed.warnings.push(format!(
+                    "change-image-name rule {key:?} is {value:?}, which has no comma: it is not used; write it as \"<old>,<new>\""
+                ));
+                continue;
+            };
+            let (old, new_trimmed) = (old.trim(), new.trim());
+            if old.is_empty() || new.is_empty() {
+                // Velero would put the new part between every two characters of every image
+                // (an empty old part), or needs something after the comma.
+                parsed.warnings.push(format!(
+                    "change-image-name rule {key:?} is {value:?}: it needs text before and after the comma and is not used; write it as \"<old>,<new>\""
+                ));
+                continue;
             }
-            _ => Err(format!(
-                "change-image-name rule {key:?} is {value:?}; write it as \"<old>,<new>\""
-            )),
-        })
-        .collect()
+            parsed
+                .rules
+                .push((old.to_string(), new_trimmed.to_string()));
+        }
+        parsed
+    }
+
+    /// What the restore log should say about rules that are not used.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The image after the first rule that matches it: every occurrence of the old part
+    /// replaced, as Velero's `strings.Replace(..., -1)` does.
+    fn rewrite(&self, image: &str) -> Option<String> {
+        if image.is_empty() {
+            return None;
+        }
+        self.rules
+            .iter()
+            .find(|(old, _)| image.contains(old.as_str()))
+            .map(|(old, new)| image.replace(old.as_str(), new))
+    }
 }
 
 #[cfg(test)]
@@ -497,6 +707,110 @@ mod tests {
         let headless = json!({"spec": {"clusterIP": "None", "clusterIPs": ["None"]}});
         let (_, out) = run("services", headless.clone(), &ActionContext::default());
         assert_eq!(out, headless);
+    }
+
+    fn node_ports(out: &Value) -> Vec<Option<i64>> {
+        out["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| p.get("nodePort").and_then(Value::as_i64))
+            .collect()
+    }
+
+    #[test]
+    fn node_ports_follow_the_parsed_last_applied_configuration() {
+        let svc = |last: Value| {
+            json!({"metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": last.to_string()}},
+                "spec": {"type": "NodePort", "ports": [
+                    {"name": "http", "port": 80, "nodePort": 30080},
+                    {"name": "zero", "port": 81, "nodePort": 30081},
+                    {"name": "text", "port": 82, "nodePort": 30082},
+                    {"port": 83, "nodePort": 30083}]}})
+        };
+        // null and 0 are "allocate one"; a number in a string counts; "healthCheckNodePort"
+        // in the text is no node port; a key named "" is not an unnamed port.
+        let last = json!({"metadata": {"annotations": {"note": "nodePort healthCheckNodePort"}},
+            "spec": {"ports": [{"name": "http", "nodePort": null}, {"name": "zero", "nodePort": 0},
+                {"name": "text", "nodePort": "30082"}, {"name": "", "nodePort": 30083}]}});
+        let (verdict, out) = run("services", svc(last), &ActionContext::default());
+        assert_eq!(verdict, Verdict::Restore);
+        assert_eq!(node_ports(&out), [None, None, Some(30082), None]);
+
+        let last = json!({"spec": {"ports": [{"name": "http", "nodePort": 30080.0}, {"nodePort": 30083}]}});
+        let (_, out) = run("services", svc(last), &ActionContext::default());
+        assert_eq!(node_ports(&out), [Some(30080), None, None, Some(30083)]);
+
+        // An annotation Velero cannot read fails the item instead of guessing.
+        let mut broken = svc(json!({}));
+        broken["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+            json!("{not json");
+        assert!(matches!(
+            run("services", broken, &ActionContext::default()).0,
+            Verdict::Fail(_)
+        ));
+        let (verdict, _) = run(
+            "services",
+            svc(json!({"spec": {"ports": [{"name": "text", "nodePort": "x"}]}})),
+            &ActionContext::default(),
+        );
+        assert!(matches!(verdict, Verdict::Fail(_)), "{verdict:?}");
+    }
+
+    #[test]
+    fn node_ports_follow_managed_fields_without_the_annotation() {
+        let fields = |ports: Value| json!({"f:spec": {"f:ports": ports}});
+        let svc = json!({"metadata": {"managedFields": [
+                {"manager": "kubectl", "operation": "Apply", "fieldsV1": fields(json!({
+                    r#"k:{"port":80,"protocol":"TCP"}"#: {".": {}, "f:nodePort": {}, "f:port": {}},
+                    r#"k:{"port":81,"protocol":"TCP"}"#: {".": {}, "f:port": {}}}))},
+                {"manager": "other", "operation": "Update", "fieldsV1": fields(json!({
+                    r#"k:{"port":53,"protocol":"UDP"}"#: {"f:nodePort": {}}}))}]},
+            "spec": {"type": "NodePort", "ports": [
+                {"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080},
+                {"name": "admin", "port": 81, "protocol": "TCP", "nodePort": 30081},
+                {"name": "dns", "port": 53, "protocol": "UDP", "nodePort": 30053},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "nodePort": 30054}]}});
+        let (_, out) = run("services", svc, &ActionContext::default());
+        assert_eq!(node_ports(&out), [Some(30080), None, Some(30053), None]);
+    }
+
+    #[test]
+    fn health_check_node_ports_are_kept_only_where_velero_keeps_them() {
+        let svc = |last: Option<Value>, managed: Value| {
+            let mut svc = json!({"metadata": {"managedFields": managed},
+                "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 31000, "ports": []}});
+            if let Some(last) = last {
+                svc["metadata"]["annotations"] =
+                    json!({"kubectl.kubernetes.io/last-applied-configuration": last.to_string()});
+            }
+            svc
+        };
+        let hc = |out: &Value| out["spec"].get("healthCheckNodePort").cloned();
+        let ctx = ActionContext::default();
+        assert_eq!(hc(&run("services", svc(None, json!([])), &ctx).1), None);
+        let set = Some(json!({"spec": {"healthCheckNodePort": 31000}}));
+        assert_eq!(
+            hc(&run("services", svc(set, json!([])), &ctx).1),
+            Some(json!(31000))
+        );
+        let owned = json!([{"fieldsV1": {"f:spec": {"f:healthCheckNodePort": {}}}}]);
+        assert_eq!(
+            hc(&run("services", svc(Some(json!({})), owned), &ctx).1),
+            Some(json!(31000))
+        );
+        let zero = Some(json!({"spec": {"healthCheckNodePort": 0}}));
+        assert_eq!(hc(&run("services", svc(zero, json!([])), &ctx).1), None);
+        // Go's NestedFloat64 refuses a null.
+        let null = Some(json!({"spec": {"healthCheckNodePort": null}}));
+        assert!(matches!(
+            run("services", svc(null, json!([])), &ctx).0,
+            Verdict::Fail(_)
+        ));
+        // Other Services keep theirs untouched.
+        let mut cluster = svc(None, json!([]));
+        cluster["spec"]["externalTrafficPolicy"] = json!("Cluster");
+        assert_eq!(hc(&run("services", cluster, &ctx).1), Some(json!(31000)));
     }
 
     #[test]
@@ -586,7 +900,7 @@ mod tests {
 
     #[test]
     fn claims_lose_binding_annotations_and_change_class() {
-        let classes: BTreeMap<String, String> = [("slow".to_string(), "fast".to_string())].into();
+        let classes = StorageClassMapping::new([("slow".to_string(), "fast".to_string())].into());
         let ctx = ActionContext {
             storage_classes: Some(&classes),
             ..Default::default()
@@ -609,14 +923,69 @@ mod tests {
     }
 
     #[test]
+    fn mapping_to_a_missing_storage_class_fails_the_item() {
+        let mapping = StorageClassMapping {
+            map: [
+                ("slow".to_string(), "gone".to_string()),
+                ("std".to_string(), "fast".to_string()),
+            ]
+            .into(),
+            unavailable: [(
+                "gone".to_string(),
+                "storageclasses.storage.k8s.io \"gone\" not found".to_string(),
+            )]
+            .into(),
+        };
+        let ctx = ActionContext {
+            storage_classes: Some(&mapping),
+            ..Default::default()
+        };
+        for (gr, item) in [
+            (
+                "persistentvolumeclaims",
+                json!({"spec": {"storageClassName": "slow"}}),
+            ),
+            (
+                "persistentvolumes",
+                json!({"spec": {"storageClassName": "slow"}}),
+            ),
+            (
+                "statefulsets.apps",
+                json!({"spec": {"volumeClaimTemplates": [
+                {"spec": {"storageClassName": "std"}}, {"spec": {"storageClassName": "slow"}}]}}),
+            ),
+        ] {
+            let Verdict::Fail(why) = run(gr, item, &ctx).0 else {
+                panic!("{gr} must fail");
+            };
+            assert!(why.starts_with("error getting storage class gone from API: storageclasses.storage.k8s.io \"gone\" not found"), "{why}");
+        }
+        // Classes the mapping does not name, or maps to one that exists, are fine.
+        let (verdict, out) = run(
+            "persistentvolumeclaims",
+            json!({"spec": {"storageClassName": "std"}}),
+            &ctx,
+        );
+        assert_eq!(
+            (verdict, &out["spec"]["storageClassName"]),
+            (Verdict::Restore, &json!("fast"))
+        );
+        let (verdict, _) = run(
+            "persistentvolumeclaims",
+            json!({"spec": {"storageClassName": "other"}}),
+            &ctx,
+        );
+        assert_eq!(verdict, Verdict::Restore);
+    }
+
+    #[test]
     fn image_names_change_by_first_matching_rule() {
-        let rules = parse_image_rules(&BTreeMap::from([
+        let rules = ImageRules::parse(&BTreeMap::from([
             ("1".to_string(), "docker.io/,registry.local/".to_string()),
             ("2".to_string(), "nginx,caddy".to_string()),
-        ]))
-        .unwrap();
+        ]));
         let ctx = ActionContext {
-            image_rules: &rules,
+            image_rules: Some(&rules),
             ..Default::default()
         };
         let deploy = json!({"spec": {"template": {"spec": {"containers": [
@@ -625,7 +994,35 @@ mod tests {
         let images = &out["spec"]["template"]["spec"]["containers"];
         assert_eq!(images[0]["image"], "registry.local/library/nginx:1");
         assert_eq!(images[1]["image"], "caddy:2");
-        assert!(parse_image_rules(&BTreeMap::from([("x".into(), "no-comma".into())])).is_err());
+    }
+
+    #[test]
+    fn image_rules_are_split_and_trimmed_as_velero_does() {
+        let rules = ImageRules::parse(&BTreeMap::from([
+            (
+                "a-spaces".to_string(),
+                "1.1.1.1:5000  ,  2.2.2.2:3000".to_string(),
+            ),
+            ("b-no-comma".to_string(), "nothing-here".to_string()),
+            ("c-empty-old".to_string(), " ,x".to_string()),
+            ("d-commas".to_string(), "old/app , new/app,v2".to_string()),
+        ]));
+        assert_eq!(
+            rules.rewrite("1.1.1.1:5000/abc:test").as_deref(),
+            Some("2.2.2.2:3000/abc:test")
+        );
+        // Every occurrence, and everything after the first comma.
+        assert_eq!(
+            rules.rewrite("old/app-old/app").as_deref(),
+            Some("new/app,v2-new/app,v2")
+        );
+        assert_eq!(rules.rewrite("busybox"), None);
+        let warnings = rules.warnings().join("\n");
+        assert!(
+            warnings.contains("b-no-comma") && warnings.contains("c-empty-old"),
+            "{warnings}"
+        );
+        assert_eq!(rules.warnings().len(), 2);
     }
 
     #[test]

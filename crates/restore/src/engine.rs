@@ -47,10 +47,10 @@ pub struct RestoreParams {
     /// How long to wait for a terminating namespace to go (`--terminating-resource-timeout`).
     pub terminating_timeout: Duration,
     pub modifiers: Option<ResourceModifiers>,
-    /// The change-storage-class ConfigMap's data, if one exists.
-    pub storage_classes: Option<BTreeMap<String, String>>,
-    /// The change-image-name ConfigMap's rules.
-    pub image_rules: Vec<(String, String)>,
+    /// The change-storage-class ConfigMap's mapping, if one exists.
+    pub storage_classes: Option<crate::actions::StorageClassMapping>,
+    /// The change-image-name ConfigMap's rules, if one exists.
+    pub image_rules: Option<crate::actions::ImageRules>,
     /// Where scratch files go; the system temp dir by default.
     pub scratch_dir: Option<std::path::PathBuf>,
     /// The Restore's `spec.hooks`, resolved; pods' annotation hooks run with or without them.
@@ -191,6 +191,8 @@ struct Ctx {
     /// Work that outlives the items: restored pods' volume restores and exec hooks.
     pending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     hook_tracker: Arc<HookTracker>,
+    /// The places restored pods' exec hooks run in.
+    hook_window: Arc<velero_cluster::window::Window>,
     /// A dry run's plan so far, by (resource, target namespace, name).
     plan: Mutex<BTreeMap<(String, String, String), PlanNote>>,
 }
@@ -450,6 +452,14 @@ async fn run_logged(
         None,
         &format!("starting restore of backup {}", params.backup_name),
     );
+    let warnings = params.modifiers.iter().flat_map(|m| m.warnings());
+    let image_warnings = params
+        .image_rules
+        .iter()
+        .flat_map(|r| r.warnings().iter().cloned());
+    for warning in warnings.chain(image_warnings) {
+        locked(&log).record(Level::Warning, None, &warning);
+    }
 
     let mut spool = {
         let filter = filter.clone();
@@ -518,6 +528,7 @@ async fn run_logged(
         done: AtomicU64::new(0),
         pending: Mutex::new(Vec::new()),
         hook_tracker: Arc::new(HookTracker::default()),
+        hook_window: velero_cluster::window::Window::new(velero_hooks::MAX_CONCURRENT_EXECS),
         plan: Mutex::new(BTreeMap::new()),
         params,
     });
@@ -828,7 +839,7 @@ async fn restore_claimed(
         namespace_mapping: Some(ctx.filter.mapping()),
         preserve_node_ports: params.spec.preserve_node_ports == Some(true),
         storage_classes: params.storage_classes.as_ref(),
-        image_rules: &params.image_rules,
+        image_rules: params.image_rules.as_ref(),
         service_accounts: service_accounts.as_ref(),
         restore_hooks: Some(&params.hooks),
         target_namespace: target,
@@ -973,6 +984,7 @@ fn start_exec_hooks(ctx: &Ctx, pod: &Value) {
     }
     let exec = ExecContext {
         client: ctx.client.clone(),
+        window: ctx.hook_window.clone(),
         log: ctx.log.clone(),
         tracker: ctx.hook_tracker.clone(),
         default_wait: ctx.params.hook_wait_limit,

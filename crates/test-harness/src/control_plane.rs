@@ -154,7 +154,8 @@ impl ControlPlane {
         let slot = match topology {
             Topology::ControlPlaneOnly => None,
             Topology::WithNode => {
-                let slot = NodeSlot::acquire(root)?;
+                let networks = node::Networks::from_env(|name| std::env::var_os(name))?;
+                let slot = NodeSlot::acquire(root, networks)?;
                 node::prepare_host(&slot, root).inspect_err(|_| {
                     node::clean_host(&slot, root);
                     slot.release();

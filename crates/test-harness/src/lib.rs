@@ -25,6 +25,7 @@ mod node;
 mod objects;
 mod process;
 mod s3;
+pub mod tools;
 pub mod tree;
 pub mod velero_layout;
 

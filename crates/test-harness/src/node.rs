@@ -13,6 +13,13 @@
 //! in-cluster clients do (`KUBERNETES_SERVICE_HOST`) without kube-proxy; the kubelet, containerd and
 //! the streaming server listen on 127.0.0.1. Pods get one route besides their own subnet, to the
 //! service range through the host, and no default route: nothing they send can leave the machine.
+//!
+//! Nor can the host's own packets: both /16s get an `unreachable` route before the first node
+//! starts, kept for good, so once a node's bridge is gone a client still holding its kubeconfig
+//! (10.89.N.1) is refused at once instead of being routed off the machine by the default route.
+//! The ranges are checked first: a LAN or VPN that already routes them stops the node with a
+//! message, and `VELERO_RS_POD_NETWORK` / `VELERO_RS_SERVICE_NETWORK` (the first two octets,
+//! like `10.188`) move the harness elsewhere.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
@@ -34,7 +41,7 @@ pub const NODE_NAME: &str = "127.0.0.1";
 pub const BUSYBOX_IMAGE: &str = "busybox:1.35";
 const PAUSE_IMAGE: &str = "localhost/pause:local";
 
-/// Node numbers handed out; each owns a /24 of 10.88.0.0/16 and one of 10.89.0.0/16.
+/// Node numbers handed out; each owns a /24 of the pod network and one of the service network.
 const MAX_NODES: u32 = 200;
 const CGROUP_CONTROLLERS: [&str; 9] = [
     "cpu", "cpuacct", "cpuset", "memory", "pids", "systemd", "devices", "freezer", "blkio",
@@ -45,9 +52,72 @@ const CNI_BIN_DIR: &str = "/usr/lib/cni";
 pub(crate) const CLUSTER_DIR_PREFIX: &str = "velero-rs-control-plane-";
 
 /// What a node owns on the host, derived from its number.
+/// The two /16s nodes take their addresses from, by their first two octets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Networks {
+    pod: [u8; 2],
+    service: [u8; 2],
+}
+
+impl Networks {
+    /// 10.88 and 10.89, or what `VELERO_RS_POD_NETWORK` and `VELERO_RS_SERVICE_NETWORK` say.
+    pub(crate) fn from_env(
+        env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> anyhow::Result<Networks> {
+        let read = |var: &str, default: [u8; 2]| -> anyhow::Result<[u8; 2]> {
+            let Some(value) = env(var) else {
+                return Ok(default);
+            };
+            let text = value.to_string_lossy();
+            let octets: Vec<u8> = text
+                .trim_end_matches(".0.0/16")
+                .split('.')
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .ok()
+                .filter(|o: &Vec<u8>| o.len() == 2)
+                .with_context(|| {
+                    format!(
+                        "{var}={text:?} is not a /16 given by its first two octets, like 10.188"
+                    )
+                })?;
+            Ok([octets[0], octets[1]])
+        };
+        let networks = Networks {
+            pod: read("VELERO_RS_POD_NETWORK", [10, 88])?,
+            service: read("VELERO_RS_SERVICE_NETWORK", [10, 89])?,
+        };
+        if networks.pod == networks.service {
+            bail!(
+                "VELERO_RS_POD_NETWORK and VELERO_RS_SERVICE_NETWORK name the same /16 ({}); give them two different ones",
+                networks.cidr(networks.pod)
+            );
+        }
+        Ok(networks)
+    }
+
+    fn cidr(&self, net: [u8; 2]) -> String {
+        format!("{}.{}.0.0/16", net[0], net[1])
+    }
+
+    fn both(&self) -> [String; 2] {
+        [self.cidr(self.pod), self.cidr(self.service)]
+    }
+}
+
+impl Default for Networks {
+    fn default() -> Self {
+        Networks {
+            pod: [10, 88],
+            service: [10, 89],
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct NodeSlot {
     pub(crate) index: u32,
+    networks: Networks,
     /// Held (flock) while the node lives; the kernel releases it when the process dies.
     _lock: std::sync::Arc<File>,
     state_file: PathBuf,
@@ -57,19 +127,28 @@ impl NodeSlot {
     pub(crate) fn bridge(&self) -> String {
         format!("vlr-br{}", self.index)
     }
+    fn pod_address(&self, last: u8) -> String {
+        let [a, b] = self.networks.pod;
+        format!("{a}.{b}.{}.{last}", self.index)
+    }
     pub(crate) fn bridge_address(&self) -> String {
-        format!("10.88.{}.1", self.index)
+        self.pod_address(1)
     }
     pub(crate) fn pod_subnet(&self) -> String {
-        format!("10.88.{}.0/24", self.index)
+        format!("{}/24", self.pod_address(0))
+    }
+    pub(crate) fn first_pod_address(&self) -> String {
+        self.pod_address(10)
     }
     pub(crate) fn service_range(&self) -> String {
-        format!("10.89.{}.0/24", self.index)
+        let [a, b] = self.networks.service;
+        format!("{a}.{b}.{}.0/24", self.index)
     }
     /// The `kubernetes` Service's ClusterIP (the first address of the service range), where the
     /// API server of a node-backed cluster listens.
     pub(crate) fn api_address(&self) -> String {
-        format!("10.89.{}.1", self.index)
+        let [a, b] = self.networks.service;
+        format!("{a}.{b}.{}.1", self.index)
     }
     fn cgroup_root(&self) -> String {
         format!("/velero-node-{}", self.index)
@@ -80,7 +159,7 @@ impl NodeSlot {
 
     /// Takes the first free node number, first cleaning up after any earlier holder that died
     /// without doing so itself. `root` is recorded so that such a cleanup can find its mounts.
-    pub(crate) fn acquire(root: &Path) -> anyhow::Result<NodeSlot> {
+    pub(crate) fn acquire(root: &Path, networks: Networks) -> anyhow::Result<NodeSlot> {
         let dir = lock_dir();
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         // A recorded directory whose lock nobody holds belongs to a process that is gone.
@@ -90,12 +169,12 @@ impl NodeSlot {
             .filter_map(|e| e.file_name().to_str()?.strip_suffix(".root")?.parse().ok())
             .collect();
         for index in recorded {
-            if let Some(slot) = Self::try_lock(&dir, index)? {
+            if let Some(slot) = Self::try_lock(&dir, index, networks)? {
                 slot.clean_if_stale();
             }
         }
         for index in 1..=MAX_NODES {
-            if let Some(slot) = Self::try_lock(&dir, index)? {
+            if let Some(slot) = Self::try_lock(&dir, index, networks)? {
                 slot.clean_if_stale();
                 fs::write(&slot.state_file, root.as_os_str().as_encoded_bytes())
                     .with_context(|| format!("writing {}", slot.state_file.display()))?;
@@ -126,7 +205,7 @@ impl NodeSlot {
         let _ = fs::remove_file(&self.state_file);
     }
 
-    fn try_lock(dir: &Path, index: u32) -> anyhow::Result<Option<NodeSlot>> {
+    fn try_lock(dir: &Path, index: u32, networks: Networks) -> anyhow::Result<Option<NodeSlot>> {
         let path = dir.join(format!("{index}.lock"));
         let file = OpenOptions::new()
             .create(true)
@@ -138,6 +217,7 @@ impl NodeSlot {
         let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
         Ok(locked.then(|| NodeSlot {
             index,
+            networks,
             _lock: std::sync::Arc::new(file),
             state_file: dir.join(format!("{index}.root")),
         }))
@@ -155,9 +235,83 @@ fn lock_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/run/velero-rs/nodes"))
 }
 
+/// Makes sure nothing the host sends to the harness's ranges leaves the machine: an
+/// `unreachable` route for each /16, added once and kept (a node's own /24 and addresses, on its
+/// bridge, are more specific and win while it lives). Refuses ranges the machine already routes.
+fn keep_ranges_on_host(networks: Networks) -> anyhow::Result<()> {
+    let routes = Command::new("ip")
+        .args(["-4", "route", "show", "table", "all"])
+        .output()
+        .context("running ip route show")?;
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    for range in networks.both() {
+        if let Some(route) = foreign_route(&routes, &range) {
+            bail!(
+                "the test harness gives its nodes addresses in {} and services in {}, but this machine already routes {range} ({route:?}): a LAN or VPN may use it. Choose two free /16s with VELERO_RS_POD_NETWORK and VELERO_RS_SERVICE_NETWORK (their first two octets, e.g. VELERO_RS_POD_NETWORK=10.188 VELERO_RS_SERVICE_NETWORK=10.189) and run again",
+                networks.cidr(networks.pod),
+                networks.cidr(networks.service)
+            );
+        }
+        run("ip", &["route", "replace", "unreachable", &range])?;
+    }
+    Ok(())
+}
+
+/// A route of the machine (from `ip -4 route show table all`) that overlaps `range` (a /16) and
+/// is not the harness's own: neither a node bridge's (`dev vlr-br…`), nor its `unreachable` route,
+/// nor the default route (which the unreachable route is there to override).
+fn foreign_route(routes: &str, range: &str) -> Option<String> {
+    let (base, _) = parse_cidr(range)?;
+    routes
+        .lines()
+        .find(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            // `unreachable 10.88.0.0/16`, `local 10.89.3.1 dev …`, or a plain `10.0.0.0/8 via …`.
+            let (kind, destination) = match words.as_slice() {
+                [
+                    kind @ ("unreachable" | "blackhole" | "prohibit" | "local" | "broadcast"
+                    | "unicast" | "multicast" | "throw"),
+                    dest,
+                    ..,
+                ] => (*kind, *dest),
+                [dest, ..] => ("unicast", *dest),
+                [] => return false,
+            };
+            if destination == "default" || words.iter().any(|w| w.starts_with("vlr-br")) {
+                return false;
+            }
+            if kind == "unreachable" && destination == range {
+                return false;
+            }
+            let Some((address, prefix)) = parse_cidr(destination) else {
+                return false;
+            };
+            // Two prefixes overlap when the shorter one contains the other's start.
+            let shorter = prefix.min(16);
+            let mask = if shorter == 0 {
+                0
+            } else {
+                u32::MAX << (32 - shorter)
+            };
+            prefix > 0 && (address & mask) == (base & mask)
+        })
+        .map(str::to_string)
+}
+
+/// `10.88.0.0/16` or a single address (a /32) as (address, prefix length).
+fn parse_cidr(text: &str) -> Option<(u32, u32)> {
+    let (address, prefix) = match text.split_once('/') {
+        Some((address, prefix)) => (address, prefix.parse().ok()?),
+        None => (text, 32),
+    };
+    let address: std::net::Ipv4Addr = address.parse().ok()?;
+    (prefix <= 32).then_some((u32::from(address), prefix))
+}
+
 /// Creates the bridge (with the host's pod-subnet address and the API server's address), the
 /// cgroup trees the kubelet runs pods under, and the CNI configuration in `root/cni`.
 pub(crate) fn prepare_host(slot: &NodeSlot, root: &Path) -> anyhow::Result<()> {
+    keep_ranges_on_host(slot.networks)?;
     let bridge = slot.bridge();
     if Path::new("/sys/class/net").join(&bridge).exists() {
         run("ip", &["link", "del", &bridge])?;
@@ -226,7 +380,7 @@ pub(crate) fn prepare_host(slot: &NodeSlot, root: &Path) -> anyhow::Result<()> {
             "hairpinMode": true,
             "ipam": {
                 "type": "host-local",
-                "ranges": [[{ "subnet": slot.pod_subnet(), "rangeStart": format!("10.88.{}.10", slot.index) }]],
+                "ranges": [[{ "subnet": slot.pod_subnet(), "rangeStart": slot.first_pod_address() }]],
                 "routes": [{ "dst": slot.service_range(), "gw": slot.bridge_address() }],
                 "dataDir": root.join("cni/ipam"),
             },
@@ -600,19 +754,68 @@ mod tests {
     #[test]
     fn node_numbers_are_exclusive_and_reused_after_release() {
         let locks = tempfile::tempdir().unwrap();
-        let a = NodeSlot::try_lock(locks.path(), 7).unwrap().unwrap();
-        assert!(NodeSlot::try_lock(locks.path(), 7).unwrap().is_none());
+        let net = Networks::default();
+        let a = NodeSlot::try_lock(locks.path(), 7, net).unwrap().unwrap();
+        assert!(NodeSlot::try_lock(locks.path(), 7, net).unwrap().is_none());
         drop(a);
-        assert!(NodeSlot::try_lock(locks.path(), 7).unwrap().is_some());
+        assert!(NodeSlot::try_lock(locks.path(), 7, net).unwrap().is_some());
     }
 
     #[test]
-    fn addresses_follow_the_node_number() {
+    fn addresses_follow_the_node_number_and_the_networks() {
         let locks = tempfile::tempdir().unwrap();
-        let slot = NodeSlot::try_lock(locks.path(), 12).unwrap().unwrap();
+        let slot = NodeSlot::try_lock(locks.path(), 12, Networks::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(slot.bridge(), "vlr-br12");
         assert_eq!(slot.pod_subnet(), "10.88.12.0/24");
+        assert_eq!(slot.first_pod_address(), "10.88.12.10");
         assert_eq!(slot.api_address(), "10.89.12.1");
         assert_eq!(slot.service_range(), "10.89.12.0/24");
+
+        let env = |name: &str| match name {
+            "VELERO_RS_POD_NETWORK" => Some("172.30".into()),
+            "VELERO_RS_SERVICE_NETWORK" => Some("172.31.0.0/16".into()),
+            _ => None,
+        };
+        let moved = Networks::from_env(env).unwrap();
+        assert_eq!(moved.both(), ["172.30.0.0/16", "172.31.0.0/16"]);
+        let slot = NodeSlot::try_lock(locks.path(), 3, moved).unwrap().unwrap();
+        assert_eq!(slot.pod_subnet(), "172.30.3.0/24");
+        assert_eq!(slot.api_address(), "172.31.3.1");
+        for bad in ["10", "10.300", "ten.88", "10.88.1"] {
+            let err = Networks::from_env(|n| (n == "VELERO_RS_POD_NETWORK").then(|| bad.into()));
+            assert!(err.is_err(), "{bad}");
+        }
+        let same = Networks::from_env(|_| Some("10.50".into()));
+        assert!(same.is_err());
+    }
+
+    #[test]
+    fn routes_that_overlap_the_ranges_are_found_and_the_harness_own_are_not() {
+        let ours = "default via 192.168.1.1 dev eth0 proto dhcp\n\
+            unreachable 10.88.0.0/16\n\
+            10.88.3.0/24 dev vlr-br3 proto kernel scope link src 10.88.3.1\n\
+            local 10.89.3.1 dev vlr-br3 table local proto kernel scope host src 10.89.3.1\n\
+            192.168.1.0/24 dev eth0 proto kernel scope link src 192.168.1.20\n\
+            10.100.0.0/16 via 192.168.1.1 dev eth0\n";
+        assert_eq!(foreign_route(ours, "10.88.0.0/16"), None);
+        assert_eq!(foreign_route(ours, "10.89.0.0/16"), None);
+        for (line, range) in [
+            ("10.0.0.0/8 via 10.8.0.1 dev tun0", "10.88.0.0/16"),
+            (
+                "10.89.4.0/24 dev wlan0 proto kernel scope link",
+                "10.89.0.0/16",
+            ),
+            ("local 10.88.7.5 dev eth1 table local", "10.88.0.0/16"),
+            ("blackhole 10.89.0.0/16", "10.89.0.0/16"),
+        ] {
+            let routes = format!("{ours}{line}\n");
+            assert_eq!(
+                foreign_route(&routes, range).as_deref(),
+                Some(line),
+                "{line}"
+            );
+        }
     }
 }

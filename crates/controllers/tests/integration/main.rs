@@ -13,3 +13,4 @@ mod replicas;
 mod restore_flow;
 mod restore_input;
 mod schedules;
+mod velero_behaviour;

@@ -14,6 +14,22 @@ use velero_test_harness::{ControlPlane, Topology};
 
 const USAGE: &str = "usage: velero-local-cluster --kubeconfig-out PATH [--node] [--import IMAGE.tar]... [--kubelet-root-out PATH]";
 
+const HELP: &str =
+    "Runs a local Kubernetes cluster of the velero-rs test harness until Ctrl-C or SIGTERM.
+
+Options:
+  --kubeconfig-out PATH    write the cluster's kubeconfig here once it is ready (required)
+  --node                   start a node too (containerd and a kubelet), so pods run
+  --import IMAGE.tar       load an OCI image archive onto the node (needs --node; repeatable)
+  --kubelet-root-out PATH  write the node's kubelet root directory here
+  -h, --help               print this help";
+
+/// What the command line asks for: a cluster, or only the help text.
+enum Request {
+    Run(Args),
+    Help,
+}
+
 #[derive(Default)]
 struct Args {
     kubeconfig_out: Option<PathBuf>,
@@ -22,12 +38,12 @@ struct Args {
     kubelet_root_out: Option<PathBuf>,
 }
 
-fn parse() -> anyhow::Result<Args> {
+fn parse(mut it: impl Iterator<Item = String>) -> anyhow::Result<Request> {
     let mut args = Args::default();
-    let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().map(PathBuf::from).context(USAGE);
         match arg.as_str() {
+            "-h" | "--help" => return Ok(Request::Help),
             "--kubeconfig-out" => args.kubeconfig_out = Some(value()?),
             "--node" => args.node = true,
             "--import" => args.imports.push(value()?),
@@ -35,10 +51,13 @@ fn parse() -> anyhow::Result<Args> {
             _ => anyhow::bail!("unknown argument {arg:?}; {USAGE}"),
         }
     }
-    if args.kubeconfig_out.is_none() || (!args.node && !args.imports.is_empty()) {
-        anyhow::bail!("{USAGE} (--import needs --node)");
+    if args.kubeconfig_out.is_none() {
+        anyhow::bail!("--kubeconfig-out is required; {USAGE}");
     }
-    Ok(args)
+    if !args.node && !args.imports.is_empty() {
+        anyhow::bail!("--import needs --node; {USAGE}");
+    }
+    Ok(Request::Run(args))
 }
 
 /// Writes through a temporary name, so a waiting script never reads half a file.
@@ -48,9 +67,36 @@ fn publish(from: &[u8], to: &std::path::Path) -> anyhow::Result<()> {
     std::fs::rename(&partial, to).with_context(|| format!("writing {}", to.display()))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = parse()?;
+fn main() -> std::process::ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(Request::Run(args)) => args,
+        Ok(Request::Help) => {
+            println!("{HELP}\n\n{USAGE}");
+            return std::process::ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("velero-local-cluster: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("velero-local-cluster: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // A plain message, never a backtrace: this is a command people run by hand.
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("velero-local-cluster: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let topology = if args.node {
         Topology::WithNode
     } else {
@@ -87,4 +133,44 @@ async fn main() -> anyhow::Result<()> {
     drop(cluster);
     let _ = std::fs::remove_file(&out);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_args(args: &[&str]) -> anyhow::Result<Request> {
+        parse(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn help_is_usage_and_bad_arguments_say_what_is_wrong() {
+        assert!(matches!(parse_args(&["--help"]), Ok(Request::Help)));
+        assert!(matches!(parse_args(&["--node", "-h"]), Ok(Request::Help)));
+        let missing = parse_args(&["--node"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            missing.starts_with("--kubeconfig-out is required"),
+            "{missing}"
+        );
+        let import = parse_args(&["--kubeconfig-out", "k", "--import", "i.tar"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(import.starts_with("--import needs --node"), "{import}");
+        let unknown = parse_args(&["--nodes"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            unknown.contains("unknown argument \"--nodes\""),
+            "{unknown}"
+        );
+        assert!(matches!(
+            parse_args(&["--kubeconfig-out", "k", "--node", "--import", "i.tar"]),
+            Ok(Request::Run(Args { node: true, .. }))
+        ));
+    }
 }

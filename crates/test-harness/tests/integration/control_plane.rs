@@ -177,3 +177,37 @@ async fn two_control_planes_run_side_by_side() {
     assert!(names.contains("namespace/only-in-b"), "{names:?}");
     assert!(!names.contains("namespace/only-in-a"), "{names:?}");
 }
+
+/// `velero-local-cluster --help` is its usage on stdout, nothing on stderr, exit 0; a bad
+/// argument is one line on stderr naming it, never a backtrace.
+#[test]
+fn the_local_cluster_command_answers_help_and_bad_arguments_plainly() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_velero-local-cluster"))
+            .args(args)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .expect("velero-local-cluster runs")
+    };
+    let help = run(&["--help"]);
+    let stdout = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success(), "{help:?}");
+    assert!(stdout.contains("--kubeconfig-out PATH"), "{stdout}");
+    assert!(
+        help.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&help.stderr)
+    );
+
+    let bad = run(&["--nodes"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("velero-local-cluster: unknown argument \"--nodes\""),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("backtrace") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}

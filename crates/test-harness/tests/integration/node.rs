@@ -202,11 +202,42 @@ async fn two_nodes_run_pods_at_once_and_leave_nothing_behind() {
     }
 
     let traces = [HostTraces::of(&a), HostTraces::of(&b)];
+    let former_api = a
+        .server_url()
+        .trim_start_matches("https://")
+        .parse::<std::net::SocketAddr>()
+        .unwrap();
+    assert!(
+        former_api.ip().to_string().starts_with("10.89."),
+        "{former_api}"
+    );
     drop(a);
     drop(b);
     for t in &traces {
         t.assert_gone();
     }
+    // A client still holding the stopped cluster's kubeconfig is refused by the host (the
+    // harness's unreachable route), not sent through the default route off the machine.
+    let refused = std::net::TcpStream::connect_timeout(&former_api, Duration::from_secs(5))
+        .expect_err("nothing listens at a stopped cluster's address");
+    assert_eq!(
+        refused.raw_os_error(),
+        Some(libc::EHOSTUNREACH),
+        "{former_api}: {refused}"
+    );
+    let route = std::process::Command::new("ip")
+        .args(["route", "get", &former_api.ip().to_string()])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&route.stdout),
+        String::from_utf8_lossy(&route.stderr)
+    );
+    assert!(
+        !route.status.success() && !said.contains(" via "),
+        "the former API address must have no route off the machine: {said}"
+    );
 }
 
 /// A process that started a node and was killed cannot clean up: its containers keep running. The

@@ -88,7 +88,13 @@ pub(super) async fn contents(global: &GlobalArgs, args: ContentsArgs) -> anyhow:
         .then(|| IncludesExcludes::new(args.include_namespaces.clone(), Vec::<String>::new()));
     let client = global.client().await?;
     let namespace = global.namespace();
-    items::finished_backup(&client, &namespace, &args.name).await?;
+    items::finished_backup(
+        &client,
+        &namespace,
+        &args.name,
+        Some("--include-namespaces"),
+    )
+    .await?;
     let resources = if args.include_resources.is_empty() {
         Vec::new()
     } else {

@@ -137,7 +137,7 @@ struct BackedUp {
 pub(super) async fn diff(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
     let client = global.client().await?;
     let namespace = global.namespace();
-    let backup = items::finished_backup(&client, &namespace, &args.name).await?;
+    let backup = items::finished_backup(&client, &namespace, &args.name, None).await?;
     let stream = items::open_tarball(&client, &namespace, &args.name, &args.tarball).await?;
     let backed_up = download::read_blocking(stream, read_backed_up)
         .await?

@@ -47,7 +47,7 @@ pub(super) async fn get_item(global: &GlobalArgs, args: GetItemArgs) -> anyhow::
     };
     let client = global.client().await?;
     let namespace = global.namespace();
-    items::finished_backup(&client, &namespace, &args.name).await?;
+    items::finished_backup(&client, &namespace, &args.name, Some("--item-namespace")).await?;
     let discovery = items::discovery(&client).await;
     let resource = ResourceName::new(&resource, discovery.as_ref());
     let stream = items::open_tarball(&client, &namespace, &args.name, &args.tarball).await?;

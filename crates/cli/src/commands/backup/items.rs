@@ -27,18 +27,39 @@ pub struct TarballFlags {
 }
 
 /// The Backup named `name`, refused with the wording of `backup logs` and `download` when it does
-/// not exist, and plainly when it has no tarball to read.
+/// not exist, and plainly when it has no tarball to read. `item_flag` is the command's flag for
+/// the items' namespace, named when `-n` looks like it was meant for the items.
 pub async fn finished_backup(
     client: &kube::Client,
     namespace: &str,
     name: &str,
+    item_flag: Option<&str>,
 ) -> anyhow::Result<Backup> {
     let api: Api<Backup> = Api::namespaced(client.clone(), namespace);
-    let backup = api
+    let Some(backup) = api
         .get_opt(name)
         .await
         .with_context(|| format!("reading backup {name:?}"))?
-        .with_context(|| format!("backup {name:?} does not exist"))?;
+    else {
+        // -n is Velero's own namespace, as in every velero command; a namespace without a
+        // backup storage location is not where a Velero server keeps its backups.
+        let locations: Api<velero_api::v1::BackupStorageLocation> =
+            Api::namespaced(client.clone(), namespace);
+        let velero_runs_here = locations
+            .list(&kube::api::ListParams::default().limit(1))
+            .await
+            .map(|list| !list.items.is_empty())
+            .unwrap_or(true);
+        if velero_runs_here {
+            bail!("backup {name:?} does not exist");
+        }
+        let hint = item_flag
+            .map(|flag| format!("; to choose the items' namespace use {flag} {namespace}"))
+            .unwrap_or_default();
+        bail!(
+            "backup {name:?} does not exist in namespace {namespace:?}, which has no backup storage location: -n/--namespace is the namespace Velero runs in, not the items' namespace{hint}"
+        );
+    };
     let phase = backup
         .status
         .as_ref()

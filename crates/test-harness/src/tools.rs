@@ -1,0 +1,109 @@
+//! The real programs velero-rs must interoperate with, built from their own source and kept by the
+//! project outside this repository (Velero 1.18.1 and its AWS plugin, kopia, the Kubernetes CSI
+//! components). Tests find one, by its path under the tools directory (`velero/velero`,
+//! `velero/velero-plugin-for-aws`, `kopia/kopia`), in this order:
+//!
+//! 1. `$VELERO_RS_TOOLS/<path>`;
+//! 2. `${VELERO_RS_CACHE:-~/.cache/velero-rs}/tools/<path>`, where `scripts/setup-control-plane.sh`
+//!    unpacks them;
+//! 3. unpacked there now, with the shared tools' own `unpack.sh`, from `$VELERO_RS_SHARED_TOOLS`,
+//!    else `../shared/tools` beside the checkout, else `/work/shared/tools`.
+//!
+//! A test whose tool is missing says so plainly and ends as skipped, unless
+//! `VELERO_RS_REQUIRE_TOOLS=1` (CI sets it in `.ci/run`): then it fails.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+/// Set to `1` where a missing tool must fail the test instead of skipping it.
+pub const REQUIRE_VAR: &str = "VELERO_RS_REQUIRE_TOOLS";
+
+/// Velero 1.18.1: its CLI, `velero server` and `velero node-agent server`.
+pub const VELERO: &str = "velero/velero";
+/// Velero's AWS plugin (an ObjectStore and a VolumeSnapshotter over Velero's plugin protocol).
+pub const VELERO_AWS_PLUGIN: &str = "velero/velero-plugin-for-aws";
+
+/// The tool at `relative`, if it can be found or unpacked.
+pub fn find(relative: &str) -> anyhow::Result<Option<PathBuf>> {
+    find_with(relative, |name| std::env::var_os(name))
+}
+
+fn find_with(
+    relative: &str,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(dir) = env("VELERO_RS_TOOLS") {
+        let path = Path::new(&dir).join(relative);
+        return Ok(crate::process::is_executable(&path).then_some(path));
+    }
+    let cache = crate::control_plane::cache_dir(&env)?.join("tools");
+    let path = cache.join(relative);
+    if crate::process::is_executable(&path) {
+        return Ok(Some(path));
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let shared = [
+        env("VELERO_RS_SHARED_TOOLS").map(PathBuf::from),
+        Some(workspace.join("../shared/tools")),
+        Some(PathBuf::from("/work/shared/tools")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|dir| dir.join("unpack.sh").is_file());
+    let Some(shared) = shared else {
+        return Ok(None);
+    };
+    let out = std::process::Command::new("sh")
+        .arg(shared.join("unpack.sh"))
+        .arg(&cache)
+        .output()
+        .with_context(|| format!("running {}/unpack.sh", shared.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}/unpack.sh {} failed: {}",
+        shared.display(),
+        cache.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(crate::process::is_executable(&path).then_some(path))
+}
+
+/// The tool at `relative` for the test `test`, or `None` after saying why the test is skipped.
+/// Panics when the tool is missing and [`REQUIRE_VAR`] is `1`.
+pub fn require_or_skip(relative: &str, test: &str) -> Option<PathBuf> {
+    let found = find(relative).unwrap_or_else(|e| panic!("looking for {relative}: {e:#}"));
+    if found.is_none() {
+        let message = format!(
+            "{test}: {relative} is not available (looked in $VELERO_RS_TOOLS, ~/.cache/velero-rs/tools and the shared tools' unpack.sh); run scripts/setup-control-plane.sh, or set VELERO_RS_TOOLS"
+        );
+        if std::env::var(REQUIRE_VAR).as_deref() == Ok("1") {
+            panic!("{message}; {REQUIRE_VAR}=1 requires it");
+        }
+        eprintln!("SKIPPED {message}");
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn velero_rs_tools_wins_and_a_missing_tool_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("kopia/kopia");
+        std::fs::create_dir_all(tool.parent().unwrap()).unwrap();
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        let env = |name: &str| (name == "VELERO_RS_TOOLS").then(|| dir.path().into());
+        assert!(
+            find_with("kopia/kopia", env).unwrap().is_none(),
+            "not executable"
+        );
+        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        assert_eq!(find_with("kopia/kopia", env).unwrap(), Some(tool));
+        assert_eq!(find_with("velero/velero", env).unwrap(), None);
+    }
+}
