@@ -54,6 +54,14 @@ impl Duration {
         self.nanos == 0
     }
 
+    /// Sets `field` to `default` when it is unset or zero, as Velero's controllers do with the
+    /// timeouts and TTL of a spec: Velero's CLI sends `0s` for every one the user left out.
+    pub fn default_if_zero(field: &mut Option<Duration>, default: Duration) {
+        if field.is_none_or(|d| d.is_zero()) {
+            *field = Some(default);
+        }
+    }
+
     /// The duration as a std one; `None` when negative.
     pub fn to_std(&self) -> Option<std::time::Duration> {
         u64::try_from(self.nanos)

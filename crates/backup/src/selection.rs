@@ -36,6 +36,15 @@ pub struct BackupSelection {
     unresolved: Vec<String>,
 }
 
+/// Types the backup excludes by itself (the VolumeSnapshot kinds), whether the cluster serves
+/// them or not: not the user's to have spelled right.
+fn auto_excluded(entry: &str) -> bool {
+    velero_filters::AUTO_EXCLUDED_NAMESPACE_SCOPED
+        .iter()
+        .chain(velero_filters::AUTO_EXCLUDED_CLUSTER_SCOPED)
+        .any(|auto| *auto == entry)
+}
+
 /// The spec's resource lists, by their field and `velero backup create` flag.
 fn resource_lists(spec: &BackupSpec) -> [(&'static str, &'static str, &Option<Vec<String>>); 6] {
     [
@@ -178,7 +187,7 @@ impl BackupSelection {
                 .iter()
                 .map(|entry| match discovery.resolve(entry) {
                     Some(r) => r.group_resource(),
-                    None if entry == "*" => entry.clone(),
+                    None if entry == "*" || auto_excluded(entry) => entry.clone(),
                     None => {
                         unresolved.push(format!(
                             "{entry:?} in spec.{field} ({flag}) is not a resource type the cluster serves, so it matches nothing; check the name with kubectl api-resources"

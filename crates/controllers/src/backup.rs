@@ -151,13 +151,10 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Op
     let client = &ctx.client;
     let ns = &ctx.config.namespace;
     let mut spec = backup.spec.clone();
-    if spec.ttl.is_none_or(|t| t.is_zero()) {
-        spec.ttl = Some(ctx.config.default_backup_ttl);
-    }
-    spec.csi_snapshot_timeout
-        .get_or_insert(velero_api::Duration::from_secs(600));
-    spec.item_operation_timeout
-        .get_or_insert(velero_api::Duration::from_hours(4));
+    use velero_api::Duration as D;
+    D::default_if_zero(&mut spec.ttl, ctx.config.default_backup_ttl);
+    D::default_if_zero(&mut spec.csi_snapshot_timeout, D::from_secs(600));
+    D::default_if_zero(&mut spec.item_operation_timeout, D::from_hours(4));
     if spec.default_volumes_to_restic == Some(true) {
         spec.default_volumes_to_fs_backup = Some(true);
     }

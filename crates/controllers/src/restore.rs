@@ -292,8 +292,10 @@ async fn process(ctx: &Ctx, api: &Api<Restore>, restore: &Restore) -> Result<(),
         .await?;
         return Ok(());
     };
-    spec.item_operation_timeout
-        .get_or_insert(velero_api::Duration::from_hours(4));
+    velero_api::Duration::default_if_zero(
+        &mut spec.item_operation_timeout,
+        velero_api::Duration::from_hours(4),
+    );
     patch(
         api,
         &name,

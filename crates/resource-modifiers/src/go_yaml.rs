@@ -280,9 +280,7 @@ fn go_flow_syntax_error(text: &str) -> Option<String> {
             ',' | '?' => after_value = false,
             ':' => {
                 if after_value {
-                    return Some(format!(
-                        "yaml: line {line}: did not find expected node content"
-                    ));
+                    return Some(go_yaml_error(line, "did not find expected node content"));
                 }
                 after_value = true;
             }
@@ -301,8 +299,9 @@ fn go_flow_syntax_error(text: &str) -> Option<String> {
                     }
                     if c == '?' {
                         let close = if flow.last() == Some(&'[') { ']' } else { '}' };
-                        return Some(format!(
-                            "yaml: line {line}: did not find expected ',' or '{close}'"
+                        return Some(go_yaml_error(
+                            line,
+                            &format!("did not find expected ',' or '{close}'"),
                         ));
                     }
                     if c == '\n' {
@@ -319,6 +318,15 @@ fn go_flow_syntax_error(text: &str) -> Option<String> {
         i += 1;
     }
     None
+}
+
+/// A parser error as go-yaml v2 words it (`parser.fail` in goyaml.v2/yaml.go): the problem's line
+/// counted from 0, and left out on the first line. `line` counts from 1.
+fn go_yaml_error(line: usize, problem: &str) -> String {
+    match line.saturating_sub(1) {
+        0 => format!("yaml: {problem}"),
+        zero_based => format!("yaml: line {zero_based}: {problem}"),
+    }
 }
 
 /// Go marshals a whole float64 below 1e21 without a fraction (`2.0` as `2`), and the object
@@ -406,11 +414,11 @@ mod tests {
         }
         assert_eq!(
             go_flow_syntax_error("{a: 1,\n b: :2}").as_deref(),
-            Some("yaml: line 2: did not find expected node content")
+            Some("yaml: line 1: did not find expected node content")
         );
         assert_eq!(
             go_flow_syntax_error("[a?b]").as_deref(),
-            Some("yaml: line 1: did not find expected ',' or ']'")
+            Some("yaml: did not find expected ',' or ']'")
         );
         for (accepted, want) in [
             ("{\"a\":1}", json!({"a": 1})),

@@ -360,7 +360,7 @@ impl Action {
             Action::Nothing => return Err("no patch data found".to_string()),
             Action::Json(ops) => {
                 let fail = |e: &dyn std::fmt::Display| {
-                    format!("error in applying patch: error in applying JSON Patch: {e}")
+                    format!("error in applying patch error in applying JSON Patch {e}")
                 };
                 let ops = ops.as_ref().map_err(|e| fail(e))?;
                 let mut working = object.clone();
@@ -371,25 +371,25 @@ impl Action {
                     Err(e) => return Err(fail(&e)),
                 }
                 ensure_object_with_kind(&working)
-                    .map_err(|e| format!("error in applying patch: {e}"))?;
+                    .map_err(|e| format!("error in applying patch {e}"))?;
                 working
             }
             Action::Merge(documents) => {
                 let mut working = object.clone();
                 for document in documents {
                     let patch = document.as_ref().map_err(|e| {
-                        format!("error in applying patch: error in converting YAML to JSON: {e}")
+                        format!("error in applying patch error in converting YAML to JSON {e}")
                     })?;
                     if !patch.is_object() {
                         return Err(
-                            "error in applying patch: error in applying JSON Patch: Invalid JSON Patch: a merge patch must be a map"
+                            "error in applying patch error in applying JSON Patch: Invalid JSON Patch: a merge patch must be a map"
                                 .to_string(),
                         );
                     }
                     json_patch::merge(&mut working, patch);
                 }
                 ensure_object_with_kind(&working)
-                    .map_err(|e| format!("error in applying patch: {e}"))?;
+                    .map_err(|e| format!("error in applying patch {e}"))?;
                 working
             }
             Action::Strategic(documents) => strategic_patch(object, documents)?,
@@ -408,22 +408,22 @@ fn strategic_patch(object: &Value, documents: &[Result<Value, String>]) -> Resul
     let schema = scheme::lookup(api_version, kind).ok_or_else(|| {
         if kind.is_empty() {
             format!(
-                "error in applying patch: no version {api_version:?} has been registered in scheme \"velero\""
+                "error in applying patch no version {api_version:?} has been registered in scheme \"velero\""
             )
         } else {
             format!(
-                "error in applying patch: no kind {kind:?} is registered for version {api_version:?} in scheme \"velero\"; strategic merge patches work on built-in core, apps and batch types and Velero's own, use patches or mergePatches for other types"
+                "error in applying patch no kind {kind:?} is registered for version {api_version:?} in scheme \"velero\"; strategic merge patches work on built-in core, apps and batch types and Velero's own, use patches or mergePatches for other types"
             )
         }
     })?;
     let fail = |e: &dyn std::fmt::Display| {
-        format!("error in applying patch: error in applying Strategic Patch: {e}")
+        format!("error in applying patch error in applying Strategic Patch {e}")
     };
     let mut working = object.clone();
     for document in documents {
-        let patch = document.as_ref().map_err(|e| {
-            format!("error in applying patch: error in converting YAML to JSON: {e}")
-        })?;
+        let patch = document
+            .as_ref()
+            .map_err(|e| format!("error in applying patch error in converting YAML to JSON {e}"))?;
         let patch = match patch {
             // Go decodes `null` into an empty patch map.
             Value::Null => serde_json::Map::new(),
@@ -450,12 +450,12 @@ fn ensure_object_with_kind(value: &Value) -> Result<(), String> {
         Value::Object(map) => match map.get("kind") {
             Some(Value::String(kind)) if !kind.is_empty() => Ok(()),
             _ => Err(
-                "error in unmarshalling modified object: Object 'Kind' is missing in the patched object"
+                "error in unmarshalling modified object Object 'Kind' is missing in the patched object"
                     .to_string(),
             ),
         },
         other => Err(format!(
-            "error in unmarshalling modified object: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            "error in unmarshalling modified object json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
             json_type(other)
         )),
     }

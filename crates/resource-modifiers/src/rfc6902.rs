@@ -53,7 +53,7 @@ pub(super) fn decode(raw: &[RawOp]) -> Result<Vec<Op>, String> {
         .map(|(index, op)| {
             let value = patch_value(&op.value).map_err(|reason| {
                 format!(
-                    "error in decoding json patch: the value {:?} of operation {index} is not valid JSON ({reason}); wrap a plain string in quotes",
+                    "error in decoding json patch the value {:?} of operation {index} is not valid JSON ({reason}); wrap a plain string in quotes",
                     op.value
                 )
             })?;
@@ -83,7 +83,7 @@ pub(super) fn decode(raw: &[RawOp]) -> Result<Vec<Op>, String> {
                 })),
                 other => {
                     return Err(format!(
-                        "error in decoding json patch: invalid operation {other:?} in operation {index}: unsupported operation (operation names are lower case)"
+                        "error in decoding json patch invalid operation {other:?} in operation {index}: unsupported operation (operation names are lower case)"
                     ));
                 }
             })

@@ -801,14 +801,7 @@ async fn restore_claimed(
         };
         match ctx
             .volumes
-            .prepare_volume(
-                &ctx.writer,
-                &ctx.filter,
-                &name,
-                from_pod_volume_backup,
-                item,
-            )
-            .await
+            .prepare_volume(&ctx.filter, &name, from_pod_volume_backup, item)
         {
             VolumeVerdict::Restore(prepared) => item = prepared,
             VolumeVerdict::LeaveToProvisioning(reason) => {

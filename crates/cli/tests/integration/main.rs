@@ -11,3 +11,4 @@ mod inspect_cli;
 mod restore_cli;
 mod schedule_cli;
 mod snapshot_location_cli;
+mod velero_exchange;

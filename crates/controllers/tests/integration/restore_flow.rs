@@ -354,8 +354,9 @@ async fn namespaces_crds_and_cluster_objects_come_back_as_they_were() -> anyhow:
         "{list}"
     );
 
-    // 4. Into new namespaces: bindings follow the mapping; the Retain volume, still claimed by
-    // the original, is cloned under a new name for the copy's claim.
+    // 4. Into new namespaces: bindings follow the mapping. The Retain volume, still claimed by
+    // the original, is left as it is: Velero makes a second PersistentVolume (`velero-clone-…`)
+    // only for a disk made anew from a native snapshot, never for the same disk twice.
     let mapped = restore(client, "rt-5", json!({"backupName": "rt", "includedNamespaces": ["rt-a"], "namespaceMapping": {"rt-a": "rt-a-copy"}})).await?;
     assert_eq!(
         phase(&mapped),
@@ -376,18 +377,17 @@ async fn namespaces_crds_and_cluster_objects_come_back_as_they_were() -> anyhow:
     )
     .await
     .context("claim")?;
-    let volume = claim["spec"]["volumeName"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(volume.starts_with("velero-clone-"), "{claim}");
-    let pv = get(client, &format!("/api/v1/persistentvolumes/{volume}"))
+    assert_eq!(claim["spec"]["volumeName"], "pv-rt-a", "{claim}");
+    let pv = get(client, "/api/v1/persistentvolumes/pv-rt-a")
         .await
-        .context("cloned pv")?;
-    assert_eq!(pv["spec"]["claimRef"]["namespace"], "rt-a-copy");
-    assert_eq!(
-        pv["metadata"]["annotations"]["velero.io/original-pv-name"],
-        "pv-rt-a"
+        .context("pv")?;
+    assert_eq!(pv["spec"]["claimRef"]["namespace"], "rt-a", "{pv}");
+    let volumes = get(client, "/api/v1/persistentvolumes")
+        .await
+        .context("pvs")?;
+    assert!(
+        !volumes.to_string().contains("velero-clone-"),
+        "no second volume for the same disk: {volumes}"
     );
     assert!(
         get(

@@ -1,0 +1,816 @@
+//! Backups exchanged with Velero 1.18.1 itself: its server and ours take turns on one cluster and
+//! one bucket, each restoring what the other backed up, and Velero's own CLI drives our server as
+//! it drives its own. The Velero binaries come from the project's shared tools
+//! (velero_test_harness::tools says where they are looked for).
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use velero_test_harness::{ControlPlane, S3Server, tools};
+
+use common::{eventually, run, start_server, text, velero};
+
+/// Velero's own CLI against the test cluster, with a home of its own (its client config).
+fn velero_io(tool: &Path, kubeconfig: &Path, home: &Path) -> Command {
+    let mut cmd = Command::new(tool);
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("KUBECONFIG", kubeconfig)
+        .args(["--namespace", "velero"]);
+    cmd
+}
+
+/// Runs Velero's CLI and returns stdout, failing with everything it said when it fails.
+fn velero_ok(cmd: &mut Command) -> String {
+    let out: Output = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Velero's `velero server`, outside the cluster, in a process group of its own so that stopping
+/// it stops the plugin processes it started too.
+struct VeleroServer {
+    child: Child,
+}
+
+impl VeleroServer {
+    fn start(tool: &Path, kubeconfig: &Path, work: &Path) -> anyhow::Result<VeleroServer> {
+        let plugins = work.join("plugins");
+        std::fs::create_dir_all(&plugins)?;
+        let plugin = plugins.join("velero-plugin-for-aws");
+        if !plugin.exists() {
+            let source = tools::find(tools::VELERO_AWS_PLUGIN)?
+                .ok_or_else(|| anyhow::anyhow!("the AWS plugin is missing"))?;
+            std::os::unix::fs::symlink(source, &plugin)?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(work.join("velero-server.log"))?;
+        let child = std::os::unix::process::CommandExt::process_group(
+            Command::new(tool)
+                .env_clear()
+                .env("HOME", work)
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .args(["server", "--kubeconfig"])
+                .arg(kubeconfig)
+                .args(["--namespace", "velero", "--plugin-dir"])
+                .arg(&plugins)
+                .args([
+                    "--metrics-address",
+                    "127.0.0.1:0",
+                    "--profiler-address",
+                    "127.0.0.1:0",
+                    "--store-validation-frequency",
+                    "2s",
+                    "--log-level",
+                    "debug",
+                ])
+                .stdout(Stdio::null())
+                .stderr(log),
+            0,
+        )
+        .spawn()?;
+        Ok(VeleroServer { child })
+    }
+}
+
+impl Drop for VeleroServer {
+    fn drop(&mut self) {
+        let group = -(self.child.id() as i32);
+        // SAFETY: kill(2) on a process group we created; no memory is involved.
+        unsafe { libc::kill(group, libc::SIGTERM) };
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: as above; whatever of the group is left goes.
+        unsafe { libc::kill(group, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+fn kubectl(cp: &ControlPlane, args: &[&str]) -> String {
+    let out = cp.kubectl().args(args).output().expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn kubectl_apply(cp: &ControlPlane, objects: &[Value]) {
+    let mut child = cp
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    std::io::Write::write_all(
+        child.stdin.as_mut().expect("stdin"),
+        list.to_string().as_bytes(),
+    )
+    .expect("kubectl reads");
+    let out = child.wait_with_output().expect("kubectl ends");
+    assert!(out.status.success(), "kubectl apply: {}", text(&out.stderr));
+}
+
+/// The application: two namespaces, a CRD and its custom resources, cluster-scoped companions
+/// (a ClusterRole and ClusterRoleBinding for a ServiceAccount, a PersistentVolume for a claim),
+/// Secrets and a Service with node ports, one chosen and one allocated.
+fn application(shop: &str, crm: &str) -> Vec<Value> {
+    let mut objects = vec![
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "shop-reader", "labels": {"app": "shop"}},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "shop-runner", "labels": {"app": "shop"}},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "shop-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": shop}]}),
+        json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": "shop-disk", "labels": {"app": "shop"}},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                "hostPath": {"path": "/tmp/shop-disk"},
+                "claimRef": {"namespace": shop, "name": "data"}}}),
+    ];
+    for (ns, color) in [(shop, "blue"), (crm, "green")] {
+        let labels = json!({"app": ns, "tier": "web"});
+        objects.extend([
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"team": ns}}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "settings", "namespace": ns, "labels": labels, "annotations": {"note": "keep me"}},
+                "data": {"color": color}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": ns, "labels": labels},
+                "type": "Opaque", "data": {"password": "aHVudGVyMg=="}}),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"name": "gear", "namespace": ns, "labels": labels},
+                "spec": {"teeth": 12, "color": color}}),
+        ]);
+    }
+    let last_applied = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": shop},
+        "spec": {"type": "NodePort", "selector": {"app": "web"},
+            "ports": [{"name": "http", "port": 80, "nodePort": 30380}, {"name": "metrics", "port": 9090}]}});
+    objects.extend([
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner", "namespace": shop}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "reader", "namespace": shop},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "reader", "namespace": shop},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": shop}]}),
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": shop},
+            "spec": {"storageClassName": "", "volumeName": "shop-disk", "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}}}}),
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": shop,
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": last_applied.to_string()}},
+            "spec": last_applied["spec"]}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": shop, "labels": {"app": "web"}},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"serviceAccountName": "runner",
+                        "containers": [{"name": "web", "image": "nginx:1.25"}]}}}}),
+    ]);
+    objects
+}
+
+/// What must come back the same, whoever restores: each object's labels (without Velero's
+/// bookkeeping), annotations, data and spec, without what the API server assigns.
+fn essence(object: &Value) -> Value {
+    let mut o = object.clone();
+    let kind = o["kind"].as_str().unwrap_or_default().to_string();
+    if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
+        match kind.as_str() {
+            "Service" => {
+                spec.remove("clusterIP");
+                spec.remove("clusterIPs");
+                // Allocated node ports are given up on restore; a chosen one is kept.
+                for port in spec
+                    .get_mut("ports")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    if port["name"] != "http" {
+                        port.as_object_mut().map(|p| p.remove("nodePort"));
+                    }
+                }
+            }
+            "PersistentVolume" => {
+                if let Some(c) = spec.get_mut("claimRef").and_then(Value::as_object_mut) {
+                    c.retain(|k, _| k == "name" || k == "namespace");
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut labels = o["metadata"]["labels"].clone();
+    if let Some(map) = labels.as_object_mut() {
+        map.retain(|k, _| !k.starts_with("velero.io/"));
+        if map.is_empty() {
+            labels = Value::Null;
+        }
+    }
+    let mut annotations = o["metadata"]["annotations"].clone();
+    if let Some(map) = annotations.as_object_mut() {
+        map.retain(|k, _| {
+            !k.starts_with("pv.kubernetes.io/") && k != "deployment.kubernetes.io/revision"
+        });
+    }
+    json!({
+        "labels": labels, "annotations": annotations,
+        "spec": o.get("spec").cloned().unwrap_or(Value::Null),
+        "data": o.get("data").cloned().unwrap_or(Value::Null),
+        "rules": o.get("rules").cloned().unwrap_or(Value::Null),
+        "subjects": o.get("subjects").cloned().unwrap_or(Value::Null),
+        "roleRef": o.get("roleRef").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// `kubectl get` paths of the application's objects, by a name for messages.
+fn object_paths(shop: &str, crm: &str) -> Vec<(String, String)> {
+    let mut paths = vec![
+        (
+            "crd".into(),
+            "customresourcedefinition/widgets.example.com".into(),
+        ),
+        ("clusterrole".into(), "clusterrole/shop-reader".into()),
+        (
+            "clusterrolebinding".into(),
+            "clusterrolebinding/shop-runner".into(),
+        ),
+        ("pv".into(), "persistentvolume/shop-disk".into()),
+    ];
+    for ns in [shop, crm] {
+        for kind in [
+            "namespace",
+            "configmap/settings",
+            "secret/creds",
+            "widget.example.com/gear",
+        ] {
+            let path = if kind == "namespace" {
+                format!("namespace/{ns}")
+            } else {
+                format!("-n {ns} {kind}")
+            };
+            paths.push((format!("{ns} {kind}"), path));
+        }
+    }
+    for kind in [
+        "serviceaccount/runner",
+        "role/reader",
+        "rolebinding/reader",
+        "persistentvolumeclaim/data",
+        "service/web",
+        "deployment/web",
+    ] {
+        paths.push((format!("{shop} {kind}"), format!("-n {shop} {kind}")));
+    }
+    paths
+}
+
+/// The essence of every application object as the cluster has it now; missing ones are `null`.
+fn snapshot(cp: &ControlPlane, shop: &str, crm: &str) -> BTreeMap<String, Value> {
+    object_paths(shop, crm)
+        .into_iter()
+        .map(|(name, path)| {
+            let mut args: Vec<&str> = path.split(' ').collect();
+            args.extend(["-o", "json", "--ignore-not-found"]);
+            let mut full = vec!["get"];
+            full.extend(args);
+            let out = cp.kubectl().args(&full).output().expect("kubectl runs");
+            let body = text(&out.stdout);
+            let value = if body.trim().is_empty() {
+                Value::Null
+            } else {
+                essence(&serde_json::from_str(&body).expect("kubectl prints JSON"))
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+/// The namespaces and cluster-scoped objects of the application, deleted and gone.
+async fn delete_application(cp: &ControlPlane, namespaces: &[&str]) {
+    for ns in namespaces {
+        kubectl(
+            cp,
+            &[
+                "delete",
+                "namespace",
+                ns,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+        );
+    }
+    for object in [
+        "customresourcedefinition/widgets.example.com",
+        "clusterrolebinding/shop-runner",
+        "clusterrole/shop-reader",
+        "persistentvolume/shop-disk",
+    ] {
+        kubectl(
+            cp,
+            &["delete", object, "--ignore-not-found", "--wait=false"],
+        );
+    }
+    eventually("the application to be gone", || {
+        let names = namespaces.join(" ");
+        let out = cp
+            .kubectl()
+            .args(["get", "namespace", "--ignore-not-found", "-o", "name"])
+            .output()
+            .expect("kubectl runs");
+        let left = text(&out.stdout);
+        let pv = text(
+            &cp.kubectl()
+                .args(["get", "pv", "shop-disk", "--ignore-not-found", "-o", "name"])
+                .output()
+                .expect("kubectl runs")
+                .stdout,
+        );
+        !namespaces
+            .iter()
+            .any(|ns| left.lines().any(|l| l == format!("namespace/{ns}")))
+            && pv.trim().is_empty()
+            && !names.is_empty()
+    })
+    .await;
+}
+
+fn assert_same(want: &BTreeMap<String, Value>, got: &BTreeMap<String, Value>, what: &str) {
+    for (name, expected) in want {
+        let actual = got.get(name).unwrap_or(&Value::Null);
+        assert_eq!(actual, expected, "{what}: {name} differs");
+    }
+}
+
+/// Marks the claim `shop/data` Bound, as the binder would (a control plane without a node runs
+/// none); Velero and we back up a claim's volume only when it is.
+async fn bind_claim(cp: &ControlPlane) -> anyhow::Result<()> {
+    let request =
+        http::Request::patch("/api/v1/namespaces/shop/persistentvolumeclaims/data/status")
+            .header("Content-Type", "application/merge-patch+json")
+            .body(serde_json::to_vec(&json!({"status": {"phase": "Bound",
+            "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}}}))?)?;
+    cp.client().await?.request::<Value>(request).await?;
+    Ok(())
+}
+
+/// Waits until a server has judged the location Available.
+async fn location_available(cp: &ControlPlane) {
+    eventually("the location to be Available", || {
+        let out = cp
+            .kubectl()
+            .args([
+                "-n",
+                "velero",
+                "get",
+                "bsl",
+                "default",
+                "-o",
+                "jsonpath={.status.phase}",
+            ])
+            .output()
+            .expect("kubectl runs");
+        text(&out.stdout) == "Available"
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> anyhow::Result<()> {
+    let Some(velero_tool) = tools::require_or_skip(tools::VELERO, "velero_exchange") else {
+        return Ok(());
+    };
+    if tools::require_or_skip(tools::VELERO_AWS_PLUGIN, "velero_exchange").is_none() {
+        return Ok(());
+    }
+    let cp = ControlPlane::start().await?;
+    let kubeconfig = cp.kubeconfig_path().to_path_buf();
+    let s3 = S3Server::start().await?;
+    s3.create_bucket("velero")?;
+    let work = tempfile::tempdir()?;
+    let home: PathBuf = work.path().join("home");
+    std::fs::create_dir_all(&home)?;
+    let io = |args: &[&str]| velero_ok(velero_io(&velero_tool, &kubeconfig, &home).args(args));
+
+    // Our install: CRDs, the namespace, the location and its credentials Secret.
+    let credentials = work.path().join("credentials-velero");
+    std::fs::write(&credentials, s3.credentials_file())?;
+    let config = format!(
+        "region=us-east-1,s3ForcePathStyle=true,s3Url={}",
+        s3.endpoint()
+    );
+    let install = run(velero(&kubeconfig)
+        .args([
+            "install",
+            "--provider",
+            "aws",
+            "--bucket",
+            "velero",
+            "--secret-file",
+        ])
+        .arg(&credentials)
+        .args([
+            "--backup-location-config",
+            &config,
+            "--use-volume-snapshots=false",
+        ]));
+    assert!(install.status.success(), "{}", text(&install.stderr));
+    // Both servers run outside the cluster: the location names its Secret.
+    kubectl(
+        &cp,
+        &[
+            "-n",
+            "velero",
+            "patch",
+            "bsl",
+            "default",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"credential":{"name":"cloud-credentials","key":"cloud"}}}"#,
+        ],
+    );
+
+    let objects = application("shop", "crm");
+    kubectl_apply(&cp, &objects[..1]);
+    kubectl(
+        &cp,
+        &[
+            "wait",
+            "--for",
+            "condition=established",
+            "crd/widgets.example.com",
+        ],
+    );
+    kubectl_apply(&cp, &objects[1..]);
+    bind_claim(&cp).await?;
+    let original = snapshot(&cp, "shop", "crm");
+    assert!(original.values().all(|v| !v.is_null()), "{original:#?}");
+
+    // 1. Velero backs up; our server restores, as it was and into other namespaces.
+    let velero_server = VeleroServer::start(&velero_tool, &kubeconfig, work.path())?;
+    location_available(&cp).await;
+    let out = io(&[
+        "backup",
+        "create",
+        "by-velero",
+        "--include-namespaces",
+        "shop,crm",
+        "--wait",
+    ]);
+    assert!(
+        out.contains("Backup completed with status: Completed"),
+        "{out}"
+    );
+    drop(velero_server);
+    delete_application(&cp, &["shop", "crm"]).await;
+
+    let ours = start_server(&kubeconfig, work.path()).await?;
+    let out = io(&[
+        "restore",
+        "create",
+        "r-ours",
+        "--from-backup",
+        "by-velero",
+        "--wait",
+    ]);
+    assert!(
+        out.contains("Restore completed with status: Completed"),
+        "{out}"
+    );
+    assert_same(
+        &original,
+        &snapshot(&cp, "shop", "crm"),
+        "Velero's backup restored by velero-rs",
+    );
+    let described = io(&["restore", "describe", "r-ours", "--colorized=false"]);
+    for want in [
+        "Phase:                       Completed",
+        "Backup:  by-velero",
+        "Items restored:",
+        // Velero's CLI sends 0s for a timeout left out; the server puts in the default.
+        "ItemOperationTimeout:       4h0m0s",
+    ] {
+        assert!(described.contains(want), "{want:?} in\n{described}");
+    }
+    // The same backup into other namespaces (the originals gone first: the Service's chosen
+    // node port is one per cluster).
+    delete_namespaces(&cp, &["shop", "crm"]).await;
+    let out = io(&[
+        "restore",
+        "create",
+        "r-mapped",
+        "--from-backup",
+        "by-velero",
+        "--namespace-mappings",
+        "shop:shop-2,crm:crm-2",
+        "--wait",
+    ]);
+    assert!(
+        out.contains("Restore completed with status: Completed"),
+        "{out}"
+    );
+    assert_same(
+        &mapped(&original),
+        &snapshot(&cp, "shop-2", "crm-2"),
+        "Velero's backup restored by velero-rs into other namespaces",
+    );
+    delete_namespaces(&cp, &["shop-2", "crm-2"]).await;
+
+    // 2. Velero's CLI drives our server: a backup, its listing, details and log, a restore, a schedule.
+    let out = io(&[
+        "restore",
+        "create",
+        "r-again",
+        "--from-backup",
+        "by-velero",
+        "--wait",
+    ]);
+    assert!(
+        out.contains("Restore completed with status: Completed"),
+        "{out}"
+    );
+    // A restored claim is Pending until a binder binds it; only a Bound claim brings its volume.
+    bind_claim(&cp).await?;
+    let out = io(&[
+        "backup",
+        "create",
+        "by-rs",
+        "--include-namespaces",
+        "shop,crm",
+        "--wait",
+    ]);
+    assert!(
+        out.contains("Backup completed with status: Completed"),
+        "{out}"
+    );
+    let listed = io(&["backup", "get"]);
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with("by-rs "))
+        .unwrap_or_default();
+    assert!(
+        row.contains("Completed") && row.contains("default"),
+        "{listed}"
+    );
+    let details = io(&[
+        "backup",
+        "describe",
+        "by-rs",
+        "--details",
+        "--colorized=false",
+    ]);
+    for want in [
+        "Phase:  Completed",
+        "Resource List:",
+        "example.com/v1/Widget:",
+        "- crm/gear",
+        "v1/PersistentVolume:",
+        "- shop-disk",
+        "rbac.authorization.k8s.io/v1/ClusterRoleBinding:",
+        "- shop-runner",
+    ] {
+        assert!(details.contains(want), "{want:?} in\n{details}");
+    }
+    let logs = io(&["backup", "logs", "by-rs"]);
+    assert!(
+        logs.contains("backup=velero/by-rs") && logs.contains("name=gear"),
+        "{logs}"
+    );
+    let described = io(&[
+        "restore",
+        "describe",
+        "r-again",
+        "--details",
+        "--colorized=false",
+    ]);
+    assert!(
+        described.contains("Phase:                       Completed"),
+        "{described}"
+    );
+    let out = io(&[
+        "schedule",
+        "create",
+        "nightly",
+        "--schedule",
+        "0 3 * * *",
+        "--include-namespaces",
+        "shop",
+    ]);
+    assert!(
+        out.contains("Schedule \"nightly\" created successfully."),
+        "{out}"
+    );
+    eventually("our server to accept the schedule", || {
+        let out = run(velero_io(&velero_tool, &kubeconfig, &home).args(["schedule", "get"]));
+        text(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("nightly ") && l.contains("Enabled"))
+    })
+    .await;
+    drop(ours);
+
+    // 3. Velero restores our backup, as it was and into other namespaces.
+    delete_application(&cp, &["shop", "crm"]).await;
+    let _velero_server = VeleroServer::start(&velero_tool, &kubeconfig, work.path())?;
+    let out = io(&[
+        "restore",
+        "create",
+        "v-restore",
+        "--from-backup",
+        "by-rs",
+        "--wait",
+    ]);
+    assert!(
+        out.contains("Restore completed with status: Completed"),
+        "{out}"
+    );
+    assert_same(
+        &original,
+        &snapshot(&cp, "shop", "crm"),
+        "velero-rs's backup restored by Velero",
+    );
+    delete_namespaces(&cp, &["shop", "crm"]).await;
+    let out = io(&[
+        "restore",
+        "create",
+        "v-mapped",
+        "--from-backup",
+        "by-rs",
+        "--namespace-mappings",
+        "shop:shop-2,crm:crm-2",
+        "--wait",
+    ]);
+    assert!(
+        out.contains("Restore completed with status: Completed"),
+        "{out}"
+    );
+    assert_same(
+        &mapped(&original),
+        &snapshot(&cp, "shop-2", "crm-2"),
+        "velero-rs's backup restored by Velero into other namespaces",
+    );
+
+    // 4. The same resource modifiers through both servers: a rule with conditions and no
+    // patches, and a patch go-yaml cannot parse, give the same errors and the same objects.
+    let rules = "version: v1\nresourceModifierRules:\n\
+        - conditions: {groupResource: configmaps, resourceNameRegex: '^settings$'}\n\
+        - conditions: {groupResource: secrets}\n  mergePatches: [{patchData: '{\"a\"::1}'}]\n\
+        - conditions: {groupResource: '*'}\n  mergePatches: [{patchData: '{\"metadata\": {\"labels\": {\"seen\": \"yes\"}}}'}]\n";
+    kubectl_apply(
+        &cp,
+        &[json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "modifiers", "namespace": "velero"}, "data": {"rules.yaml": rules}})],
+    );
+    let restore_with_modifiers = |name: &str| {
+        let out = io(&[
+            "restore",
+            "create",
+            name,
+            "--from-backup",
+            "by-rs",
+            "--include-namespaces",
+            "crm",
+            "--resource-modifier-configmap",
+            "modifiers",
+            "--wait",
+        ]);
+        assert!(
+            out.contains("Restore completed with status: PartiallyFailed"),
+            "{out}"
+        );
+        let described = io(&["restore", "describe", name, "--colorized=false"]);
+        let errors: Vec<String> = described
+            .lines()
+            .skip_while(|l| !l.starts_with("Errors:"))
+            .take_while(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        let labels: Vec<String> = [
+            "configmap/settings",
+            "secret/creds",
+            "widget.example.com/gear",
+        ]
+        .iter()
+        .map(|o| {
+            kubectl(
+                &cp,
+                &[
+                    "-n",
+                    "crm",
+                    "get",
+                    o,
+                    "-o",
+                    "jsonpath={.metadata.labels.seen}",
+                ],
+            )
+        })
+        .collect();
+        (errors, labels)
+    };
+    delete_namespaces(&cp, &["crm", "crm-2", "shop-2"]).await;
+    let by_velero = restore_with_modifiers("v-modifiers");
+    drop(_velero_server);
+    delete_namespaces(&cp, &["crm"]).await;
+    let _ours = start_server(&kubeconfig, work.path()).await?;
+    let by_us = restore_with_modifiers("r-modifiers");
+    assert!(
+        by_velero.0.join("\n").contains("no patch data found"),
+        "{by_velero:#?}"
+    );
+    assert!(
+        by_velero
+            .0
+            .join("\n")
+            .contains("did not find expected node content"),
+        "{by_velero:#?}"
+    );
+    assert_eq!(
+        by_us, by_velero,
+        "velero-rs and Velero apply the same modifiers alike"
+    );
+    Ok(())
+}
+
+/// The namespaced objects of `original` as a restore with the mappings shop:shop-2,crm:crm-2
+/// makes them: under the new namespaces, with the RoleBinding's subject following.
+fn mapped(original: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
+    original
+        .iter()
+        .filter_map(|(name, value)| {
+            let (ns, rest) = name.split_once(' ')?;
+            let target = match ns {
+                "shop" => "shop-2",
+                "crm" => "crm-2",
+                _ => return None,
+            };
+            let mut value = value.clone();
+            for subject in value["subjects"].as_array_mut().into_iter().flatten() {
+                if subject["namespace"] == "shop" {
+                    subject["namespace"] = json!("shop-2");
+                }
+            }
+            Some((format!("{target} {rest}"), value))
+        })
+        .collect()
+}
+
+/// Deletes namespaces and waits until they are gone.
+async fn delete_namespaces(cp: &ControlPlane, namespaces: &[&str]) {
+    for ns in namespaces {
+        kubectl(
+            cp,
+            &[
+                "delete",
+                "namespace",
+                ns,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+        );
+    }
+    eventually("the namespaces to be gone", || {
+        let out = cp
+            .kubectl()
+            .args(["get", "namespace", "-o", "name"])
+            .output()
+            .expect("kubectl runs");
+        let left = text(&out.stdout);
+        !namespaces
+            .iter()
+            .any(|ns| left.lines().any(|l| l == format!("namespace/{ns}")))
+    })
+    .await;
+}
