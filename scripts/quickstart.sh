@@ -2,8 +2,9 @@
 # The main job on a fresh Debian machine: set everything up, start a local cluster with a real node
 # (containerd + kubelet), build the velero-rs image and install velero-rs into the cluster as its
 # users run it (the server Deployment and the node-agent DaemonSet, with a `local` backup storage
-# location), deploy a sample application whose pods really run, back it up, delete it, restore it
-# and show its pods Running again.
+# location), deploy a sample application whose pods really run, back it up with its volume's data
+# (file-system backup), delete it and wipe its disk, restore it, and show its pods Running again
+# on their data, read from inside the restored pod.
 #
 #   scripts/quickstart.sh           run, show, tear down
 #   scripts/quickstart.sh --keep    leave the cluster running and print how to use it
@@ -147,18 +148,38 @@ YAML
 kubectl -n shop rollout status deployment/web --timeout=180s
 kubectl -n shop rollout status statefulset/db --timeout=180s
 kubectl -n shop get pods,pvc -o wide
+orders=$(kubectl -n shop exec db-0 -- cat /data/orders.txt)
+echo "db's volume holds:"
+echo "$orders"
 
-echo "== velero backup create shop-backup --include-namespaces shop --wait" >&2
-"${velero[@]}" backup create shop-backup --include-namespaces shop --wait
+echo "== velero backup create shop-backup --include-namespaces shop --default-volumes-to-fs-backup --wait" >&2
+"${velero[@]}" backup create shop-backup --include-namespaces shop --default-volumes-to-fs-backup --wait
 "${velero[@]}" backup get
 "${velero[@]}" backup describe shop-backup --details
 "${velero[@]}" backup logs shop-backup | tail -n 3
 
-echo "== disaster: kubectl delete namespace shop, and the PersistentVolume object" \
-    "(its files stay on the node's disk, as a local disk's do)" >&2
+echo "== disaster: kubectl delete namespace shop and its PersistentVolume, and the disk wiped" >&2
 kubectl delete namespace shop --wait=true
 kubectl delete pv shop-disk --wait=true
 kubectl get namespace shop 2>&1 || true
+find "$work/shop-disk" -mindepth 1 -delete
+echo "the disk ($work/shop-disk) now holds: $(ls -A "$work/shop-disk" | wc -l) files"
+# The replacement disk: an empty local volume the restored claim binds to.
+kubectl apply -f - <<YAML
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: shop-disk}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: local-disk
+  local: {path: $work/shop-disk}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: ["127.0.0.1"]}]
+YAML
 
 echo "== velero restore create shop-restore --from-backup shop-backup --wait" >&2
 "${velero[@]}" restore create shop-restore --from-backup shop-backup --wait
@@ -174,9 +195,14 @@ test "$(kubectl -n shop get configmap settings -o jsonpath='{.data.color}')" = b
 test "$(kubectl -n shop get secret token -o jsonpath='{.data.password}' | base64 -d)" = s3cr3t
 pod_ip=$(kubectl -n shop get pods -l app=web -o jsonpath='{.items[0].status.podIP}')
 echo "web answers: $(curl -sf "http://$pod_ip:8080/index.html")"
-echo "db's volume holds:" && kubectl -n shop exec db-0 -- cat /data/orders.txt
-echo "(the volume's files stayed on the node's disk; backing up and restoring the data itself" \
-    "comes with file-system backup of pod volumes, the next capability)" >&2
+restored=$(kubectl -n shop exec db-0 -- cat /data/orders.txt)
+echo "db's volume holds, read from inside the restored pod (the backed-up orders, and the one its"
+echo "restart just added):"
+echo "$restored"
+case "$restored" in
+"$orders"*) echo "== the data came back from the backup (file-system backup of the pod's volume)" >&2 ;;
+*) echo "the restored volume does not hold the backed-up orders" >&2; exit 1 ;;
+esac
 
 echo "== what is in the location" >&2
 find "$work/backups" -type f | sort

@@ -260,6 +260,85 @@ async fn backup_create_get_describe_logs_download_delete() -> anyhow::Result<()>
         "{restore_details}"
     );
 
+    // A resource name the cluster does not serve (a typo) backs up nothing for it, and says so.
+    let typo = run(velero(&kubeconfig).args([
+        "backup",
+        "create",
+        "typo",
+        "--include-namespaces",
+        "shop",
+        "--include-resources",
+        "configmaps,deploymnets",
+        "--wait",
+    ]));
+    assert!(
+        text(&typo.stdout).contains("Backup completed with status: Completed"),
+        "{}{}",
+        text(&typo.stdout),
+        text(&typo.stderr)
+    );
+    let listed = text(&run(velero(&kubeconfig).args(["backup", "get", "typo"])).stdout);
+    assert!(
+        listed
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(4)
+            .eq(["typo", "Completed", "0", "1"]),
+        "one warning: {listed}"
+    );
+    let typo_log = text(&run(velero(&kubeconfig).args(["backup", "logs", "typo"])).stdout);
+    for want in [
+        "includedResources resolved to: configmaps, deploymnets",
+        r#"\"deploymnets\" in spec.includedResources (--include-resources) is not a resource type the cluster serves"#,
+    ] {
+        assert!(typo_log.contains(want), "{want:?} in {typo_log}");
+    }
+    // -n is Velero's namespace; a user who meant the items' one is told which flag to use.
+    let misplaced = run(velero(&kubeconfig).args([
+        "backup",
+        "get-item",
+        "shop-1",
+        "cm/settings",
+        "-n",
+        "shop",
+    ]));
+    assert!(!misplaced.status.success());
+    assert!(
+        text(&misplaced.stderr).contains("use --item-namespace shop"),
+        "{}",
+        text(&misplaced.stderr)
+    );
+    // A kubeconfig that skips TLS verification: kubectl and Velero say nothing of it, nor do we.
+    let insecure = storage.path().join("insecure-kubeconfig");
+    let config = std::fs::read_to_string(&kubeconfig)?;
+    let config: String = config
+        .lines()
+        .map(
+            |line| match line.trim_start().starts_with("certificate-authority-data:") {
+                true => "    insecure-skip-tls-verify: true",
+                false => line,
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&insecure, config)?;
+    let quiet = run(velero(&insecure).args(["backup", "get"]));
+    assert!(quiet.status.success(), "{}", text(&quiet.stderr));
+    assert!(
+        quiet.stderr.is_empty(),
+        "nothing on stderr: {}",
+        text(&quiet.stderr)
+    );
+    // The server's log goes to a file here: plain text, no terminal colours.
+    let server_log = std::fs::read_to_string(storage.path().join("server.log"))?;
+    assert!(server_log.contains("INFO"), "{server_log}");
+    assert!(
+        !server_log.contains('\u{1b}'),
+        "no escape codes in a log that is not a terminal"
+    );
+
     let deleted = run(velero(&kubeconfig).args(["backup", "delete", "shop-1", "--confirm"]));
     assert!(
         text(&deleted.stdout)
@@ -361,9 +440,22 @@ async fn logs_and_downloads_through_s3_signed_urls() -> anyhow::Result<()> {
         ])
         .output()?;
     assert!(patch.status.success(), "{}", text(&patch.stderr));
-    let _server = start_server(&kubeconfig, work.path()).await?;
+    let _server = start_server_with(
+        &kubeconfig,
+        work.path(),
+        &["--metrics-address", "127.0.0.1:0", "--log-format", "json"],
+    )
+    .await?;
 
     back_up_default_and_read_its_log(&kubeconfig, "all");
+    // --log-format json off a terminal: one JSON object per line, no escape codes.
+    let server_log = std::fs::read_to_string(work.path().join("server.log"))?;
+    assert!(server_log.lines().count() > 3, "{server_log}");
+    for line in server_log.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| anyhow::anyhow!("{e}: a log line that is not JSON: {line:?}"))?;
+        assert!(entry.get("level").is_some(), "{line}");
+    }
     let tarball = work.path().join("all.tar.gz");
     let downloaded = run(velero(&kubeconfig)
         .args(["backup", "download", "all", "-o"])
