@@ -3,6 +3,8 @@
 # prints the figures recorded in the README. `scripts/bench.sh --objects 100000` for the large run.
 # `scripts/bench.sh --volume [--volume-mb N] [--volume-files N]` runs the volume half only: the node agent's data
 # path against Debian's restic on one generated volume, with no control plane.
+# `scripts/bench.sh --hooks [--hook-pods N]` runs the hooks half: N pods with a 1 s pre and post backup hook on a real
+# node, backed up by velero-rs and by Velero 1.18.1 itself (as root: the node needs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 volume=false

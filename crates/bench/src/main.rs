@@ -8,6 +8,9 @@
 //!
 //! `velero-bench --volume [--volume-mb N] [--volume-files N] [--work-dir DIR] [--keep]`: the volume half
 //! instead (no control plane), see [`volume`].
+//!
+//! `velero-bench --hooks [--hook-pods N]`: the hooks half, pods with backup hooks on a real node
+//! against Velero 1.18.1 itself, see [`hooks`].
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +20,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use velero_test_harness::ControlPlane;
 
+mod hooks;
 mod volume;
 
 const NAMESPACES: usize = 10;
@@ -31,9 +35,10 @@ struct Args {
 enum Mode {
     Objects(Args),
     Volume(volume::VolumeArgs),
+    Hooks(hooks::HookArgs, PathBuf),
 }
 
-const USAGE: &str = "usage: velero-bench [--objects N] [--velero PATH] | velero-bench --volume [--volume-mb N] [--volume-files N] [--work-dir DIR] [--keep]";
+const USAGE: &str = "usage: velero-bench [--objects N] [--velero PATH] | velero-bench --volume [--volume-mb N] [--volume-files N] [--work-dir DIR] [--keep] | velero-bench --hooks [--hook-pods N] [--velero PATH]";
 
 fn number<T: std::str::FromStr>(flag: &str, value: Option<String>) -> anyhow::Result<T>
 where
@@ -56,9 +61,17 @@ fn args() -> anyhow::Result<Mode> {
         work_dir: None,
         keep: false,
     };
+    let mut hook_args: Option<hooks::HookArgs> = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
+            "--hooks" => {
+                hook_args.get_or_insert(hooks::HookArgs { pods: 50 });
+            }
+            "--hook-pods" => {
+                hook_args.get_or_insert(hooks::HookArgs { pods: 50 }).pods =
+                    number(&arg, it.next())?;
+            }
             "--objects" => objects = number(&arg, it.next())?,
             "--velero" => velero = it.next().context("--velero needs a path")?.into(),
             "--volume" => volume = true,
@@ -89,6 +102,9 @@ fn args() -> anyhow::Result<Mode> {
             "{} not found: build it first (cargo build --release -p velero-cli)",
             velero.display()
         );
+    }
+    if let Some(hook_args) = hook_args {
+        return Ok(Mode::Hooks(hook_args, velero));
     }
     Ok(Mode::Objects(Args { objects, velero }))
 }
@@ -339,6 +355,9 @@ fn main() -> anyhow::Result<()> {
             .context("starting the Tokio runtime")?
             .block_on(objects(args)),
         Mode::Volume(args) => volume::run(&args),
+        Mode::Hooks(args, velero) => tokio::runtime::Runtime::new()
+            .context("starting the Tokio runtime")?
+            .block_on(hooks::run(&args, &velero)),
     }
 }
 

@@ -563,7 +563,7 @@ async fn run(
         total_items: Some(outcome.items_backed_up as i32),
         items_backed_up: Some(outcome.items_backed_up as i32),
     });
-    status.hook_status = hook_status(hooks.stats());
+    status.hook_status = crate::operation::hook_status(hooks.stats());
     final_backup.metadata.managed_fields = None;
     let metadata = serde_json::to_vec_pretty(&final_backup).unwrap_or_default();
     // Storage failing under us: put_backup removed what was written rather than add to it.
@@ -573,14 +573,6 @@ async fn run(
         .map_err(|e| Failure::Early(format!("error uploading the backup's files: {e}")))?;
     tracing::info!(backup = %name, items = outcome.items_backed_up, warnings, errors, elapsed = ?started.elapsed(), "backup completed");
     Ok(final_backup.status.unwrap_or_default())
-}
-
-/// `status.hookStatus`, set once a hook was found, as Velero sets it.
-fn hook_status(stats: velero_hooks::HookStats) -> Option<velero_api::v1::HookStatus> {
-    (stats.attempted > 0).then(|| velero_api::v1::HookStatus {
-        hooks_attempted: Some(i32::try_from(stats.attempted).unwrap_or(i32::MAX)),
-        hooks_failed: Some(i32::try_from(stats.failed).unwrap_or(i32::MAX)),
-    })
 }
 
 #[cfg(test)]

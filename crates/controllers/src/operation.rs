@@ -98,3 +98,19 @@ impl<P: Copy + Default + Send + Sync + 'static> ProgressReporter<P> {
         self.task.abort();
     }
 }
+
+/// A count in one of Velero's int32 status fields; one beyond its range saturates instead of
+/// wrapping.
+pub(crate) fn status_count(n: u64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// `status.hookStatus` as Velero sets it: only once a hook was attempted, and with its zero
+/// counts left out (Go's `omitempty`), so `hooksFailed` appears only when one failed.
+pub(crate) fn hook_status(stats: velero_hooks::HookStats) -> Option<velero_api::v1::HookStatus> {
+    let some = |n: usize| (n > 0).then(|| status_count(n as u64));
+    (stats.attempted > 0).then(|| velero_api::v1::HookStatus {
+        hooks_attempted: some(stats.attempted),
+        hooks_failed: some(stats.failed),
+    })
+}

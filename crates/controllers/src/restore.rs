@@ -443,7 +443,7 @@ async fn run(
         } else {
             RestorePhase::Finalizing
         };
-        let count = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
+        let count = crate::operation::status_count;
         let body = json!({ "status": { "phase": phase, "progress": {
             "totalItems": count(outcome.total_items), "itemsRestored": count(outcome.items_restored) } } });
         if let Err(e) = patch(api, name, body).await {
@@ -473,7 +473,7 @@ async fn run(
     let warnings = finished.results.warnings.len();
     let errors = finished.results.errors.len();
     tracing::info!(restore = %name, items = items_restored, warnings, errors, "restore completed");
-    let count = |n: u64| Some(i32::try_from(n).unwrap_or(i32::MAX));
+    let count = |n: u64| Some(crate::operation::status_count(n));
     Ok(RestoreStatus {
         phase: Some(if dry_run {
             RestorePhase::DryRunCompleted
@@ -489,10 +489,7 @@ async fn run(
             total_items: count(total_items),
             items_restored: count(items_restored),
         }),
-        hook_status: (finished.hooks.attempted > 0).then(|| velero_api::v1::HookStatus {
-            hooks_attempted: Some(count(finished.hooks.attempted as u64).unwrap_or(i32::MAX)),
-            hooks_failed: Some(count(finished.hooks.failed as u64).unwrap_or(i32::MAX)),
-        }),
+        hook_status: crate::operation::hook_status(finished.hooks),
         ..RestoreStatus::default()
     })
 }

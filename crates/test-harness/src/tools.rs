@@ -86,6 +86,86 @@ pub fn require_or_skip(relative: &str, test: &str) -> Option<PathBuf> {
     found
 }
 
+/// Velero's own CLI (`tool`) against the cluster of `kubeconfig`, in namespace `velero`, with a home
+/// of its own for its client config and nothing else from this process's environment.
+pub fn velero_cli(tool: &Path, kubeconfig: &Path, home: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(tool);
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("KUBECONFIG", kubeconfig)
+        .args(["--namespace", "velero"]);
+    cmd
+}
+
+/// Velero's `velero server` beside a test cluster (outside it, as its README says it runs), with
+/// the AWS plugin as its only plugin, its log appended to `work/velero-server.log`, and its
+/// listeners on free loopback ports. It runs in a process group of its own, so that stopping it
+/// stops the plugin processes it started too. Dropping it stops it.
+pub struct VeleroServer {
+    child: std::process::Child,
+}
+
+impl VeleroServer {
+    pub fn start(tool: &Path, kubeconfig: &Path, work: &Path) -> anyhow::Result<VeleroServer> {
+        use std::os::unix::process::CommandExt as _;
+
+        let plugins = work.join("plugins");
+        std::fs::create_dir_all(&plugins)?;
+        let plugin = plugins.join("velero-plugin-for-aws");
+        if !plugin.exists() {
+            let source = find(VELERO_AWS_PLUGIN)?
+                .with_context(|| format!("{VELERO_AWS_PLUGIN} is not available"))?;
+            std::os::unix::fs::symlink(source, &plugin)?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(work.join("velero-server.log"))?;
+        let child = std::process::Command::new(tool)
+            .env_clear()
+            .env("HOME", work)
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .args(["server", "--kubeconfig"])
+            .arg(kubeconfig)
+            .args(["--namespace", "velero", "--plugin-dir"])
+            .arg(&plugins)
+            .args([
+                "--metrics-address",
+                "127.0.0.1:0",
+                "--profiler-address",
+                "127.0.0.1:0",
+                "--store-validation-frequency",
+                "2s",
+                "--log-level",
+                "debug",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {} server", tool.display()))?;
+        Ok(VeleroServer { child })
+    }
+}
+
+impl Drop for VeleroServer {
+    fn drop(&mut self) {
+        let group = -(self.child.id() as libc::pid_t);
+        // SAFETY: kill(2) on the process group this server leads; no memory is involved.
+        unsafe { libc::kill(group, libc::SIGTERM) };
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // SAFETY: as above; whatever of the group is left goes.
+        unsafe { libc::kill(group, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

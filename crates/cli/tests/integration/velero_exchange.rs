@@ -6,25 +6,13 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 use velero_test_harness::{ControlPlane, S3Server, tools};
 
 use common::{eventually, run, start_server, text, velero};
-
-/// Velero's own CLI against the test cluster, with a home of its own (its client config).
-fn velero_io(tool: &Path, kubeconfig: &Path, home: &Path) -> Command {
-    let mut cmd = Command::new(tool);
-    cmd.env_clear()
-        .env("HOME", home)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("KUBECONFIG", kubeconfig)
-        .args(["--namespace", "velero"]);
-    cmd
-}
 
 /// Runs Velero's CLI and returns stdout, failing with everything it said when it fails.
 fn velero_ok(cmd: &mut Command) -> String {
@@ -36,71 +24,6 @@ fn velero_ok(cmd: &mut Command) -> String {
         text(&out.stderr)
     );
     text(&out.stdout)
-}
-
-/// Velero's `velero server`, outside the cluster, in a process group of its own so that stopping
-/// it stops the plugin processes it started too.
-struct VeleroServer {
-    child: Child,
-}
-
-impl VeleroServer {
-    fn start(tool: &Path, kubeconfig: &Path, work: &Path) -> anyhow::Result<VeleroServer> {
-        let plugins = work.join("plugins");
-        std::fs::create_dir_all(&plugins)?;
-        let plugin = plugins.join("velero-plugin-for-aws");
-        if !plugin.exists() {
-            let source = tools::find(tools::VELERO_AWS_PLUGIN)?
-                .ok_or_else(|| anyhow::anyhow!("the AWS plugin is missing"))?;
-            std::os::unix::fs::symlink(source, &plugin)?;
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(work.join("velero-server.log"))?;
-        let child = std::os::unix::process::CommandExt::process_group(
-            Command::new(tool)
-                .env_clear()
-                .env("HOME", work)
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .args(["server", "--kubeconfig"])
-                .arg(kubeconfig)
-                .args(["--namespace", "velero", "--plugin-dir"])
-                .arg(&plugins)
-                .args([
-                    "--metrics-address",
-                    "127.0.0.1:0",
-                    "--profiler-address",
-                    "127.0.0.1:0",
-                    "--store-validation-frequency",
-                    "2s",
-                    "--log-level",
-                    "debug",
-                ])
-                .stdout(Stdio::null())
-                .stderr(log),
-            0,
-        )
-        .spawn()?;
-        Ok(VeleroServer { child })
-    }
-}
-
-impl Drop for VeleroServer {
-    fn drop(&mut self) {
-        let group = -(self.child.id() as i32);
-        // SAFETY: kill(2) on a process group we created; no memory is involved.
-        unsafe { libc::kill(group, libc::SIGTERM) };
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // SAFETY: as above; whatever of the group is left goes.
-        unsafe { libc::kill(group, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
 }
 
 fn kubectl(cp: &ControlPlane, args: &[&str]) -> String {
@@ -423,7 +346,8 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
     let work = tempfile::tempdir()?;
     let home: PathBuf = work.path().join("home");
     std::fs::create_dir_all(&home)?;
-    let io = |args: &[&str]| velero_ok(velero_io(&velero_tool, &kubeconfig, &home).args(args));
+    let io =
+        |args: &[&str]| velero_ok(tools::velero_cli(&velero_tool, &kubeconfig, &home).args(args));
 
     // Our install: CRDs, the namespace, the location and its credentials Secret.
     let credentials = work.path().join("credentials-velero");
@@ -480,7 +404,7 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
     assert!(original.values().all(|v| !v.is_null()), "{original:#?}");
 
     // 1. Velero backs up; our server restores, as it was and into other namespaces.
-    let velero_server = VeleroServer::start(&velero_tool, &kubeconfig, work.path())?;
+    let velero_server = tools::VeleroServer::start(&velero_tool, &kubeconfig, work.path())?;
     location_available(&cp).await;
     let out = io(&[
         "backup",
@@ -634,7 +558,8 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
         "{out}"
     );
     eventually("our server to accept the schedule", || {
-        let out = run(velero_io(&velero_tool, &kubeconfig, &home).args(["schedule", "get"]));
+        let out =
+            run(tools::velero_cli(&velero_tool, &kubeconfig, &home).args(["schedule", "get"]));
         text(&out.stdout)
             .lines()
             .any(|l| l.starts_with("nightly ") && l.contains("Enabled"))
@@ -644,7 +569,7 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
 
     // 3. Velero restores our backup, as it was and into other namespaces.
     delete_application(&cp, &["shop", "crm"]).await;
-    let _velero_server = VeleroServer::start(&velero_tool, &kubeconfig, work.path())?;
+    let _velero_server = tools::VeleroServer::start(&velero_tool, &kubeconfig, work.path())?;
     let out = io(&[
         "restore",
         "create",
