@@ -207,29 +207,31 @@ fn service(item: &mut Value, preserve_node_ports: bool) -> Result<(), String> {
     delete_health_check_node_port(item, applied.as_ref())
 }
 
-fn delete_node_ports(item: &mut Value, applied: Option<&Value>) -> Result<(), String> {
-    if item.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName") {
-        return Ok(());
-    }
-    let keep: Box<dyn Fn(&Map<String, Value>) -> bool> = match applied {
-        Some(applied) => {
-            let (names, values) = explicit_node_ports(applied)?;
-            Box::new(move |port| match port.get("name").and_then(Value::as_str) {
-                Some(name) if !name.is_empty() => names.contains(name),
-                _ => port
-                    .get("nodePort")
-                    .and_then(Value::as_i64)
-                    .is_some_and(|v| values.contains(&v)),
-            })
-        }
-        None => {
-            let owned: BTreeSet<String> = managed_fields(item)
-                .filter_map(|fields| fields.pointer("/f:spec/f:ports")?.as_object())
-                .flat_map(|ports| ports.iter())
-                .filter(|(_, port)| port.get("f:nodePort").is_some())
-                .map(|(key, _)| key.clone())
-                .collect();
-            Box::new(move |port| {
+/// The node ports the user chose, as opposed to those the API server allocated.
+enum ChosenPorts {
+    /// From the last-applied configuration: by port name, and by value for unnamed ports.
+    Applied {
+        names: BTreeSet<String>,
+        values: BTreeSet<i64>,
+    },
+    /// From managedFields: the server-side apply keys of the ports whose `f:nodePort` a manager
+    /// owns.
+    Owned(BTreeSet<String>),
+}
+
+impl ChosenPorts {
+    fn keeps(&self, port: &Map<String, Value>) -> bool {
+        match self {
+            ChosenPorts::Applied { names, values } => {
+                match port.get("name").and_then(Value::as_str) {
+                    Some(name) if !name.is_empty() => names.contains(name),
+                    _ => port
+                        .get("nodePort")
+                        .and_then(Value::as_i64)
+                        .is_some_and(|v| values.contains(&v)),
+                }
+            }
+            ChosenPorts::Owned(keys) => {
                 // The key server-side apply gives a port: `k:{"port":80,"protocol":"TCP"}`.
                 let key = format!(
                     r#"k:{{"port":{},"protocol":"{}"}}"#,
@@ -238,9 +240,29 @@ fn delete_node_ports(item: &mut Value, applied: Option<&Value>) -> Result<(), St
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                 );
-                owned.contains(&key)
-            })
+                keys.contains(&key)
+            }
         }
+    }
+}
+
+fn delete_node_ports(item: &mut Value, applied: Option<&Value>) -> Result<(), String> {
+    if item.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName") {
+        return Ok(());
+    }
+    let chosen = match applied {
+        Some(applied) => {
+            let (names, values) = explicit_node_ports(applied)?;
+            ChosenPorts::Applied { names, values }
+        }
+        None => ChosenPorts::Owned(
+            managed_fields(item)
+                .filter_map(|fields| fields.pointer("/f:spec/f:ports")?.as_object())
+                .flat_map(|ports| ports.iter())
+                .filter(|(_, port)| port.get("f:nodePort").is_some())
+                .map(|(key, _)| key.clone())
+                .collect(),
+        ),
     };
     for port in item
         .pointer_mut("/spec/ports")
@@ -249,7 +271,7 @@ fn delete_node_ports(item: &mut Value, applied: Option<&Value>) -> Result<(), St
         .flatten()
         .filter_map(Value::as_object_mut)
     {
-        if !keep(port) {
+        if !chosen.keeps(port) {
             port.remove("nodePort");
         }
     }
