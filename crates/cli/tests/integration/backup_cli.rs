@@ -401,45 +401,7 @@ async fn logs_and_downloads_through_s3_signed_urls() -> anyhow::Result<()> {
     s3.create_bucket("velero")?;
     let kubeconfig = cp.kubeconfig_path().to_path_buf();
     let work = tempfile::tempdir()?;
-    let credentials = work.path().join("credentials-velero");
-    std::fs::write(&credentials, s3.credentials_file())?;
-    let config = format!(
-        "region=us-east-1,s3ForcePathStyle=true,s3Url={}",
-        s3.endpoint()
-    );
-    let install = run(velero(&kubeconfig)
-        .args([
-            "install",
-            "--provider",
-            "aws",
-            "--bucket",
-            "velero",
-            "--prefix",
-            "c1",
-            "--secret-file",
-        ])
-        .arg(&credentials)
-        .args([
-            "--backup-location-config",
-            &config,
-            "--use-volume-snapshots=false",
-        ]));
-    assert!(install.status.success(), "{}", text(&install.stderr));
-    // Out of the cluster the server cannot mount the Secret; point the location at it instead.
-    let patch = cp
-        .kubectl()
-        .args([
-            "-n",
-            "velero",
-            "patch",
-            "bsl",
-            "default",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"credential":{"name":"cloud-credentials","key":"cloud"}}}"#,
-        ])
-        .output()?;
-    assert!(patch.status.success(), "{}", text(&patch.stderr));
+    common::install_on_s3(&cp, &s3, work.path(), Some("c1"))?;
     let _server = start_server_with(
         &kubeconfig,
         work.path(),

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 use velero_test_harness::{ControlPlane, S3Server, tools};
 
-use common::{eventually, run, start_server, text, velero};
+use common::{eventually, run, start_server, text};
 
 /// Runs Velero's CLI and returns stdout, failing with everything it said when it fails.
 fn velero_ok(cmd: &mut Command) -> String {
@@ -244,18 +244,6 @@ fn snapshot(cp: &ControlPlane, shop: &str, crm: &str) -> BTreeMap<String, Value>
 
 /// The namespaces and cluster-scoped objects of the application, deleted and gone.
 async fn delete_application(cp: &ControlPlane, namespaces: &[&str]) {
-    for ns in namespaces {
-        kubectl(
-            cp,
-            &[
-                "delete",
-                "namespace",
-                ns,
-                "--ignore-not-found",
-                "--wait=false",
-            ],
-        );
-    }
     for object in [
         "customresourcedefinition/widgets.example.com",
         "clusterrolebinding/shop-runner",
@@ -267,26 +255,14 @@ async fn delete_application(cp: &ControlPlane, namespaces: &[&str]) {
             &["delete", object, "--ignore-not-found", "--wait=false"],
         );
     }
-    eventually("the application to be gone", || {
-        let names = namespaces.join(" ");
+    delete_namespaces(cp, namespaces).await;
+    eventually("the volume to be gone", || {
         let out = cp
             .kubectl()
-            .args(["get", "namespace", "--ignore-not-found", "-o", "name"])
+            .args(["get", "pv", "shop-disk", "--ignore-not-found", "-o", "name"])
             .output()
             .expect("kubectl runs");
-        let left = text(&out.stdout);
-        let pv = text(
-            &cp.kubectl()
-                .args(["get", "pv", "shop-disk", "--ignore-not-found", "-o", "name"])
-                .output()
-                .expect("kubectl runs")
-                .stdout,
-        );
-        !namespaces
-            .iter()
-            .any(|ns| left.lines().any(|l| l == format!("namespace/{ns}")))
-            && pv.trim().is_empty()
-            && !names.is_empty()
+        text(&out.stdout).trim().is_empty()
     })
     .await;
 }
@@ -349,43 +325,9 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
     let io =
         |args: &[&str]| velero_ok(tools::velero_cli(&velero_tool, &kubeconfig, &home).args(args));
 
-    // Our install: CRDs, the namespace, the location and its credentials Secret.
-    let credentials = work.path().join("credentials-velero");
-    std::fs::write(&credentials, s3.credentials_file())?;
-    let config = format!(
-        "region=us-east-1,s3ForcePathStyle=true,s3Url={}",
-        s3.endpoint()
-    );
-    let install = run(velero(&kubeconfig)
-        .args([
-            "install",
-            "--provider",
-            "aws",
-            "--bucket",
-            "velero",
-            "--secret-file",
-        ])
-        .arg(&credentials)
-        .args([
-            "--backup-location-config",
-            &config,
-            "--use-volume-snapshots=false",
-        ]));
-    assert!(install.status.success(), "{}", text(&install.stderr));
-    // Both servers run outside the cluster: the location names its Secret.
-    kubectl(
-        &cp,
-        &[
-            "-n",
-            "velero",
-            "patch",
-            "bsl",
-            "default",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"credential":{"name":"cloud-credentials","key":"cloud"}}}"#,
-        ],
-    );
+    // Our install: CRDs, the namespace, the location and its credentials Secret (both servers
+    // run outside the cluster).
+    common::install_on_s3(&cp, &s3, work.path(), None)?;
 
     let objects = application("shop", "crm");
     kubectl_apply(&cp, &objects[..1]);
