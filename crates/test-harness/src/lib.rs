@@ -31,7 +31,7 @@ pub mod velero_layout;
 
 pub use control_plane::{Component, ControlPlane, KUBERNETES_VERSION, Topology};
 pub use node::{BUSYBOX_IMAGE, NODE_NAME};
-pub use objects::{LOCAL_STORAGE_CLASS, create_object, local_volume};
+pub use objects::{LOCAL_STORAGE_CLASS, bind_claim, create_object, local_volume};
 pub use s3::S3Server;
 
 /// `bytes` random bytes from the kernel, hex-encoded: tokens and keys that differ per instance.

@@ -103,3 +103,20 @@ pub async fn local_volume(
     )
     .await
 }
+
+/// Marks the claim `namespace/name` Bound, as the PV binder would. A control plane without a node
+/// runs no binder, and Velero (and velero-rs) take a claim's volume into a backup only when the
+/// claim is Bound.
+pub async fn bind_claim(client: &kube::Client, namespace: &str, name: &str) -> anyhow::Result<()> {
+    let path = format!("/api/v1/namespaces/{namespace}/persistentvolumeclaims/{name}/status");
+    let status = serde_json::json!({"status": {"phase": "Bound",
+        "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}}});
+    let request = http::Request::patch(path)
+        .header("Content-Type", "application/merge-patch+json")
+        .body(serde_json::to_vec(&status)?)?;
+    client
+        .request::<Value>(request)
+        .await
+        .with_context(|| format!("marking claim {namespace}/{name} Bound"))?;
+    Ok(())
+}

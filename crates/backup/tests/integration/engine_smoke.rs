@@ -61,6 +61,8 @@ async fn backs_up_a_namespace_with_its_additional_items() -> anyhow::Result<()> 
     ] {
         create_object(&client, object).await?;
     }
+    // No binder runs without a node; a claim brings its volume only when it is Bound.
+    velero_test_harness::bind_claim(&client, "app", "data").await?;
 
     let reader = ApiReader::new(client.clone());
     let discovery = discover(&client).await?;

@@ -170,7 +170,8 @@ fn fixture_objects() -> Vec<Value> {
                "roleRef": {"kind": "ClusterRole", "name": "runner-role", "apiGroup": "rbac.authorization.k8s.io"}}),
         json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-shop"},
                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/pv-shop"}}}),
-        // The PV binder is off in this control plane: the claim names its volume itself.
+        // The PV binder is off in this control plane: the claim names its volume itself (and is
+        // marked Bound once created).
         json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "shop"},
                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
                         "volumeName": "pv-shop", "storageClassName": ""}}),
@@ -508,6 +509,8 @@ impl Cluster {
         for object in fixture_objects() {
             create_object(&client, object).await?;
         }
+        // A claim brings its volume only when it is Bound; no binder runs here.
+        velero_test_harness::bind_claim(&client, "shop", "data").await?;
         velero_install::wait_for_crds_established(
             &client,
             &["widgets.example.com".to_string()],

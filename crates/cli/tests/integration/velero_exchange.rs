@@ -274,18 +274,6 @@ fn assert_same(want: &BTreeMap<String, Value>, got: &BTreeMap<String, Value>, wh
     }
 }
 
-/// Marks the claim `shop/data` Bound, as the binder would (a control plane without a node runs
-/// none); Velero and we back up a claim's volume only when it is.
-async fn bind_claim(cp: &ControlPlane) -> anyhow::Result<()> {
-    let request =
-        http::Request::patch("/api/v1/namespaces/shop/persistentvolumeclaims/data/status")
-            .header("Content-Type", "application/merge-patch+json")
-            .body(serde_json::to_vec(&json!({"status": {"phase": "Bound",
-            "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}}}))?)?;
-    cp.client().await?.request::<Value>(request).await?;
-    Ok(())
-}
-
 /// Waits until a server has judged the location Available.
 async fn location_available(cp: &ControlPlane) {
     eventually("the location to be Available", || {
@@ -341,7 +329,7 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
         ],
     );
     kubectl_apply(&cp, &objects[1..]);
-    bind_claim(&cp).await?;
+    velero_test_harness::bind_claim(&cp.client().await?, "shop", "data").await?;
     let original = snapshot(&cp, "shop", "crm");
     assert!(original.values().all(|v| !v.is_null()), "{original:#?}");
 
@@ -429,7 +417,7 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
         "{out}"
     );
     // A restored claim is Pending until a binder binds it; only a Bound claim brings its volume.
-    bind_claim(&cp).await?;
+    velero_test_harness::bind_claim(&cp.client().await?, "shop", "data").await?;
     let out = io(&[
         "backup",
         "create",

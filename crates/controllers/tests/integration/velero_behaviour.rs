@@ -123,13 +123,7 @@ async fn only_bound_claims_bring_their_volumes_and_are_stored_clean() -> anyhow:
             "resources": {"requests": {"storage": "1Gi"}}}})).await?;
     // A control plane without a node runs no binder: bind the two as it would.
     for claim in ["bound", "selected"] {
-        let path = format!("/api/v1/namespaces/{NS}/persistentvolumeclaims/{claim}");
-        let mut object = get(client, &path).await.context("claim")?;
-        object["status"] = json!({"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}});
-        let request = http::Request::put(format!("{path}/status"))
-            .header("Content-Type", "application/json")
-            .body(serde_json::to_vec(&object)?)?;
-        client.request::<Value>(request).await?;
+        velero_test_harness::bind_claim(client, NS, claim).await?;
     }
     let waiting = get(
         client,
