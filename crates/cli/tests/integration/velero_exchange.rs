@@ -312,6 +312,18 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
     std::fs::create_dir_all(&home)?;
     let io =
         |args: &[&str]| velero_ok(tools::velero_cli(&velero_tool, &kubeconfig, &home).args(args));
+    // `velero restore create NAME --from-backup BACKUP [--namespace-mappings …] --wait`, Completed.
+    let restored = |name: &str, backup: &str, mappings: Option<&str>| {
+        let mut args = vec!["restore", "create", name, "--from-backup", backup, "--wait"];
+        if let Some(mappings) = mappings {
+            args.extend(["--namespace-mappings", mappings]);
+        }
+        let out = io(&args);
+        assert!(
+            out.contains("Restore completed with status: Completed"),
+            "{name}: {out}"
+        );
+    };
 
     // Our install: CRDs, the namespace, the location and its credentials Secret (both servers
     // run outside the cluster).
@@ -352,18 +364,7 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
     delete_application(&cp, &["shop", "crm"]).await;
 
     let ours = start_server(&kubeconfig, work.path()).await?;
-    let out = io(&[
-        "restore",
-        "create",
-        "r-ours",
-        "--from-backup",
-        "by-velero",
-        "--wait",
-    ]);
-    assert!(
-        out.contains("Restore completed with status: Completed"),
-        "{out}"
-    );
+    restored("r-ours", "by-velero", None);
     assert_same(
         &original,
         &snapshot(&cp, "shop", "crm"),
@@ -382,20 +383,7 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
     // The same backup into other namespaces (the originals gone first: the Service's chosen
     // node port is one per cluster).
     delete_namespaces(&cp, &["shop", "crm"]).await;
-    let out = io(&[
-        "restore",
-        "create",
-        "r-mapped",
-        "--from-backup",
-        "by-velero",
-        "--namespace-mappings",
-        "shop:shop-2,crm:crm-2",
-        "--wait",
-    ]);
-    assert!(
-        out.contains("Restore completed with status: Completed"),
-        "{out}"
-    );
+    restored("r-mapped", "by-velero", Some("shop:shop-2,crm:crm-2"));
     assert_same(
         &mapped(&original),
         &snapshot(&cp, "shop-2", "crm-2"),
@@ -404,18 +392,7 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
     delete_namespaces(&cp, &["shop-2", "crm-2"]).await;
 
     // 2. Velero's CLI drives our server: a backup, its listing, details and log, a restore, a schedule.
-    let out = io(&[
-        "restore",
-        "create",
-        "r-again",
-        "--from-backup",
-        "by-velero",
-        "--wait",
-    ]);
-    assert!(
-        out.contains("Restore completed with status: Completed"),
-        "{out}"
-    );
+    restored("r-again", "by-velero", None);
     // A restored claim is Pending until a binder binds it; only a Bound claim brings its volume.
     velero_test_harness::bind_claim(&cp.client().await?, "shop", "data").await?;
     let out = io(&[
@@ -500,38 +477,14 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
     // 3. Velero restores our backup, as it was and into other namespaces.
     delete_application(&cp, &["shop", "crm"]).await;
     let _velero_server = tools::VeleroServer::start(&velero_tool, &kubeconfig, work.path())?;
-    let out = io(&[
-        "restore",
-        "create",
-        "v-restore",
-        "--from-backup",
-        "by-rs",
-        "--wait",
-    ]);
-    assert!(
-        out.contains("Restore completed with status: Completed"),
-        "{out}"
-    );
+    restored("v-restore", "by-rs", None);
     assert_same(
         &original,
         &snapshot(&cp, "shop", "crm"),
         "velero-rs's backup restored by Velero",
     );
     delete_namespaces(&cp, &["shop", "crm"]).await;
-    let out = io(&[
-        "restore",
-        "create",
-        "v-mapped",
-        "--from-backup",
-        "by-rs",
-        "--namespace-mappings",
-        "shop:shop-2,crm:crm-2",
-        "--wait",
-    ]);
-    assert!(
-        out.contains("Restore completed with status: Completed"),
-        "{out}"
-    );
+    restored("v-mapped", "by-rs", Some("shop:shop-2,crm:crm-2"));
     assert_same(
         &mapped(&original),
         &snapshot(&cp, "shop-2", "crm-2"),
