@@ -199,7 +199,10 @@ fn service(item: &mut Value, preserve_node_ports: bool) -> Result<(), String> {
         spec.remove("clusterIP");
         spec.remove("clusterIPs");
     }
-    if preserve_node_ports {
+    // An ExternalName Service has no node ports, and Velero reads nothing more of it.
+    if preserve_node_ports
+        || item.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName")
+    {
         return Ok(());
     }
     let applied = last_applied(item)?;
@@ -247,9 +250,6 @@ impl ChosenPorts {
 }
 
 fn delete_node_ports(item: &mut Value, applied: Option<&Value>) -> Result<(), String> {
-    if item.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName") {
-        return Ok(());
-    }
     let chosen = match applied {
         Some(applied) => {
             let (names, values) = explicit_node_ports(applied)?;
@@ -768,9 +768,21 @@ mod tests {
         broken["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
             json!("{not json");
         assert!(matches!(
-            run("services", broken, &ActionContext::default()).0,
+            run("services", broken.clone(), &ActionContext::default()).0,
             Verdict::Fail(_)
         ));
+        // Velero never reads it for an ExternalName Service, nor with --preserve-nodeports.
+        let mut external = broken.clone();
+        external["spec"] = json!({"type": "ExternalName", "externalName": "db.example.com"});
+        assert_eq!(
+            run("services", external, &ActionContext::default()).0,
+            Verdict::Restore
+        );
+        let preserve = ActionContext {
+            preserve_node_ports: true,
+            ..Default::default()
+        };
+        assert_eq!(run("services", broken, &preserve).0, Verdict::Restore);
         let (verdict, _) = run(
             "services",
             svc(json!({"spec": {"ports": [{"name": "text", "nodePort": "x"}]}})),
