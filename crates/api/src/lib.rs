@@ -9,8 +9,10 @@
 // mistakes for duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+mod accessors;
 pub mod crd;
 mod duration;
+pub mod item;
 pub mod kuberesource;
 pub mod labels;
 pub mod manifest;

@@ -3,6 +3,7 @@
 //! an item's JSON. Hooks and pod volume backups join them here.
 
 use serde_json::Value;
+use velero_api::item::str_at;
 use velero_api::kuberesource::{
     CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, PODS,
     PRIORITY_CLASSES, SERVICE_ACCOUNTS, claim_volume, pod_claims,
@@ -46,7 +47,7 @@ pub fn additional_items(
     item: &Value,
     cluster_role_bindings: &[Value],
 ) -> Vec<Related> {
-    let namespace = meta(item, "namespace");
+    let namespace = str_at(item, "/metadata/namespace");
     let mut out = Vec::new();
     match resource {
         r if r == PODS => {
@@ -68,12 +69,14 @@ pub fn additional_items(
             );
         }
         r if r == SERVICE_ACCOUNTS => {
-            let name = meta(item, "name").unwrap_or_default();
+            let name = str_at(item, "/metadata/name").unwrap_or_default();
             for binding in cluster_role_bindings
                 .iter()
                 .filter(|b| names_service_account(b, name, namespace))
             {
-                if let Some(binding_name) = meta(binding, "name").filter(|n| !n.is_empty()) {
+                if let Some(binding_name) =
+                    str_at(binding, "/metadata/name").filter(|n| !n.is_empty())
+                {
                     out.push(Related::new(CLUSTER_ROLE_BINDINGS, None, binding_name));
                 }
                 if binding.pointer("/roleRef/kind").and_then(Value::as_str) == Some("ClusterRole")
@@ -139,10 +142,6 @@ pub fn prepare_claim(claim: &mut Value, backup_name: &str) -> bool {
         });
     }
     *claim != before
-}
-
-fn meta<'v>(item: &'v Value, field: &str) -> Option<&'v str> {
-    item.get("metadata")?.get(field)?.as_str()
 }
 
 fn names_service_account(binding: &Value, name: &str, namespace: Option<&str>) -> bool {

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
+use velero_api::item::str_at;
 
 use futures::{FutureExt, StreamExt};
 use serde_json::Value;
@@ -217,22 +218,6 @@ impl Payload {
             }
         }
     }
-}
-
-/// Types whose items bring others along (Velero's built-in item actions).
-fn meta<'v>(item: &'v Value, field: &str) -> Option<&'v str> {
-    item.get("metadata")?.get(field)?.as_str()
-}
-
-fn labels(item: &Value) -> BTreeMap<String, String> {
-    item.pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl Shared<'_> {
@@ -546,9 +531,12 @@ fn order_items(
     namespaced: bool,
 ) -> velero_filters::OrderedItems<Value> {
     velero_filters::sort_by_order(items, order, |item| {
-        let name = meta(item, "name").unwrap_or_default();
+        let name = str_at(item, "/metadata/name").unwrap_or_default();
         if namespaced {
-            format!("{}/{name}", meta(item, "namespace").unwrap_or_default())
+            format!(
+                "{}/{name}",
+                str_at(item, "/metadata/namespace").unwrap_or_default()
+            )
         } else {
             name.to_string()
         }
@@ -787,15 +775,19 @@ async fn finish_collection(shared: &Shared<'_>) -> Result<(), BackupError> {
         .await
         .map_err(BackupError::Namespaces)?;
     for ns in namespaces {
-        let name = meta(&ns, "name").unwrap_or_default().to_string();
+        let name = str_at(&ns, "/metadata/name")
+            .unwrap_or_default()
+            .to_string();
         let active = ns
             .pointer("/status/phase")
             .and_then(Value::as_str)
             .is_none_or(|p| p == "Active");
-        if shared
-            .selection
-            .keep_namespace(&name, &labels(&ns), active, with_items.contains(&name))
-        {
+        if shared.selection.keep_namespace(
+            &name,
+            &velero_api::item::labels(&ns),
+            active,
+            with_items.contains(&name),
+        ) {
             keep.push(ns);
         }
     }
@@ -864,7 +856,7 @@ mod tests {
         let names: Vec<_> = ordered
             .items
             .iter()
-            .map(|i| meta(i, "name").unwrap().to_string())
+            .map(|i| str_at(i, "/metadata/name").unwrap().to_string())
             .collect();
         assert_eq!(names, ["p3", "p2", "p1", "p4"]);
         assert_eq!(ordered.missing, ["a/missing"]);

@@ -79,12 +79,7 @@ pub async fn fail_interrupted_backups(
     reason: &str,
 ) -> Result<(), kube::Error> {
     let api: Api<Backup> = Api::namespaced(client.clone(), namespace);
-    crate::fail_interrupted(
-        &api,
-        |b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::InProgress),
-        reason,
-    )
-    .await
+    crate::fail_interrupted(&api, |b| b.phase() == Some(BackupPhase::InProgress), reason).await
 }
 
 pub async fn run_backup_controller(client: Client, config: BackupControllerConfig) {
@@ -98,7 +93,7 @@ pub async fn run_backup_controller(client: Client, config: BackupControllerConfi
 }
 
 async fn reconcile(backup: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, OperationError> {
-    let phase = backup.status.as_ref().and_then(|s| s.phase);
+    let phase = backup.phase();
     if !matches!(
         phase,
         None | Some(BackupPhase::New) | Some(BackupPhase::Queued)
@@ -197,8 +192,7 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Op
         if locations::is_read_only(l) {
             errors.push(format!("backup can't be created because backup storage location {location_name} is currently in read-only mode"));
         }
-        let available = l.status.as_ref().and_then(|s| s.phase)
-            == Some(velero_api::v1::BackupStorageLocationPhase::Available);
+        let available = l.is_available();
         if !available {
             errors.push(format!("backup can't be created because BackupStorageLocation {location_name} is in Unavailable status."));
         }

@@ -9,9 +9,7 @@ use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::labels;
-use velero_api::v1::{
-    Backup, BackupPhase, BackupStorageLocationPhase, DeleteBackupRequest, DeleteBackupRequestPhase,
-};
+use velero_api::v1::{Backup, BackupPhase, DeleteBackupRequest, DeleteBackupRequestPhase};
 
 use crate::locations;
 
@@ -59,7 +57,7 @@ async fn reconcile(
 ) -> Result<Action, kube::Error> {
     let api: Api<DeleteBackupRequest> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let name = request.name_any();
-    let phase = request.status.as_ref().and_then(|s| s.phase);
+    let phase = request.phase();
     if matches!(
         phase,
         Some(DeleteBackupRequestPhase::Processed) | Some(DeleteBackupRequestPhase::InProgress)
@@ -86,7 +84,7 @@ async fn reconcile(
         finish(&api, &name, vec!["backup not found".into()]).await?;
         return Ok(Action::await_change());
     };
-    let backup_phase = backup.status.as_ref().and_then(|s| s.phase);
+    let backup_phase = backup.phase();
     if matches!(backup_phase, Some(BackupPhase::InProgress)) {
         finish(&api, &name, vec!["backup is still in progress".into()]).await?;
         return Ok(Action::await_change());
@@ -106,7 +104,7 @@ async fn reconcile(
             finish(&api, &name, vec![format!("cannot delete backup because backup storage location {location_name} is currently in read-only mode")]).await?;
             return Ok(Action::await_change());
         }
-        if l.status.as_ref().and_then(|s| s.phase) != Some(BackupStorageLocationPhase::Available) {
+        if !l.is_available() {
             finish(&api, &name, vec![format!("cannot delete backup because backup storage location {location_name} is currently in Unavailable state")]).await?;
             return Ok(Action::await_change());
         }
@@ -344,9 +342,7 @@ pub(crate) async fn request_deletion(
         .await?
         .items
         .iter()
-        .any(|r| {
-            r.status.as_ref().and_then(|s| s.phase) != Some(DeleteBackupRequestPhase::Processed)
-        });
+        .any(|r| r.phase() != Some(DeleteBackupRequestPhase::Processed));
     if pending {
         return Ok(false);
     }
@@ -375,9 +371,7 @@ pub async fn resume_interrupted_deletions(
 ) -> Result<(), kube::Error> {
     let requests: Api<DeleteBackupRequest> = Api::namespaced(client.clone(), namespace);
     for request in requests.list(&ListParams::default()).await? {
-        if request.status.as_ref().and_then(|s| s.phase)
-            == Some(DeleteBackupRequestPhase::InProgress)
-        {
+        if request.phase() == Some(DeleteBackupRequestPhase::InProgress) {
             tracing::info!(request = %request.name_any(), "resuming an interrupted backup deletion");
             let body = json!({ "status": { "phase": DeleteBackupRequestPhase::New } });
             requests
@@ -391,7 +385,7 @@ pub async fn resume_interrupted_deletions(
     }
     let backups: Api<Backup> = Api::namespaced(client.clone(), namespace);
     for backup in backups.list(&ListParams::default()).await? {
-        if backup.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Deleting)
+        if backup.phase() == Some(BackupPhase::Deleting)
             && request_deletion(
                 client,
                 namespace,

@@ -8,7 +8,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::labels;
-use velero_api::v1::{Backup, BackupPhase, BackupStorageLocationPhase};
+use velero_api::v1::{Backup, BackupPhase};
 
 use crate::locations::{self, LocationError};
 
@@ -59,7 +59,7 @@ pub async fn collect(client: &Client, namespace: &str) -> Result<(), kube::Error
         if !expired(&backup, now) {
             continue;
         }
-        let phase = backup.status.as_ref().and_then(|s| s.phase);
+        let phase = backup.phase();
         // A running backup or one being deleted is somebody else's business.
         if matches!(
             phase,
@@ -74,9 +74,7 @@ pub async fn collect(client: &Client, namespace: &str) -> Result<(), kube::Error
             Err(_) => Some(GcFailure::LocationCannotGet),
             Ok(l) if locations::is_read_only(&l) => Some(GcFailure::LocationReadOnly),
             Ok(l) => {
-                if l.status.as_ref().and_then(|s| s.phase)
-                    != Some(BackupStorageLocationPhase::Available)
-                {
+                if !l.is_available() {
                     tracing::info!(backup = %name, location = %location_name, "expired backup waits for its location to be available");
                     continue;
                 }

@@ -150,8 +150,7 @@ pub async fn run_location_controller(
                     let available = if due_for_validation(bsl, default_frequency) {
                         validate_location(&client, &namespace, bsl).await
                     } else {
-                        bsl.status.as_ref().and_then(|s| s.phase)
-                            == Some(BackupStorageLocationPhase::Available)
+                        bsl.is_available()
                     };
                     metrics
                         .backup_location_status

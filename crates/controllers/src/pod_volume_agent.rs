@@ -60,9 +60,7 @@ pub(crate) async fn fail_interrupted(ctx: &AgentCtx) {
     };
     let backups: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let reason = "found a podvolumebackup with status \"InProgress\" during the server starting, mark it as \"Failed\"";
-    let mine = |p: &PodVolumeBackup| {
-        p.spec.node == ctx.node && running(p.status.as_ref().and_then(|s| s.phase))
-    };
+    let mine = |p: &PodVolumeBackup| p.spec.node == ctx.node && running(p.phase());
     if let Err(e) = crate::fail_interrupted_with(&backups, mine, "message", reason).await {
         tracing::warn!("marking interrupted PodVolumeBackups Failed: {e}");
     }
@@ -84,7 +82,7 @@ pub(crate) async fn run(ctx: Arc<AgentCtx>) {
 }
 
 async fn reconcile(pvb: Arc<PodVolumeBackup>, ctx: Arc<AgentCtx>) -> Result<Action, AgentError> {
-    let phase = pvb.status.as_ref().and_then(|s| s.phase);
+    let phase = pvb.phase();
     if pvb.spec.node != ctx.node || !matches!(phase, None | Some(DataPathPhase::New)) {
         return Ok(Action::await_change());
     }
@@ -318,7 +316,7 @@ async fn reconcile_restore(
     pvr: Arc<PodVolumeRestore>,
     ctx: Arc<AgentCtx>,
 ) -> Result<Action, AgentError> {
-    let phase = pvr.status.as_ref().and_then(|s| s.phase);
+    let phase = pvr.phase();
     if !matches!(phase, None | Some(DataPathPhase::New)) {
         return Ok(Action::await_change());
     }

@@ -441,7 +441,7 @@ impl PodVolumeBackupper {
         }
         for (volume, pvb_name) in created {
             let api: Api<PodVolumeBackup> = Api::namespaced(self.client.clone(), &self.namespace);
-            let phase = |p: &PodVolumeBackup| p.status.as_ref().and_then(|s| s.phase);
+            let phase = |p: &PodVolumeBackup| p.phase();
             match until_ended(&api, &pvb_name, self.timeout, phase).await {
                 Ok(pvb) => {
                     let status = pvb.status.clone().unwrap_or_default();

@@ -161,12 +161,9 @@ impl PodVolumeRestorer for Restorer {
             }
             for (volume, name) in created {
                 let api: Api<PodVolumeRestore> = Api::namespaced(client.clone(), &namespace);
-                let phase = |p: &PodVolumeRestore| p.status.as_ref().and_then(|s| s.phase);
+                let phase = |p: &PodVolumeRestore| p.phase();
                 match crate::pod_volume_backup::until_ended(&api, &name, timeout, phase).await {
-                    Ok(pvr)
-                        if pvr.status.as_ref().and_then(|s| s.phase)
-                            == Some(DataPathPhase::Completed) =>
-                    {
+                    Ok(pvr) if pvr.phase() == Some(DataPathPhase::Completed) => {
                         record(
                             &log,
                             Level::Info,

@@ -60,7 +60,7 @@ pub async fn fail_interrupted_restores(
         // for them any more.
         |r| {
             matches!(
-                r.status.as_ref().and_then(|s| s.phase),
+                r.phase(),
                 Some(
                     RestorePhase::InProgress
                         | RestorePhase::Finalizing
@@ -107,7 +107,7 @@ async fn start(
     ctx: Arc<Ctx>,
     api: Api<Restore>,
 ) -> Result<Action, OperationError> {
-    let phase = restore.status.as_ref().and_then(|s| s.phase);
+    let phase = restore.phase();
     if !matches!(phase, None | Some(RestorePhase::New)) {
         return Ok(Action::await_change());
     }
@@ -136,8 +136,7 @@ async fn find_source(ctx: &Ctx, backup_name: &str) -> Result<Source, String> {
     let location = locations::get_location(&ctx.client, ns, &location_name)
         .await
         .map_err(|e| format!("Error retrieving backup: {e}"))?;
-    let available = location.status.as_ref().and_then(|s| s.phase)
-        == Some(velero_api::v1::BackupStorageLocationPhase::Available);
+    let available = location.is_available();
     if !available {
         return Err(format!(
             "The BSL {location_name} is unavailable, cannot retrieve the backup"

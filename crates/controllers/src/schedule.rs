@@ -110,7 +110,7 @@ async fn reconcile(
 ) -> Result<(), kube::Error> {
     let name = schedule.name_any();
     let api: Api<Schedule> = Api::namespaced(client.clone(), &config.namespace);
-    let phase = schedule.status.as_ref().and_then(|s| s.phase);
+    let phase = schedule.phase();
     let (cron, errors) = validate(schedule);
     let Some(cron) = cron.filter(|_| errors.is_empty()) else {
         let current = schedule
@@ -178,7 +178,7 @@ async fn reconcile(
     // Velero's overlap guard: never a second backup while one of this schedule is unfinished.
     let running = own.iter().any(|b| {
         matches!(
-            b.status.as_ref().and_then(|s| s.phase),
+            b.phase(),
             None | Some(BackupPhase::New | BackupPhase::InProgress)
         )
     });
@@ -222,7 +222,7 @@ async fn apply_retention(
         .iter()
         .filter(|b| {
             matches!(
-                b.status.as_ref().and_then(|s| s.phase),
+                b.phase(),
                 Some(BackupPhase::Completed | BackupPhase::PartiallyFailed)
             )
         })

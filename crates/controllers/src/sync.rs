@@ -9,9 +9,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::labels;
-use velero_api::v1::{
-    Backup, BackupPhase, BackupStorageLocation, BackupStorageLocationPhase, Schedule,
-};
+use velero_api::v1::{Backup, BackupPhase, BackupStorageLocation, Schedule};
 
 use crate::locations;
 
@@ -53,8 +51,7 @@ async fn sync_due_locations(
         if period.is_zero() {
             continue;
         }
-        if bsl.status.as_ref().and_then(|s| s.phase) != Some(BackupStorageLocationPhase::Available)
-        {
+        if !bsl.is_available() {
             continue;
         }
         let last = bsl
@@ -121,7 +118,7 @@ pub async fn sync_location(
                 continue;
             }
         };
-        let phase = backup.status.as_ref().and_then(|s| s.phase);
+        let phase = backup.phase();
         let still_working = matches!(
             phase,
             Some(
@@ -184,7 +181,7 @@ pub async fn sync_location(
         let name = backup.name_any();
         let of_location = backup.labels().get(labels::STORAGE_LOCATION) == Some(&location_label);
         let finished = matches!(
-            backup.status.as_ref().and_then(|s| s.phase),
+            backup.phase(),
             Some(BackupPhase::Completed | BackupPhase::PartiallyFailed)
         );
         if of_location && finished && !in_store.contains(&name) {

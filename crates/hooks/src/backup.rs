@@ -1,8 +1,8 @@
 //! Backup hooks (Velero's `ItemHookHandler.HandleHooks` in internal/hook/item_hook_handler.go):
 //! the commands run in a pod before its items are backed up and after.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
+use velero_api::item::{str_or_empty, string_map};
 
 use serde_json::Value;
 use velero_report::OperationLog;
@@ -90,8 +90,8 @@ impl BackupHooks {
                 hook,
             }];
         }
-        let namespace = str_at(pod, "/metadata/namespace");
-        let labels = string_map(pod.pointer("/metadata/labels"));
+        let namespace = str_or_empty(pod, "/metadata/namespace");
+        let labels = velero_api::item::labels(pod);
         let mut planned = Vec::new();
         for r in &self.resources {
             if !r.selector.applies_to("pods", namespace, &labels) {
@@ -124,15 +124,15 @@ impl BackupHooks {
         if planned.is_empty() {
             return Ok(());
         }
-        let namespace = str_at(pod, "/metadata/namespace");
-        let name = str_at(pod, "/metadata/name");
+        let namespace = str_or_empty(pod, "/metadata/namespace");
+        let name = str_or_empty(pod, "/metadata/name");
         let log = HookLog {
             log,
             style: LogStyle::Backup,
             namespace,
             pod: name,
         };
-        let pod_phase = str_at(pod, "/status/phase");
+        let pod_phase = str_or_empty(pod, "/status/phase");
         if pod_phase != "Running" {
             log.warn(&format!(
                 "Skipping {} hooks: the pod is not running (phase {pod_phase:?})",
@@ -193,21 +193,4 @@ impl BackupHooks {
             None => Ok(()),
         }
     }
-}
-
-fn str_at<'a>(item: &'a Value, pointer: &str) -> &'a str {
-    item.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-pub(crate) fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
-    value
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
 }

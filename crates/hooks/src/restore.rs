@@ -13,11 +13,11 @@ use serde_json::Value;
 use velero_report::OperationLog;
 
 use crate::annotations::{self, InvalidHook};
-use crate::backup::string_map;
 use crate::exec::{self, ExecHook, HookFields, OnError};
 use crate::log::{HookLog, LogStyle};
 use crate::selector::{HookSelector, HookSpecSelector, SelectorError};
 use crate::tracker::{HookKey, HookTracker};
+use velero_api::item::string_map;
 
 /// Velero's file-system restore puts this init container first; hook init containers go after it
 /// so that they see the restored data.
@@ -108,7 +108,7 @@ impl RestoreHooks {
         let added: Vec<Value> = match annotations::restore_init_container(&annotations) {
             Some(container) => vec![container?],
             None => {
-                let labels = string_map(pod.pointer("/metadata/labels"));
+                let labels = velero_api::item::labels(pod);
                 let mut added = Vec::new();
                 for r in &self.resources {
                     if !r.selector.applies_to("pods", target_namespace, &labels) {
@@ -162,7 +162,7 @@ impl RestoreHooks {
                     .pointer("/metadata/namespace")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let labels = string_map(pod.pointer("/metadata/labels"));
+                let labels = velero_api::item::labels(pod);
                 self.resources
                     .iter()
                     .filter(|r| r.selector.applies_to("pods", namespace, &labels))

@@ -44,6 +44,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
+use velero_api::item::str_or_empty;
 use velero_filters::selector::Selector;
 use velero_filters::{Glob, IncludesExcludes};
 
@@ -326,7 +327,7 @@ impl Rule {
     /// Velero's order: namespace, type, name, labels, then the `matches`. Only the `matches` can
     /// fail here, as Velero fails them.
     fn matches(&self, object: &Value, group_resource: &str) -> Result<bool, String> {
-        let namespace = string_at(object, "/metadata/namespace");
+        let namespace = str_or_empty(object, "/metadata/namespace");
         if !namespace.is_empty() && !self.namespaces.should_include(namespace) {
             return Ok(false);
         }
@@ -334,7 +335,7 @@ impl Rule {
             return Ok(false);
         }
         if let Some(regex) = &self.name_regex
-            && !regex.is_match(string_at(object, "/metadata/name"))
+            && !regex.is_match(str_or_empty(object, "/metadata/name"))
         {
             return Ok(false);
         }
@@ -403,8 +404,8 @@ impl Action {
 /// Velero looks the type up once, from the object before the rule's patches, and refuses kinds
 /// its scheme does not register (custom resources among them).
 fn strategic_patch(object: &Value, documents: &[Result<Value, String>]) -> Result<Value, String> {
-    let api_version = string_at(object, "/apiVersion");
-    let kind = string_at(object, "/kind");
+    let api_version = str_or_empty(object, "/apiVersion");
+    let kind = str_or_empty(object, "/kind");
     let schema = scheme::lookup(api_version, kind).ok_or_else(|| {
         if kind.is_empty() {
             format!(
@@ -470,13 +471,6 @@ fn json_type(value: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
-}
-
-fn string_at<'a>(object: &'a Value, pointer: &str) -> &'a str {
-    object
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 /// `GetLabels`: a label map with any non-string value reads as no labels at all.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::{OnceCell, RwLock};
+use velero_api::item::str_at;
 use velero_api::v1::RestoreSpec;
 use velero_cluster::discovery::{Discovery, discover};
 use velero_cluster::write::{ApiWriter, WriteError};
@@ -355,10 +356,6 @@ pub fn reset_metadata(item: &mut Value) {
             meta.remove(key);
         }
     }
-}
-
-pub(crate) fn str_at<'a>(item: &'a Value, pointer: &str) -> Option<&'a str> {
-    item.pointer(pointer).and_then(Value::as_str)
 }
 
 fn add_restore_labels(item: &mut Value, backup: &str, restore: &str) {

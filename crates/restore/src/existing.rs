@@ -8,7 +8,8 @@ use crate::compare::{comparable, field_diff, merge_patch};
 use crate::plan::{PlanNote, PlannedAction};
 use velero_cluster::write::ApiWriter;
 
-use crate::engine::{Action, Report, str_at};
+use crate::engine::{Action, Report};
+use velero_api::item::str_at;
 
 /// `spec.existingResourcePolicy`: what to do with an item that exists and differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -163,26 +163,6 @@ pub enum BackupPhase {
 }
 
 impl BackupPhase {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            BackupPhase::New => "New",
-            BackupPhase::Queued => "Queued",
-            BackupPhase::ReadyToStart => "ReadyToStart",
-            BackupPhase::FailedValidation => "FailedValidation",
-            BackupPhase::InProgress => "InProgress",
-            BackupPhase::WaitingForPluginOperations => "WaitingForPluginOperations",
-            BackupPhase::WaitingForPluginOperationsPartiallyFailed => {
-                "WaitingForPluginOperationsPartiallyFailed"
-            }
-            BackupPhase::Finalizing => "Finalizing",
-            BackupPhase::FinalizingPartiallyFailed => "FinalizingPartiallyFailed",
-            BackupPhase::Completed => "Completed",
-            BackupPhase::PartiallyFailed => "PartiallyFailed",
-            BackupPhase::Failed => "Failed",
-            BackupPhase::Deleting => "Deleting",
-        }
-    }
-
     /// Phases after which nothing more happens to the backup (the CLI's `--wait` stops here).
     pub fn is_terminal(&self) -> bool {
         matches!(

@@ -22,6 +22,17 @@ pub enum UploaderType {
     Unset,
 }
 
+impl UploaderType {
+    /// The value as the API writes it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UploaderType::Kopia => "kopia",
+            UploaderType::Restic => "restic",
+            UploaderType::Unset => "",
+        }
+    }
+}
+
 /// Phases shared by PodVolumeBackup, PodVolumeRestore, DataUpload and DataDownload.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum DataPathPhase {

@@ -283,13 +283,7 @@ async fn get(global: &GlobalArgs, args: GetArgs) -> anyhow::Result<()> {
                 Some(prefix) => format!("{}/{prefix}", l.spec.object_storage.bucket),
                 None => l.spec.object_storage.bucket.clone(),
             };
-            let phase = match status.phase {
-                Some(p) => serde_json::to_value(p)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                None => "Unknown".into(),
-            };
+            let phase = status.phase.map_or("Unknown", |p| p.as_str()).to_string();
             let validated = status
                 .last_validation_time
                 .as_ref()

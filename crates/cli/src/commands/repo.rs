@@ -45,11 +45,7 @@ fn rows(repos: &[BackupRepository]) -> Vec<Vec<String>> {
         .iter()
         .map(|r| {
             let status = r.status.clone().unwrap_or_default();
-            let phase = status
-                .phase
-                .and_then(|p| serde_json::to_value(p).ok())
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let phase = status.phase.map(|p| p.as_str()).unwrap_or_default().to_string();
             let last = match &status.last_maintenance_time {
                 Some(t) => table::time(Some(t)),
                 None => "<never>".to_string(),

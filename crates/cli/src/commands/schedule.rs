@@ -222,11 +222,7 @@ const COLUMNS: [&str; 8] = [
 
 /// The phase as Velero prints it, `New` until the server has looked at the schedule.
 fn phase_name(schedule: &Schedule) -> &'static str {
-    match schedule.status.as_ref().and_then(|s| s.phase) {
-        None | Some(SchedulePhase::New) => "New",
-        Some(SchedulePhase::Enabled) => "Enabled",
-        Some(SchedulePhase::FailedValidation) => "FailedValidation",
-    }
+    schedule.phase().unwrap_or(SchedulePhase::New).as_str()
 }
 
 fn row(schedule: &Schedule) -> Vec<String> {

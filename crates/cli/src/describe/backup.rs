@@ -158,10 +158,7 @@ fn describe_pod_volume_backups(
     d.line("");
     d.line("\tCSI Snapshots: <none included>");
     d.line("");
-    let uploader = serde_json::to_value(pvbs[0].spec.uploader_type)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let uploader = pvbs[0].spec.uploader_type.as_str();
     if details {
         d.line(format_args!("\tPod Volume Backups - {uploader}:"));
     } else {

@@ -3,7 +3,7 @@
 use kube::ResourceExt;
 use velero_api::v1::{PodVolumeRestore, Restore, RestorePhase};
 
-use crate::commands::restore::{status_text, wire_name};
+use crate::commands::restore::status_text;
 use crate::describe::{self, Describer};
 use crate::table;
 
@@ -264,7 +264,7 @@ use super::{PodVolumeRow, describe_pod_volumes};
 
 fn pvr_group(pvr: &PodVolumeRestore) -> Option<&'static str> {
     use velero_api::v1::DataPathPhase::*;
-    match pvr.status.as_ref().and_then(|s| s.phase) {
+    match pvr.phase() {
         Some(Completed) => Some("Completed"),
         Some(Canceled) => Some("Canceled"),
         Some(Failed) => Some("Failed"),
@@ -281,7 +281,7 @@ fn describe_pod_volume_restores(d: &mut Describer, pvrs: &[PodVolumeRestore], de
     // One uploader serves all of a restore's volumes.
     let uploader = pvrs
         .first()
-        .map(|p| wire_name(&p.spec.uploader_type))
+        .map(|p| p.spec.uploader_type.as_str())
         .unwrap_or_default();
     if details {
         d.line(format_args!("{uploader} Restores:"));

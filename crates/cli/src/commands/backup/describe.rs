@@ -94,16 +94,12 @@ pub(super) async fn describe(global: &GlobalArgs, args: DescribeArgs) -> anyhow:
     }
     let mut first = true;
     for backup in &backups {
-        let done = backup
-            .status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .is_some_and(|p| {
-                matches!(
-                    p,
-                    BackupPhase::Completed | BackupPhase::PartiallyFailed | BackupPhase::Failed
-                )
-            });
+        let done = backup.phase().is_some_and(|p| {
+            matches!(
+                p,
+                BackupPhase::Completed | BackupPhase::PartiallyFailed | BackupPhase::Failed
+            )
+        });
         let client = global.client().await?;
         let namespace = global.namespace();
         let mut extras = if args.details && done {

@@ -60,11 +60,7 @@ pub async fn finished_backup(
             "backup {name:?} does not exist in namespace {namespace:?}, which has no backup storage location: -n/--namespace is the namespace Velero runs in, not the items' namespace{hint}"
         );
     };
-    let phase = backup
-        .status
-        .as_ref()
-        .and_then(|s| s.phase)
-        .unwrap_or(BackupPhase::New);
+    let phase = backup.phase().unwrap_or(BackupPhase::New);
     // The tarball is uploaded before these phases are entered and never for the others (a failed
     // backup uploads its log but no tarball).
     let stored = matches!(

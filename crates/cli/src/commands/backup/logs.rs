@@ -27,11 +27,7 @@ pub(super) async fn logs(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<
         .get_opt(&args.name)
         .await?
         .with_context(|| format!("backup {:?} does not exist", args.name))?;
-    let phase = backup
-        .status
-        .as_ref()
-        .and_then(|s| s.phase)
-        .unwrap_or(BackupPhase::New);
+    let phase = backup.phase().unwrap_or(BackupPhase::New);
     if !matches!(
         phase,
         BackupPhase::Completed

@@ -14,7 +14,7 @@ use velero_api::v1::{
 };
 
 use super::get::{COLUMNS, row};
-use super::phase_name;
+
 use crate::client::GlobalArgs;
 use crate::flags::{
     label_selectors, non_empty, parse_duration, parse_map, parse_namespace_mappings,
@@ -323,7 +323,7 @@ pub(super) async fn create(global: &GlobalArgs, args: CreateArgs) -> anyhow::Res
         }
         println!(
             "\nRestore completed with status: {}. You may check for more information using the commands `velero restore describe {name}` and `velero restore logs {name}`.",
-            phase_name(phase)
+            phase.as_str()
         );
         return Ok(());
     }
@@ -339,7 +339,7 @@ fn progress_line(restore: &Restore) -> (String, Option<RestorePhase>) {
     let progress = status.progress.unwrap_or_default();
     let line = format!(
         "{}: {}/{} items restored",
-        phase_name(phase),
+        phase.as_str(),
         progress.items_restored.unwrap_or(0),
         progress.total_items.unwrap_or(0)
     );

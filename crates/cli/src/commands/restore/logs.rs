@@ -42,7 +42,7 @@ pub(super) async fn logs(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<
         .await
         .with_context(|| format!("Error checking for restore {:?}", args.name))?
         .with_context(|| format!("Restore {:?} does not exist.", args.name))?;
-    if !logs_available(restore.status.as_ref().and_then(|s| s.phase)) {
+    if !logs_available(restore.phase()) {
         bail!(
             "Logs for restore {:?} are not available until it's finished processing. Please wait until the restore has a phase of Completed or Failed and try again.",
             args.name

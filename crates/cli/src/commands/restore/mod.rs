@@ -40,26 +40,10 @@ pub async fn run(global: &GlobalArgs, command: RestoreCommand) -> anyhow::Result
     }
 }
 
-/// The phase as Velero spells it (the API's own strings).
-fn phase_name(phase: RestorePhase) -> String {
-    wire_name(&phase)
-}
-
-pub(crate) fn wire_name(value: &impl serde::Serialize) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
-
 /// The phase, `New` when unset, marked while the restore is being deleted.
 pub(crate) fn status_text(restore: &Restore) -> String {
-    let phase = restore
-        .status
-        .as_ref()
-        .and_then(|s| s.phase)
-        .unwrap_or(RestorePhase::New);
-    let mut text = phase_name(phase);
+    let phase = restore.phase().unwrap_or(RestorePhase::New);
+    let mut text = phase.as_str().to_string();
     if restore.metadata.deletion_timestamp.is_some() {
         text.push_str(" (Deleting)");
     }
