@@ -128,7 +128,7 @@ impl Duration {
                 .ok_or_else(|| err("duration out of range"))?;
             if !frac_part.is_empty() {
                 // Go truncates the fraction towards zero at nanosecond resolution.
-                let digits = frac_part.len().min(30) as u32;
+                let digits = u32::try_from(frac_part.len().min(30)).unwrap_or(30);
                 let frac: i128 = frac_part[..digits as usize]
                     .parse()
                     .map_err(|_| err("number out of range"))?;
@@ -229,6 +229,7 @@ impl JsonSchema for Duration {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -1,6 +1,11 @@
 //! The tarball format against an independent tar implementation (Python's `tarfile`, which reads
 //! and writes what Go's `archive/tar` does): what we write is what Velero's reader expects, and
 //! what Velero writes (PAX long names, no directory entries, format 1.1.0 or 1.0) reads here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};

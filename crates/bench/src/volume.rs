@@ -61,6 +61,12 @@ impl Rng {
         self.next() % n
     }
 
+    /// An index below `n`.
+    fn index(&mut self, n: usize) -> usize {
+        let below = self.below(u64::try_from(n).unwrap_or(u64::MAX));
+        usize::try_from(below).unwrap_or(0)
+    }
+
     fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
             let bytes = self.next().to_le_bytes();
@@ -76,7 +82,7 @@ fn file_rng(i: u64) -> Rng {
 
 fn small_size(rng: &mut Rng) -> usize {
     // 1 KiB to 33 KiB, 17 KiB on average.
-    1024 + rng.below(32 * 1024) as usize
+    1024 + rng.index(32 * 1024)
 }
 
 fn small_path(i: u64) -> PathBuf {
@@ -125,7 +131,7 @@ fn small_content(i: u64, rng: &mut Rng, size: usize) -> Vec<u8> {
         1 => {
             let mut text = Vec::with_capacity(size + 256);
             while text.len() < size {
-                let level = ["info", "debug", "warn"][rng.below(3) as usize];
+                let level = ["info", "debug", "warn"][rng.index(3)];
                 let _ = write!(
                     text,
                     "2024-05-{:02}T{:02}:{:02}:{:02}Z level={level} msg=\"",
@@ -135,9 +141,7 @@ fn small_content(i: u64, rng: &mut Rng, size: usize) -> Vec<u8> {
                     rng.below(60)
                 );
                 for _ in 0..3 + rng.below(8) {
-                    text.extend_from_slice(
-                        WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes(),
-                    );
+                    text.extend_from_slice(WORDS[rng.index(WORDS.len())].as_bytes());
                     text.push(b' ');
                 }
                 let _ = writeln!(text, "\" id={:016x} n={}", rng.next(), rng.below(100_000));
@@ -179,7 +183,7 @@ fn generate(root: &Path, total: u64, small_files: u64) -> anyhow::Result<(u64, u
     let mut file =
         File::create(&big_path).with_context(|| format!("creating {}", big_path.display()))?;
     let mut rng = Rng::new(SEED);
-    let mut buf = vec![0u8; MIB as usize];
+    let mut buf = vec![0u8; 1 << 20];
     let mut left = big;
     while left > 0 {
         let n = left.min(MIB) as usize;
@@ -214,7 +218,7 @@ type Manifest = BTreeMap<PathBuf, (bool, u64, u64)>;
 /// bench's own RSS stays small (see [`measure`]).
 fn manifest(root: &Path) -> anyhow::Result<Manifest> {
     let mut found = Manifest::new();
-    let mut buf = vec![0u8; MIB as usize];
+    let mut buf = vec![0u8; 1 << 20];
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {

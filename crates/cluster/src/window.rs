@@ -74,7 +74,11 @@ impl Window {
         );
         let window = self.clone();
         tokio::spawn(async move {
-            if let Ok(p) = window.permits.acquire_many((limit - new) as u32).await {
+            if let Ok(p) = window
+                .permits
+                .acquire_many(u32::try_from(limit - new).unwrap_or(u32::MAX))
+                .await
+            {
                 p.forget();
             }
         });

@@ -350,8 +350,8 @@ async fn fail(backup: &Backup, failure: Failure) -> velero_api::v1::BackupStatus
     let mut log = *log;
     log.error("backup failed", &reason, velero_report::Context::default());
     status.failure_reason = Some(reason);
-    status.warnings = Some(log.warnings() as i32).filter(|w| *w > 0);
-    status.errors = Some(log.errors() as i32).filter(|e| *e > 0);
+    status.warnings = operation::nonzero_count(log.warnings());
+    status.errors = operation::nonzero_count(log.errors());
     let (log_gz, results) = log.finish();
     let metadata = serde_json::to_vec_pretty(&failed).unwrap_or_default();
     let files = BackupFiles {
@@ -551,11 +551,11 @@ async fn run(
         BackupPhase::Completed
     });
     status.completion_timestamp = Some(crate::now());
-    status.warnings = Some(warnings as i32).filter(|w| *w > 0);
-    status.errors = Some(errors as i32).filter(|e| *e > 0);
+    status.warnings = operation::nonzero_count(warnings);
+    status.errors = operation::nonzero_count(errors);
     status.progress = Some(velero_api::v1::BackupProgress {
-        total_items: Some(outcome.items_backed_up as i32),
-        items_backed_up: Some(outcome.items_backed_up as i32),
+        total_items: Some(operation::status_count(outcome.items_backed_up)),
+        items_backed_up: Some(operation::status_count(outcome.items_backed_up)),
     });
     status.hook_status = crate::operation::hook_status(hooks.stats());
     final_backup.metadata.managed_fields = None;

@@ -101,16 +101,20 @@ impl<P: Copy + Default + Send + Sync + 'static> ProgressReporter<P> {
 
 /// A count in one of Velero's int32 status fields; one beyond its range saturates instead of
 /// wrapping.
-pub(crate) fn status_count(n: u64) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
+pub(crate) fn status_count<N: TryInto<i32>>(n: N) -> i32 {
+    n.try_into().unwrap_or(i32::MAX)
+}
+
+/// A count Velero leaves out when it is zero (`warnings`, `errors`: Go's `omitempty`).
+pub(crate) fn nonzero_count<N: TryInto<i32>>(n: N) -> Option<i32> {
+    Some(status_count(n)).filter(|n| *n > 0)
 }
 
 /// `status.hookStatus` as Velero sets it: only once a hook was attempted, and with its zero
 /// counts left out (Go's `omitempty`), so `hooksFailed` appears only when one failed.
 pub(crate) fn hook_status(stats: velero_hooks::HookStats) -> Option<velero_api::v1::HookStatus> {
-    let some = |n: usize| (n > 0).then(|| status_count(n as u64));
     (stats.attempted > 0).then(|| velero_api::v1::HookStatus {
-        hooks_attempted: some(stats.attempted),
-        hooks_failed: some(stats.failed),
+        hooks_attempted: nonzero_count(stats.attempted),
+        hooks_failed: nonzero_count(stats.failed),
     })
 }

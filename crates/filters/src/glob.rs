@@ -327,34 +327,33 @@ impl Parser {
     /// alternatives seen so far stand, as if closed at the end.
     fn parse(mut self) -> Result<Vec<Node>, GlobError> {
         // Each frame is an open `{`: the finished alternatives and the one being read.
-        let mut stack: Vec<(Vec<Vec<Node>>, Vec<Node>)> = vec![(Vec::new(), Vec::new())];
+        let mut stack: Vec<Frame> = vec![(Vec::new(), Vec::new())];
         loop {
             let token = self.lexer.next()?;
-            let current = &mut stack.last_mut().expect("root frame").1;
             match token {
                 Token::Eof => break,
-                Token::Text(text) => current.push(Node::Text(text)),
-                Token::Any => current.push(Node::Any),
-                Token::Super => current.push(Node::Super),
-                Token::Single => current.push(Node::Single),
+                Token::Text(text) => top(&mut stack)?.1.push(Node::Text(text)),
+                Token::Any => top(&mut stack)?.1.push(Node::Any),
+                Token::Super => top(&mut stack)?.1.push(Node::Super),
+                Token::Single => top(&mut stack)?.1.push(Node::Single),
                 Token::RangeOpen => {
                     let node = self.parse_range()?;
-                    stack.last_mut().expect("root frame").1.push(node);
+                    top(&mut stack)?.1.push(node);
                 }
                 Token::TermsOpen => stack.push((Vec::new(), Vec::new())),
                 Token::Separator => {
-                    let frame = stack.last_mut().expect("open terms");
+                    let frame = top(&mut stack)?;
                     let done = std::mem::take(&mut frame.1);
                     frame.0.push(done);
                 }
-                Token::TermsClose => close_terms(&mut stack),
+                Token::TermsClose => close_terms(&mut stack)?,
                 other => return Err(GlobError(format!("unexpected token: {other:?}"))),
             }
         }
         while stack.len() > 1 {
-            close_terms(&mut stack);
+            close_terms(&mut stack)?;
         }
-        Ok(stack.pop().expect("root frame").1)
+        Ok(stack.pop().map(|root| root.1).unwrap_or_default())
     }
 
     fn parse_range(&mut self) -> Result<Node, GlobError> {
@@ -395,14 +394,25 @@ impl Parser {
     }
 }
 
-fn close_terms(stack: &mut Vec<(Vec<Vec<Node>>, Vec<Node>)>) {
-    let (mut alternatives, last) = stack.pop().expect("open terms");
-    alternatives.push(last);
+/// An open `{` (or the root): the finished alternatives and the one being read.
+type Frame = (Vec<Vec<Node>>, Vec<Node>);
+
+/// The innermost open frame. The lexer closes no more `{` than it opened, so the root is always
+/// there; an error, not a panic, if that ever changed.
+fn top(stack: &mut [Frame]) -> Result<&mut Frame, GlobError> {
     stack
         .last_mut()
-        .expect("root frame")
-        .1
-        .push(Node::AnyOf(alternatives));
+        .ok_or_else(|| GlobError("unbalanced '}'".into()))
+}
+
+fn close_terms(stack: &mut Vec<Frame>) -> Result<(), GlobError> {
+    if stack.len() < 2 {
+        return Err(GlobError("unbalanced '}'".into()));
+    }
+    let (mut alternatives, last) = stack.pop().unwrap_or_default();
+    alternatives.push(last);
+    top(stack)?.1.push(Node::AnyOf(alternatives));
+    Ok(())
 }
 
 #[cfg(test)]

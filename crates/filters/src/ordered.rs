@@ -68,7 +68,8 @@ pub fn sort_by_order<T>(
     let mut missing = Vec::new();
     for wanted in order.split(',') {
         match by_name.remove(wanted) {
-            Some(index) => sorted.push(slots[index].take().expect("each index placed once")),
+            // Each name is in `by_name` once, so each slot is taken once.
+            Some(index) => sorted.extend(slots[index].take()),
             None => missing.push(wanted.to_string()),
         }
     }

@@ -392,7 +392,9 @@ fn lex(input: &str) -> Vec<(Tok, &str)> {
                 }
                 pos += 1;
             }
-            let (tok, stop) = best.expect("every single special character is a token");
+            // Every single special character is a token, so `best` is always set; were it not,
+            // the character would read as part of an identifier, which the parser refuses.
+            let (tok, stop) = best.unwrap_or((Tok::Identifier, start + 1));
             pos = stop;
             out.push((tok, &input[start..stop]));
         } else {

@@ -1,5 +1,10 @@
 //! Install against a real kube-apiserver: the CRDs are accepted and established, Velero manifests
 //! round-trip through them, applying twice changes nothing, and uninstall removes everything.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 use std::time::Duration;
 

@@ -90,6 +90,8 @@ where
 /// `strconv.FormatFloat(v, 'g', -1, 32)`: the shortest digits that survive a float32 round trip,
 /// in exponent form when the exponent is below -4 or at least 6 (`1e+06`, `1.5e-05`).
 pub(super) fn format_float32(value: f64) -> String {
+    // Rounding to float32 is the point: Go formats the value as a float32.
+    #[allow(clippy::cast_possible_truncation)]
     let x = value as f32;
     if x.is_nan() {
         return "NaN".to_string();
@@ -133,7 +135,7 @@ pub(super) fn format_float32(value: f64) -> String {
     } else {
         out.push('0');
     }
-    let fraction = digits.len() as i32 - decimal_point;
+    let fraction = i32::try_from(digits.len()).unwrap_or(i32::MAX) - decimal_point;
     if fraction > 0 {
         out.push('.');
         (0..fraction).for_each(|i| out.push(digit_at(decimal_point + i)));
@@ -341,7 +343,10 @@ pub(super) fn whole_floats_to_integers(value: &mut Value) {
                 && f >= i64::MIN as f64
                 && f < i64::MAX as f64
             {
-                *n = Number::from(f as i64);
+                // Whole and within i64's range (checked above): nothing is cut off.
+                #[allow(clippy::cast_possible_truncation)]
+                let whole = f as i64;
+                *n = Number::from(whole);
             }
         }
         Value::Array(items) => items.iter_mut().for_each(whole_floats_to_integers),

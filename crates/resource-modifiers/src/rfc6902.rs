@@ -255,7 +255,7 @@ fn child<'a>(container: &'a Value, token: &str) -> Result<Option<&'a Value>, Str
             let len = items.len() as i64;
             let resolved = if index < 0 { index + len } else { index };
             if (0..len).contains(&resolved) {
-                Ok(items.get(resolved as usize))
+                Ok(usize::try_from(resolved).ok().and_then(|i| items.get(i)))
             } else {
                 Err(format!(
                     "Unable to access invalid index: {index}: invalid index referenced"

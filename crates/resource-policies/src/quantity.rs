@@ -76,7 +76,9 @@ impl Quantity {
             return Err(err());
         }
         let mantissa: i128 = digits.parse().map_err(|_| err())?;
-        let scale = exponent - fraction.len() as i32 + 9;
+        // At most 30 digits (checked above), so the fraction's length fits.
+        let fraction_digits = i32::try_from(fraction.len()).map_err(|_| err())?;
+        let scale = exponent - fraction_digits + 9;
         let value = if scale >= 0 {
             10i128
                 .checked_pow(scale as u32)

@@ -295,6 +295,8 @@ fn explicit_node_ports(applied: &Value) -> Result<(BTreeSet<String>, BTreeSet<i6
     };
     for port in ports.iter().filter_map(Value::as_object) {
         let node_port = match port.get("nodePort") {
+            // Go reads JSON numbers as float64 and takes `int(f)`: the fraction goes.
+            #[allow(clippy::cast_possible_truncation)]
             Some(Value::Number(n)) => n.as_f64().map_or(0, |f| f as i64),
             Some(Value::String(text)) => text.parse::<i64>().map_err(|_| {
                 format!(

@@ -415,9 +415,12 @@ impl Spec {
         }
         const LONGEST: [u64; 13] = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
         self.month.values().any(|m| {
-            self.dom
-                .values()
-                .any(|d| LONGEST.get(m as usize).is_some_and(|&len| d <= len))
+            self.dom.values().any(|d| {
+                usize::try_from(m)
+                    .ok()
+                    .and_then(|m| LONGEST.get(m))
+                    .is_some_and(|&len| d <= len)
+            })
         })
     }
 }

@@ -45,7 +45,11 @@ fn rows(repos: &[BackupRepository]) -> Vec<Vec<String>> {
         .iter()
         .map(|r| {
             let status = r.status.clone().unwrap_or_default();
-            let phase = status.phase.map(|p| p.as_str()).unwrap_or_default().to_string();
+            let phase = status
+                .phase
+                .map(|p| p.as_str())
+                .unwrap_or_default()
+                .to_string();
             let last = match &status.last_maintenance_time {
                 Some(t) => table::time(Some(t)),
                 None => "<never>".to_string(),

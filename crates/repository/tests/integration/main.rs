@@ -1,6 +1,11 @@
 //! The repository format checked from outside: Debian's `restic` reads what velero-rs writes and
 //! velero-rs reads what `restic` writes, byte for byte, with modes, times and links; and the
 //! patched chunker hashes as the published one.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 mod chunker_tables;
 mod restic_interop;
