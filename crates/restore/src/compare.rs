@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::engine::reset_metadata;
+use crate::item::reset_metadata;
 
 /// For comparing an existing object with the backed-up one: server bookkeeping removed.
 pub fn comparable(item: &Value) -> Value {

@@ -7,162 +7,32 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::{OnceCell, RwLock};
 use velero_api::item::str_at;
-use velero_api::v1::RestoreSpec;
 use velero_cluster::discovery::{Discovery, discover};
-use velero_cluster::write::{ApiWriter, WriteError};
+use velero_cluster::write::ApiWriter;
 use velero_filters::IncludesExcludes;
-use velero_report::{Level, OperationLog, OperationResults, locked};
+use velero_report::{Level, OperationLog, locked};
 
 use crate::actions::{ActionContext, Verdict, apply_builtin};
 use crate::existing::{ExistingItem, Policy, existing};
-use crate::modifiers::ResourceModifiers;
+use crate::item::{add_restore_labels, additional_items, port_taken, reset_metadata, skip_reason};
 use crate::namespaces::TargetNamespaces;
-use crate::pod_volumes::{PodVolumeData, PodVolumeRestorer};
-use crate::priorities::{Priorities, restore_order};
-use crate::selection::{NAMESPACES, RestoreFilter};
-use crate::spool::{ItemKey, Spool, SpoolError, SpooledItem};
+use crate::outcome::{
+    Action, Progress, Report, RestoreError, RestoreFailure, RestoreOutcome, RestoreParams,
+};
+use crate::priorities::restore_order;
+use crate::selection::RestoreFilter;
+use crate::spool::{ItemKey, Spool, SpooledItem};
 use crate::volumes::{VolumeVerdict, Volumes};
+use velero_api::kuberesource::NAMESPACES;
 use velero_api::kuberesource::{self, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES};
-use velero_hooks::restore::{ExecContext, RestoreHooks, run_exec_hooks};
-use velero_hooks::{HookStats, HookTracker};
+use velero_hooks::HookTracker;
+use velero_hooks::restore::{ExecContext, run_exec_hooks};
 
 use crate::plan::{PlanNote, PlannedAction, RestorePlan};
 use velero_api::labels::RESTORE_STATUS_ANNOTATION;
-
-const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";
-
-/// Everything a run needs besides the cluster and the tarball.
-pub struct RestoreParams {
-    pub velero_namespace: String,
-    pub restore_name: String,
-    pub backup_name: String,
-    pub spec: RestoreSpec,
-    pub priorities: Priorities,
-    /// Most requests in flight at once (the window narrows when the server pushes back).
-    pub max_in_flight: usize,
-    /// How long to wait for a restored CRD to be ready (Velero's `--resource-timeout`).
-    pub resource_timeout: Duration,
-    /// How long to wait for a terminating namespace to go (`--terminating-resource-timeout`).
-    pub terminating_timeout: Duration,
-    pub modifiers: Option<ResourceModifiers>,
-    /// The change-storage-class ConfigMap's mapping, if one exists.
-    pub storage_classes: Option<crate::actions::StorageClassMapping>,
-    /// The change-image-name ConfigMap's rules, if one exists.
-    pub image_rules: Option<crate::actions::ImageRules>,
-    /// Where scratch files go; the system temp dir by default.
-    pub scratch_dir: Option<std::path::PathBuf>,
-    /// The Restore's `spec.hooks`, resolved; pods' annotation hooks run with or without them.
-    pub hooks: RestoreHooks,
-    /// How long exec hooks wait for their containers when none of a pod's hooks says
-    /// (Velero waits without limit; we wait as long as an item operation may take).
-    pub hook_wait_limit: Duration,
-    /// The backup's pod volume snapshots and the restore helper.
-    pub pod_volumes: PodVolumeData,
-    /// Creates restored pods' PodVolumeRestores; `None` restores no volume data.
-    pub pod_volume_restorer: Option<Arc<dyn PodVolumeRestorer>>,
-    /// Plan only: every write goes with `dryRun=All`, nothing that follows a write (status,
-    /// field ownership, volume data, hooks) runs, and the outcome carries the plan.
-    pub dry_run: bool,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Progress {
-    pub total_items: u64,
-    pub items_restored: u64,
-}
-
-/// What happened to one item, as Velero's resource list names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    Created,
-    Updated,
-    Skipped,
-    Failed,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Created => "created",
-            Action::Updated => "updated",
-            Action::Skipped => "skipped",
-            Action::Failed => "failed",
-        }
-    }
-}
-
-/// The items are restored; restored pods' volume restores and exec hooks may still be running
-/// (Velero's restore is `Finalizing` then). [`RestoreOutcome::finish`] waits for them and closes
-/// the log.
-pub struct RestoreOutcome {
-    pub items_restored: u64,
-    pub total_items: u64,
-    /// `"<apiVersion>/<Kind>"` → sorted `ns/name(action)` (`restore-<R>-resource-list.json.gz`).
-    pub resource_list: BTreeMap<String, Vec<String>>,
-    /// A dry run's plan.
-    pub plan: Option<RestorePlan>,
-    log: Arc<Mutex<OperationLog>>,
-    pending: Vec<tokio::task::JoinHandle<()>>,
-    hook_tracker: Arc<HookTracker>,
-    fresh_log: OperationLog,
-}
-
-/// A restore with its pods' volumes and hooks done: the log and results to upload, and `status.hookStatus`.
-pub struct FinishedRestore {
-    pub log_gz: Vec<u8>,
-    pub results: OperationResults,
-    pub hooks: HookStats,
-}
-
-impl RestoreOutcome {
-    /// Whether volume restores or exec hooks of restored pods are still running.
-    pub fn work_pending(&self) -> bool {
-        self.pending.iter().any(|h| !h.is_finished())
-    }
-
-    /// Errors recorded so far (volume restores and hooks may add more).
-    pub fn errors_so_far(&self) -> usize {
-        locked(&self.log).errors()
-    }
-
-    /// Waits for the pods' volume restores and exec hooks, then closes the log.
-    pub async fn finish(self) -> FinishedRestore {
-        for task in self.pending {
-            if let Err(e) = task.await {
-                locked(&self.log).record(
-                    Level::Error,
-                    None,
-                    &format!("a volume restore's or exec hook's task ended abnormally: {e}"),
-                );
-            }
-        }
-        let log = std::mem::replace(&mut *locked(&self.log), self.fresh_log);
-        let (log_gz, results) = log.finish();
-        FinishedRestore {
-            log_gz,
-            results,
-            hooks: self.hook_tracker.stats(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreError {
-    #[error("reading the backup tarball: {0}")]
-    Spool(#[from] SpoolError),
-    #[error("discovering the cluster's resource types: {0}")]
-    Discovery(#[source] kube::Error),
-    #[error("{0}")]
-    Spec(String),
-    #[error("the restore's background work failed: {0}")]
-    Task(String),
-}
-
-/// A restore that stopped part-way, with the log it had written so far.
-pub type RestoreFailure = velero_report::Failed<RestoreError>;
 
 /// The key Velero dedups restored items by: (`<apiVersion>/<Kind>`, target namespace, name).
 type RestoredKey = (String, String, String);
@@ -196,16 +66,6 @@ struct Ctx {
     hook_window: Arc<velero_cluster::window::Window>,
     /// A dry run's plan so far, by (resource, target namespace, name).
     plan: Mutex<BTreeMap<(String, String, String), PlanNote>>,
-}
-
-/// An item's fate, with the messages for the log and the results.
-#[derive(Default)]
-pub(crate) struct Report {
-    pub(crate) infos: Vec<String>,
-    pub(crate) warnings: Vec<String>,
-    pub(crate) errors: Vec<String>,
-    /// What a dry run's plan says of the item, where the outcome alone does not tell.
-    pub(crate) plan: Option<PlanNote>,
 }
 
 impl Ctx {
@@ -335,64 +195,6 @@ impl Ctx {
         })
         .await
         .clone()
-    }
-}
-
-/// Velero's `resetMetadata`: what the API server owns goes; labels, annotations, finalizers and
-/// managedFields stay.
-pub fn reset_metadata(item: &mut Value) {
-    if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
-        for key in [
-            "generateName",
-            "selfLink",
-            "uid",
-            "resourceVersion",
-            "generation",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "ownerReferences",
-        ] {
-            meta.remove(key);
-        }
-    }
-}
-
-fn add_restore_labels(item: &mut Value, backup: &str, restore: &str) {
-    let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) else {
-        return;
-    };
-    let labels = meta
-        .entry("labels")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !labels.is_object() {
-        *labels = Value::Object(Map::new());
-    }
-    labels[velero_api::labels::BACKUP_NAME] =
-        Value::String(velero_api::labels::valid_label_value(backup));
-    labels[velero_api::labels::RESTORE_NAME] =
-        Value::String(velero_api::labels::valid_label_value(restore));
-}
-
-/// Completed pods and jobs are not restored; neither are mirror pods (the kubelet owns them).
-fn skip_reason(group_resource: &str, item: &Value) -> Option<&'static str> {
-    match group_resource {
-        "pods" => {
-            if matches!(str_at(item, "/status/phase"), Some("Succeeded" | "Failed")) {
-                return Some("the pod has completed");
-            }
-            if item
-                .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
-                .is_some()
-            {
-                return Some("it is a mirror pod");
-            }
-            None
-        }
-        "jobs.batch" if item.pointer("/status/completionTime").is_some() => {
-            Some("the job has completed")
-        }
-        _ => None,
     }
 }
 
@@ -539,8 +341,18 @@ async fn run_logged(
     report();
 
     // CRDs first, then discovery again so the types they define resolve.
-    if spool.count(CRDS) > 0 && ctx.filter.include_type(CRDS) {
-        restore_type(&ctx, &spool, CRDS, &report).await?;
+    if spool.count(kuberesource::CUSTOM_RESOURCE_DEFINITIONS) > 0
+        && ctx
+            .filter
+            .include_type(kuberesource::CUSTOM_RESOURCE_DEFINITIONS)
+    {
+        restore_type(
+            &ctx,
+            &spool,
+            kuberesource::CUSTOM_RESOURCE_DEFINITIONS,
+            &report,
+        )
+        .await?;
         match discover(&client).await {
             Ok(d) => *ctx.discovery.write().await = d,
             Err(e) => ctx.record(
@@ -556,7 +368,10 @@ async fn run_logged(
             discovery.resolve(entry).map(|r| r.group_resource())
         })
     };
-    for group_resource in order.iter().filter(|gr| gr.as_str() != CRDS) {
+    for group_resource in order
+        .iter()
+        .filter(|gr| gr.as_str() != kuberesource::CUSTOM_RESOURCE_DEFINITIONS)
+    {
         if spool.count(group_resource) == 0 {
             continue;
         }
@@ -939,7 +754,7 @@ async fn restore_claimed(
     }
     restore_field_ownership(ctx, &object_path, &item, &id, report).await;
 
-    if group_resource == CRDS {
+    if group_resource == kuberesource::CUSTOM_RESOURCE_DEFINITIONS {
         wait_for_crd(ctx, &object_name, report).await;
     }
     if group_resource == kuberesource::PODS {
@@ -987,11 +802,6 @@ fn start_exec_hooks(ctx: &Ctx, pod: &Value) {
         .to_string();
     let task = tokio::spawn(run_exec_hooks(exec, namespace, name, planned));
     locked(&ctx.pending).push(task);
-}
-
-/// A Service whose node port is taken may exist already: Velero treats it as existing.
-fn port_taken(group_resource: &str, e: &WriteError) -> bool {
-    group_resource == "services" && e.to_string().contains("provided port is already allocated")
 }
 
 /// Server-side apply ownership is the one part of managedFields worth a second request: without
@@ -1066,100 +876,5 @@ async fn wait_for_crd(ctx: &Ctx, name: &str, report: &mut Report) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// (type, backed-up namespace, name) of the items an item brings with it.
-/// What a backed-up item brings along (Velero's restore of additional items): a claim its volume,
-/// a pod its claims and priority class, by the relations in `velero_api::kuberesource`.
-fn additional_items(
-    group_resource: &str,
-    namespace: Option<&str>,
-    item: &Value,
-) -> Vec<(&'static str, Option<String>, String)> {
-    let mut out = Vec::new();
-    match group_resource {
-        PERSISTENT_VOLUME_CLAIMS => {
-            if let Some(volume) = kuberesource::claim_volume(item) {
-                out.push((PERSISTENT_VOLUMES, None, volume.to_string()));
-            }
-        }
-        kuberesource::PODS => {
-            out.extend(kuberesource::pod_claims(item).map(|claim| {
-                (
-                    PERSISTENT_VOLUME_CLAIMS,
-                    namespace.map(str::to_string),
-                    claim.to_string(),
-                )
-            }));
-            if let Some(class) = str_at(item, "/spec/priorityClassName").filter(|c| !c.is_empty()) {
-                out.push((kuberesource::PRIORITY_CLASSES, None, class.to_string()));
-            }
-        }
-        _ => {}
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_reset_keeps_what_velero_keeps() {
-        let mut item = json!({"metadata": {"name": "a", "uid": "u", "resourceVersion": "1", "generation": 2,
-            "creationTimestamp": "t", "selfLink": "s", "ownerReferences": [], "generateName": "a-",
-            "labels": {"k": "v"}, "annotations": {"x": "y"}, "finalizers": ["f"], "managedFields": []}});
-        reset_metadata(&mut item);
-        assert_eq!(
-            item,
-            json!({"metadata": {"name": "a", "labels": {"k": "v"}, "annotations": {"x": "y"}, "finalizers": ["f"], "managedFields": []}})
-        );
-    }
-
-    #[test]
-    fn completed_and_mirror_pods_and_finished_jobs_are_skipped() {
-        assert!(skip_reason("pods", &json!({"status": {"phase": "Succeeded"}})).is_some());
-        assert!(skip_reason("pods", &json!({"status": {"phase": "Running"}})).is_none());
-        assert!(
-            skip_reason(
-                "pods",
-                &json!({"metadata": {"annotations": {"kubernetes.io/config.mirror": "x"}}})
-            )
-            .is_some()
-        );
-        assert!(skip_reason("jobs.batch", &json!({"status": {"completionTime": "t"}})).is_some());
-        assert!(
-            skip_reason(
-                "deployments.apps",
-                &json!({"status": {"phase": "Succeeded"}})
-            )
-            .is_none()
-        );
-    }
-
-    #[test]
-    fn pods_bring_claims_and_priority_classes_and_claims_bring_volumes() {
-        let pod = json!({"spec": {"priorityClassName": "high", "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}, {"name": "e", "emptyDir": {}}]}});
-        assert_eq!(
-            additional_items("pods", Some("a"), &pod),
-            vec![
-                (
-                    "persistentvolumeclaims",
-                    Some("a".to_string()),
-                    "data".to_string()
-                ),
-                (
-                    "priorityclasses.scheduling.k8s.io",
-                    None,
-                    "high".to_string()
-                )
-            ]
-        );
-        let claim = json!({"spec": {"volumeName": "pv-1"}});
-        assert_eq!(
-            additional_items("persistentvolumeclaims", Some("a"), &claim),
-            vec![("persistentvolumes", None, "pv-1".to_string())]
-        );
     }
 }

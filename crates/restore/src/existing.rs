@@ -8,7 +8,7 @@ use crate::compare::{comparable, field_diff, merge_patch};
 use crate::plan::{PlanNote, PlannedAction};
 use velero_cluster::write::ApiWriter;
 
-use crate::engine::{Action, Report};
+use crate::outcome::{Action, Report};
 use velero_api::item::str_at;
 
 /// `spec.existingResourcePolicy`: what to do with an item that exists and differs.

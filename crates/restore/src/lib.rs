@@ -2,14 +2,23 @@
 //! order, each type's items concurrently, with Velero's selection, transformation and
 //! existing-resource rules, and the resource modifiers that patch objects before they are created.
 //!
-//! It depends on `velero-api`, `velero-archive`, `velero-cluster`, `velero-filters`,
+//! - [`engine`]: the run itself (spool, CRDs first, the priority order, one window of writes);
+//! - [`outcome`](RestoreParams): what a run takes and gives (parameters, progress, outcome, errors);
+//! - [`item`]: Velero's per-item rules (metadata reset, labels, skips, additional items);
+//! - [`actions`]: the built-in restore item actions; `existing` the rules for objects already
+//!   there; `volumes` and [`pod_volumes`] claims, volumes and their data; [`plan`] a dry run's plan;
+//! - [`selection`], [`priorities`], [`spool`]: what is restored, in which order, read how.
+//!
+//! It depends on `velero-api`, `velero-archive`, `velero-cluster`, `velero-filters`, `velero-hooks`,
 //! `velero-report` and `velero-resource-modifiers`, and is driven by `velero-controllers`.
 
 pub mod actions;
 pub mod compare;
 pub mod engine;
 mod existing;
+pub mod item;
 mod namespaces;
+mod outcome;
 pub mod plan;
 pub mod pod_volumes;
 pub mod priorities;
@@ -17,9 +26,9 @@ pub mod selection;
 pub mod spool;
 mod volumes;
 
-pub use engine::{
+pub use engine::run;
+pub use outcome::{
     Action, FinishedRestore, Progress, RestoreError, RestoreFailure, RestoreOutcome, RestoreParams,
-    run,
 };
 pub use priorities::{Priorities, PrioritiesError, restore_order};
 /// Velero keeps resource modifiers in a package of their own; so do we.

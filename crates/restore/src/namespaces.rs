@@ -11,7 +11,7 @@ use tokio::sync::OnceCell;
 use velero_cluster::write::ApiWriter;
 use velero_report::locked;
 
-use crate::engine::reset_metadata;
+use crate::item::reset_metadata;
 
 /// Whether a target namespace is there to restore into, decided once per restore.
 type Ready = Arc<OnceCell<Result<(), String>>>;

@@ -26,8 +26,6 @@ pub const MUST_HAVE: &[&str] = &[
     "volumesnapshotcontents.snapshot.storage.k8s.io",
 ];
 
-pub const NAMESPACES: &str = "namespaces";
-
 /// Velero's `validateAndComplete` checks that need neither the cluster nor storage, with its
 /// messages, in its order.
 pub fn validate_restore_spec(spec: &RestoreSpec) -> Vec<String> {

@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use serde_json::Value;
 use velero_archive::{ArchiveError, for_each_entry, parse_legacy_path};
 
-use crate::selection::{NAMESPACES, RestoreFilter};
+use crate::selection::RestoreFilter;
+use velero_api::kuberesource::NAMESPACES;
 
 /// Types an item restored may bring with it even when the filters left them out (a claim's
 /// volume, a pod's claims and priority class), as Velero's built-in actions do.
