@@ -484,7 +484,7 @@ async fn run(
         }
     };
 
-    let pod_volumes = std::sync::Arc::new(crate::pod_volume_backup::PodVolumeBackupper::new(
+    let pod_volumes = std::sync::Arc::new(crate::pod_volume::backup::PodVolumeBackupper::new(
         ctx.client.clone(),
         &ctx.config.namespace,
         backup,

@@ -271,10 +271,10 @@ async fn forget_pod_volume_snapshots(
     for (namespace, snapshots) in by_namespace {
         let location = velero_podvolume::repository_location(store, &namespace);
         let count = snapshots.len();
-        let forgot = crate::repositories::with_repository(
+        let forgot = crate::pod_volume::repositories::with_repository(
             location,
             password.clone(),
-            crate::repositories::Open::Existing,
+            crate::pod_volume::repositories::Open::Existing,
             move |repo| repo.forget(&snapshots),
         )
         .await;

@@ -403,7 +403,7 @@ async fn run(
         hook_wait_limit,
         pod_volumes: pod_volume_data(ctx, store, &backup_name, restore).await?,
         pod_volume_restorer: (!dry_run).then(|| {
-            Arc::new(crate::pod_volume_restore::Restorer::new(
+            Arc::new(crate::pod_volume::restore::Restorer::new(
                 ctx.client.clone(),
                 &ctx.config.namespace,
                 restore,

@@ -203,7 +203,7 @@ pub async fn run_server(
         _ = crate::sync::run_sync_controller(client.clone(), ns.clone(), config.backup_sync_period) => {}
         _ = crate::download::run_download_controller(client.clone(), ns.clone(), local_downloads.clone()) => {}
         _ = crate::status::run_status_controller(client.clone(), ns.clone()) => {}
-        _ = crate::maintenance::run_maintenance_controller(client.clone(), ns.clone()) => {}
+        _ = crate::pod_volume::maintenance::run_maintenance_controller(client.clone(), ns.clone()) => {}
         lost = async {
             match &config.leader_election {
                 Some(election) => election.keep(&client, &ns).await,

@@ -87,17 +87,17 @@ async fn reconcile(repo: Arc<BackupRepository>, ctx: Arc<Ctx>) -> Result<Action,
 }
 
 async fn prune(ctx: &Ctx, repo: &BackupRepository) -> Result<(), String> {
-    let (location, password) = crate::repositories::find(
+    let (location, password) = crate::pod_volume::repositories::find(
         &ctx.client,
         &ctx.namespace,
         &repo.spec.backup_storage_location,
         &repo.spec.volume_namespace,
     )
     .await?;
-    crate::repositories::with_repository(
+    crate::pod_volume::repositories::with_repository(
         location,
         password,
-        crate::repositories::Open::Existing,
+        crate::pod_volume::repositories::Open::Existing,
         |r| r.prune(),
     )
     .await

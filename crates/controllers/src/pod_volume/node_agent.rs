@@ -118,16 +118,16 @@ pub async fn run_node_agent(
         address = %config.metrics_address,
         "node agent ready"
     );
-    let agent = crate::pod_volume_agent::AgentCtx::new(
+    let agent = crate::pod_volume::agent::AgentCtx::new(
         client.clone(),
         &config.namespace,
         &config.node_name,
         &config.host_pods,
     );
-    crate::pod_volume_agent::fail_interrupted(&agent).await;
+    crate::pod_volume::agent::fail_interrupted(&agent).await;
     let agent = std::sync::Arc::new(agent);
-    let backups = tokio::spawn(crate::pod_volume_agent::run(agent.clone()));
-    let restores = tokio::spawn(crate::pod_volume_agent::run_restores(agent));
+    let backups = tokio::spawn(crate::pod_volume::agent::run(agent.clone()));
+    let restores = tokio::spawn(crate::pod_volume::agent::run_restores(agent));
     let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown);
     if let Err(err) = serve.await {
         tracing::warn!(%err, "the /healthz listener stopped");

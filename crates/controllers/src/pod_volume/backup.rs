@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::repositories::Open;
+use crate::pod_volume::repositories::Open;
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -217,9 +217,11 @@ impl PodVolumeBackupper {
             .await
             .map_err(|e| e.to_string())?;
         let location = velero_podvolume::repository_location(&self.store, volume_namespace);
-        crate::repositories::with_repository(location, password, Open::OrInit, |_| Ok(()))
-            .await
-            .map_err(|e| e.to_string())
+        crate::pod_volume::repositories::with_repository(location, password, Open::OrInit, |_| {
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())
     }
 
     async fn claim_uid(&self, namespace: &str, claim: &str) -> Option<String> {

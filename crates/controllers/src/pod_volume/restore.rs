@@ -162,7 +162,7 @@ impl PodVolumeRestorer for Restorer {
             for (volume, name) in created {
                 let api: Api<PodVolumeRestore> = Api::namespaced(client.clone(), &namespace);
                 let phase = |p: &PodVolumeRestore| p.phase();
-                match crate::pod_volume_backup::until_ended(&api, &name, timeout, phase).await {
+                match crate::pod_volume::backup::until_ended(&api, &name, timeout, phase).await {
                     Ok(pvr) if pvr.phase() == Some(DataPathPhase::Completed) => {
                         record(
                             &log,

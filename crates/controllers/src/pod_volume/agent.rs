@@ -13,7 +13,7 @@ use serde_json::json;
 use velero_api::v1::{DataPathPhase, PodVolumeBackup, PodVolumeRestore};
 use velero_repository::{RepositoryError, RepositoryLocation, SnapshotInfo};
 
-use crate::repositories::{Open, with_repository};
+use crate::pod_volume::repositories::{Open, with_repository};
 
 /// Volumes of one node backed up at once. Velero runs one (`loadConcurrency`); reading is cheap
 /// next to hashing and compressing, which use every core anyway.
@@ -211,7 +211,8 @@ async fn repository(
     location: &str,
     volume_namespace: &str,
 ) -> Result<(RepositoryLocation, String), String> {
-    crate::repositories::find(&ctx.client, &ctx.namespace, location, volume_namespace).await
+    crate::pod_volume::repositories::find(&ctx.client, &ctx.namespace, location, volume_namespace)
+        .await
 }
 
 /// Names the repository and the location in an error of the data path, so that the volume's
