@@ -64,17 +64,9 @@ done
 
 echo "== a sample application in namespace shop: a web Deployment and a StatefulSet on a local volume" >&2
 install -d "$work/shop-disk"
-kubectl apply -f - <<YAML
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop}
----
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata: {name: local-disk}
-provisioner: kubernetes.io/no-provisioner
-volumeBindingMode: WaitForFirstConsumer
----
+# The node's disk for the StatefulSet, as a local PersistentVolume.
+shop_disk() {
+    cat <<YAML
 apiVersion: v1
 kind: PersistentVolume
 metadata: {name: shop-disk}
@@ -88,6 +80,20 @@ spec:
     required:
       nodeSelectorTerms:
       - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: ["127.0.0.1"]}]
+YAML
+}
+kubectl apply -f - <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: local-disk}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+---
+$(shop_disk)
 ---
 apiVersion: v1
 kind: ConfigMap
@@ -165,21 +171,7 @@ kubectl get namespace shop 2>&1 || true
 find "$work/shop-disk" -mindepth 1 -delete
 echo "the disk ($work/shop-disk) now holds: $(ls -A "$work/shop-disk" | wc -l) files"
 # The replacement disk: an empty local volume the restored claim binds to.
-kubectl apply -f - <<YAML
-apiVersion: v1
-kind: PersistentVolume
-metadata: {name: shop-disk}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadWriteOnce]
-  persistentVolumeReclaimPolicy: Retain
-  storageClassName: local-disk
-  local: {path: $work/shop-disk}
-  nodeAffinity:
-    required:
-      nodeSelectorTerms:
-      - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: ["127.0.0.1"]}]
-YAML
+shop_disk | kubectl apply -f -
 
 echo "== velero restore create shop-restore --from-backup shop-backup --wait" >&2
 "${velero[@]}" restore create shop-restore --from-backup shop-backup --wait

@@ -134,28 +134,6 @@ async fn serial_execs(client: &kube::Client, pods: usize) -> anyhow::Result<Dura
     Ok(started.elapsed())
 }
 
-async fn location_available(cp: &ControlPlane) -> anyhow::Result<()> {
-    for _ in 0..240 {
-        let out = cp
-            .kubectl()
-            .args([
-                "-n",
-                "velero",
-                "get",
-                "bsl",
-                "default",
-                "-o",
-                "jsonpath={.status.phase}",
-            ])
-            .output()?;
-        if out.stdout == b"Available" {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    bail!("the location did not become Available")
-}
-
 pub async fn run(args: &HookArgs, velero: &Path) -> anyhow::Result<()> {
     let cp = ControlPlane::start_with_node().await?;
     let client = cp.client().await?;
@@ -192,42 +170,12 @@ pub async fn run(args: &HookArgs, velero: &Path) -> anyhow::Result<()> {
     let s3 = S3Server::start().await?;
     s3.create_bucket("velero")?;
     let work = tempfile::tempdir()?;
-    let credentials = work.path().join("credentials");
-    std::fs::write(&credentials, s3.credentials_file())?;
+    velero_test_harness::install::install_on_s3(velero, &cp, &s3, work.path(), None)?;
     let ours = |extra: &[&str]| {
         let mut cmd = Command::new(velero);
         cmd.env("KUBECONFIG", cp.kubeconfig_path()).args(extra);
         cmd
     };
-    let config = format!(
-        "region=us-east-1,s3ForcePathStyle=true,s3Url={}",
-        s3.endpoint()
-    );
-    checked(
-        ours(&[
-            "install",
-            "--provider",
-            "aws",
-            "--bucket",
-            "velero",
-            "--backup-location-config",
-            &config,
-            "--use-volume-snapshots=false",
-            "--secret-file",
-        ])
-        .arg(&credentials),
-    )?;
-    // Both servers run outside the cluster: the location names its Secret.
-    checked(cp.kubectl().args([
-        "-n",
-        "velero",
-        "patch",
-        "bsl",
-        "default",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"credential":{"name":"cloud-credentials","key":"cloud"}}}"#,
-    ]))?;
 
     // (b) velero-rs.
     let server = ours(&["server", "--metrics-address", "127.0.0.1:0"])
@@ -235,7 +183,7 @@ pub async fn run(args: &HookArgs, velero: &Path) -> anyhow::Result<()> {
         .stderr(std::fs::File::create(work.path().join("server.log"))?)
         .spawn()?;
     let server = KillOnDrop(server);
-    location_available(&cp).await?;
+    velero_test_harness::install::location_available(&cp).await?;
     let (rs_time, rs_hooks) = timed_backup(&mut ours(&[]), "rs-hooks", &cp)?;
     drop(server);
 
@@ -245,7 +193,7 @@ pub async fn run(args: &HookArgs, velero: &Path) -> anyhow::Result<()> {
             let home = work.path().join("home");
             std::fs::create_dir_all(&home)?;
             let _velero = tools::VeleroServer::start(&tool, cp.kubeconfig_path(), work.path())?;
-            location_available(&cp).await?;
+            velero_test_harness::install::location_available(&cp).await?;
             let (took, hooks) = timed_backup(
                 &mut tools::velero_cli(&tool, cp.kubeconfig_path(), &home),
                 "velero-hooks",

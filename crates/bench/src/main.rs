@@ -412,24 +412,7 @@ async fn objects(args: Args) -> anyhow::Result<()> {
             .stderr(std::fs::File::create(work.path().join("server.log"))?)
             .spawn()?,
     );
-    for _ in 0..120 {
-        if kubectl(
-            &cp,
-            &[
-                "-n",
-                "velero",
-                "get",
-                "bsl",
-                "default",
-                "-o",
-                "jsonpath={.status.phase}",
-            ],
-        )? == "Available"
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    velero_test_harness::install::location_available(&cp).await?;
     let idle_rss = peak_rss_kib(server.0.id())?;
 
     let cpu_before = cpu_seconds(server.0.id())?;

@@ -20,6 +20,7 @@
 //! ```
 
 mod control_plane;
+pub mod install;
 pub mod manifests;
 mod node;
 mod objects;

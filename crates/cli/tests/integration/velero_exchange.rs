@@ -274,27 +274,6 @@ fn assert_same(want: &BTreeMap<String, Value>, got: &BTreeMap<String, Value>, wh
     }
 }
 
-/// Waits until a server has judged the location Available.
-async fn location_available(cp: &ControlPlane) {
-    eventually("the location to be Available", || {
-        let out = cp
-            .kubectl()
-            .args([
-                "-n",
-                "velero",
-                "get",
-                "bsl",
-                "default",
-                "-o",
-                "jsonpath={.status.phase}",
-            ])
-            .output()
-            .expect("kubectl runs");
-        text(&out.stdout) == "Available"
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> anyhow::Result<()> {
     let Some(velero_tool) = tools::require_or_skip(tools::VELERO, "velero_exchange") else {
@@ -347,7 +326,7 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
 
     // 1. Velero backs up; our server restores, as it was and into other namespaces.
     let velero_server = tools::VeleroServer::start(&velero_tool, &kubeconfig, work.path())?;
-    location_available(&cp).await;
+    velero_test_harness::install::location_available(&cp).await?;
     let out = io(&[
         "backup",
         "create",

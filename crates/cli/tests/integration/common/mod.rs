@@ -85,9 +85,8 @@ pub async fn start_server_with(
     Ok(server)
 }
 
-/// `velero install` with the `aws` provider against `s3`'s bucket `velero` (under `prefix`), its
-/// credentials file written into `work`; the location then names its credentials Secret, since a
-/// server outside the cluster cannot mount it.
+/// `velero install` with the `aws` provider against `s3`'s bucket `velero` (under `prefix`), the
+/// location naming its credentials Secret (`velero_test_harness::install::install_on_s3`).
 #[allow(dead_code)]
 pub fn install_on_s3(
     cp: &velero_test_harness::ControlPlane,
@@ -95,36 +94,11 @@ pub fn install_on_s3(
     work: &Path,
     prefix: Option<&str>,
 ) -> anyhow::Result<()> {
-    let credentials = work.join("credentials-velero");
-    std::fs::write(&credentials, s3.credentials_file())?;
-    let config = format!(
-        "region=us-east-1,s3ForcePathStyle=true,s3Url={}",
-        s3.endpoint()
-    );
-    let mut install = velero(cp.kubeconfig_path());
-    install.args(["install", "--provider", "aws", "--bucket", "velero"]);
-    if let Some(prefix) = prefix {
-        install.args(["--prefix", prefix]);
-    }
-    let out = run(install.arg("--secret-file").arg(&credentials).args([
-        "--backup-location-config",
-        &config,
-        "--use-volume-snapshots=false",
-    ]));
-    anyhow::ensure!(out.status.success(), "{}", text(&out.stderr));
-    let patch = cp
-        .kubectl()
-        .args([
-            "-n",
-            "velero",
-            "patch",
-            "bsl",
-            "default",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"credential":{"name":"cloud-credentials","key":"cloud"}}}"#,
-        ])
-        .output()?;
-    anyhow::ensure!(patch.status.success(), "{}", text(&patch.stderr));
-    Ok(())
+    velero_test_harness::install::install_on_s3(
+        Path::new(env!("CARGO_BIN_EXE_velero")),
+        cp,
+        s3,
+        work,
+        prefix,
+    )
 }
