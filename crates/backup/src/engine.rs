@@ -242,7 +242,7 @@ impl Shared<'_> {
     async fn back_up_payload(
         &self,
         resource: &DiscoveredResource,
-        item: Payload,
+        mut item: Payload,
     ) -> Result<(), BackupError> {
         let Some(meta) = item.meta() else {
             return Ok(());
@@ -303,7 +303,6 @@ impl Shared<'_> {
             || pod_volumes.is_some()
             || actions::brings_additional_items(&resource.group, &resource.resource);
         let mut value = if needs_value { item.to_value() } else { None };
-        let mut item = item;
         if resource.group.is_empty()
             && resource.resource == velero_api::kuberesource::PERSISTENT_VOLUME_CLAIMS
             && let Some(claim) = value.as_mut()

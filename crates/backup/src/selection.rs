@@ -167,16 +167,15 @@ impl BackupSelection {
         let selector =
             BackupSelector::from_spec(&spec).map_err(|e| SelectionError::Invalid(e.to_string()))?;
         let missing = namespaces.missing_includes(&existing);
-        let join = |list: &[String], empty: &str| {
-            if list.is_empty() {
-                empty.to_string()
-            } else {
-                list.join(", ")
-            }
-        };
         let mut summary = vec![
-            format!("Including namespaces: {}", join(&includes, "*")),
-            format!("Excluding namespaces: {}", join(&excludes, "<none>")),
+            format!(
+                "Including namespaces: {}",
+                namespaces.lists().includes_string()
+            ),
+            format!(
+                "Excluding namespaces: {}",
+                namespaces.lists().excludes_string()
+            ),
         ];
         let mut unresolved = Vec::new();
         for (field, flag, entries) in resource_lists(&spec) {
