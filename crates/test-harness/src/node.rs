@@ -83,9 +83,10 @@ impl Networks {
                 })?;
             Ok([octets[0], octets[1]])
         };
+        let defaults = Networks::default();
         let networks = Networks {
-            pod: read("VELERO_RS_POD_NETWORK", [10, 88])?,
-            service: read("VELERO_RS_SERVICE_NETWORK", [10, 89])?,
+            pod: read("VELERO_RS_POD_NETWORK", defaults.pod)?,
+            service: read("VELERO_RS_SERVICE_NETWORK", defaults.service)?,
         };
         if networks.pod == networks.service {
             bail!(
@@ -140,15 +141,17 @@ impl NodeSlot {
     pub(crate) fn first_pod_address(&self) -> String {
         self.pod_address(10)
     }
-    pub(crate) fn service_range(&self) -> String {
+    fn service_address(&self, last: u8) -> String {
         let [a, b] = self.networks.service;
-        format!("{a}.{b}.{}.0/24", self.index)
+        format!("{a}.{b}.{}.{last}", self.index)
+    }
+    pub(crate) fn service_range(&self) -> String {
+        format!("{}/24", self.service_address(0))
     }
     /// The `kubernetes` Service's ClusterIP (the first address of the service range), where the
     /// API server of a node-backed cluster listens.
     pub(crate) fn api_address(&self) -> String {
-        let [a, b] = self.networks.service;
-        format!("{a}.{b}.{}.1", self.index)
+        self.service_address(1)
     }
     fn cgroup_root(&self) -> String {
         format!("/velero-node-{}", self.index)
