@@ -1,6 +1,5 @@
 //! The `velero` binary as a user runs it.
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use velero_test_harness::ControlPlane;
@@ -220,25 +219,8 @@ async fn dry_run_output_applies_with_kubectl_and_twice_changes_nothing() -> anyh
         assert!(out.status.success(), "{}", text(&out.stderr));
         out.stdout
     };
-    let kubectl_apply = |yaml: &[u8]| -> anyhow::Result<String> {
-        let mut child = cp
-            .kubectl()
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child.stdin.take().unwrap().write_all(yaml)?;
-        let out = child.wait_with_output()?;
-        assert!(
-            out.status.success(),
-            "kubectl apply failed: {}",
-            text(&out.stderr)
-        );
-        Ok(text(&out.stdout))
-    };
 
-    let crds = kubectl_apply(&render(&["--crds-only"]))?;
+    let crds = crate::common::kubectl_apply(&cp, &render(&["--crds-only"]));
     assert_eq!(
         crds.lines().filter(|l| l.ends_with(" created")).count(),
         13,
@@ -259,7 +241,7 @@ async fn dry_run_output_applies_with_kubectl_and_twice_changes_nothing() -> anyh
     assert!(wait.status.success(), "{}", text(&wait.stderr));
 
     let everything = render(&[]);
-    let first = kubectl_apply(&everything)?;
+    let first = crate::common::kubectl_apply(&cp, &everything);
     assert!(first.contains("deployment.apps/velero created"), "{first}");
     assert!(
         first.contains("backupstoragelocation.velero.io/default created"),
@@ -270,7 +252,7 @@ async fn dry_run_output_applies_with_kubectl_and_twice_changes_nothing() -> anyh
         "{first}"
     );
 
-    let second = kubectl_apply(&everything)?;
+    let second = crate::common::kubectl_apply(&cp, &everything);
     let changed: Vec<&str> = second
         .lines()
         .filter(|l| !l.ends_with(" unchanged"))

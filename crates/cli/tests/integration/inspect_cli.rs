@@ -6,7 +6,7 @@ use crate::common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{Server, eventually, run, start_server, text, velero};
+use common::{Server, eventually, kubectl, run, start_server, text, velero};
 use serde_json::{Value, json};
 use velero_test_harness::ControlPlane;
 
@@ -21,16 +21,6 @@ async fn installed(storage: &Path) -> anyhow::Result<(ControlPlane, Server)> {
     anyhow::ensure!(install.status.success(), "{}", text(&install.stderr));
     let server = start_server(cp.kubeconfig_path(), storage).await?;
     Ok((cp, server))
-}
-
-fn kubectl(cp: &ControlPlane, args: &[&str]) -> String {
-    let out = cp.kubectl().args(args).output().expect("kubectl runs");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 fn failed_with(out: &Output, code: i32, message: &str) {

@@ -7,12 +7,12 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 use velero_test_harness::{ControlPlane, S3Server, tools};
 
-use common::{eventually, run, start_server, text};
+use common::{eventually, kubectl, kubectl_apply, run, start_server, text};
 
 /// Runs Velero's CLI and returns stdout, failing with everything it said when it fails.
 fn velero_ok(cmd: &mut Command) -> String {
@@ -26,33 +26,10 @@ fn velero_ok(cmd: &mut Command) -> String {
     text(&out.stdout)
 }
 
-fn kubectl(cp: &ControlPlane, args: &[&str]) -> String {
-    let out = cp.kubectl().args(args).output().expect("kubectl runs");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn kubectl_apply(cp: &ControlPlane, objects: &[Value]) {
-    let mut child = cp
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
+/// The objects, applied as one List.
+fn apply_objects(cp: &ControlPlane, objects: &[Value]) {
     let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-    std::io::Write::write_all(
-        child.stdin.as_mut().expect("stdin"),
-        list.to_string().as_bytes(),
-    )
-    .expect("kubectl reads");
-    let out = child.wait_with_output().expect("kubectl ends");
-    assert!(out.status.success(), "kubectl apply: {}", text(&out.stderr));
+    kubectl_apply(cp, list.to_string().as_bytes());
 }
 
 /// The application: two namespaces, a CRD and its custom resources, cluster-scoped companions
@@ -309,7 +286,7 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
     common::install_on_s3(&cp, &s3, work.path(), None)?;
 
     let objects = application("shop", "crm");
-    kubectl_apply(&cp, &objects[..1]);
+    apply_objects(&cp, &objects[..1]);
     kubectl(
         &cp,
         &[
@@ -319,7 +296,7 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
             "crd/widgets.example.com",
         ],
     );
-    kubectl_apply(&cp, &objects[1..]);
+    apply_objects(&cp, &objects[1..]);
     velero_test_harness::bind_claim(&cp.client().await?, "shop", "data").await?;
     let original = snapshot(&cp, "shop", "crm");
     assert!(original.values().all(|v| !v.is_null()), "{original:#?}");
@@ -476,7 +453,7 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
         - conditions: {groupResource: configmaps, resourceNameRegex: '^settings$'}\n\
         - conditions: {groupResource: secrets}\n  mergePatches: [{patchData: '{\"a\"::1}'}]\n\
         - conditions: {groupResource: '*'}\n  mergePatches: [{patchData: '{\"metadata\": {\"labels\": {\"seen\": \"yes\"}}}'}]\n";
-    kubectl_apply(
+    apply_objects(
         &cp,
         &[json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "modifiers", "namespace": "velero"}, "data": {"rules.yaml": rules}})],

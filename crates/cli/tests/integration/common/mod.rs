@@ -102,3 +102,38 @@ pub fn install_on_s3(
         prefix,
     )
 }
+
+/// `kubectl ARGS` against the test cluster; its stdout, failing the test with its stderr.
+#[allow(dead_code)]
+pub fn kubectl(cp: &velero_test_harness::ControlPlane, args: &[&str]) -> String {
+    let out = cp.kubectl().args(args).output().expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// `kubectl apply -f -` of `manifest` (YAML or JSON); its stdout, failing the test with its stderr.
+#[allow(dead_code)]
+pub fn kubectl_apply(cp: &velero_test_harness::ControlPlane, manifest: &[u8]) -> String {
+    let mut child = cp
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), manifest)
+        .expect("kubectl reads its input");
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("kubectl ends");
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
