@@ -200,19 +200,8 @@ fn widget() -> Value {
 
 // The whole cluster, listed --------------------------------------------------------------------
 
-fn labels(item: &Value) -> BTreeMap<String, String> {
-    item.pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn excluded_by_label(item: &Value) -> bool {
-    labels(item).get(EXCLUDE_LABEL).map(String::as_str) == Some("true")
+    velero_api::item::labels(item).get(EXCLUDE_LABEL).map(String::as_str) == Some("true")
 }
 
 /// Every object of every type the engine can back up, as the API server lists them.
@@ -256,7 +245,7 @@ impl Inventory {
     fn select(&self, keep: impl Fn(&Key, &BTreeMap<String, String>) -> bool) -> BTreeSet<Key> {
         self.0
             .iter()
-            .filter(|(key, item)| !excluded_by_label(item) && keep(key, &labels(item)))
+            .filter(|(key, item)| !excluded_by_label(item) && keep(key, &velero_api::item::labels(item)))
             .map(|(key, _)| key.clone())
             .collect()
     }
