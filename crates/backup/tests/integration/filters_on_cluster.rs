@@ -201,7 +201,10 @@ fn widget() -> Value {
 // The whole cluster, listed --------------------------------------------------------------------
 
 fn excluded_by_label(item: &Value) -> bool {
-    velero_api::item::labels(item).get(EXCLUDE_LABEL).map(String::as_str) == Some("true")
+    velero_api::item::labels(item)
+        .get(EXCLUDE_LABEL)
+        .map(String::as_str)
+        == Some("true")
 }
 
 /// Every object of every type the engine can back up, as the API server lists them.
@@ -245,7 +248,9 @@ impl Inventory {
     fn select(&self, keep: impl Fn(&Key, &BTreeMap<String, String>) -> bool) -> BTreeSet<Key> {
         self.0
             .iter()
-            .filter(|(key, item)| !excluded_by_label(item) && keep(key, &velero_api::item::labels(item)))
+            .filter(|(key, item)| {
+                !excluded_by_label(item) && keep(key, &velero_api::item::labels(item))
+            })
             .map(|(key, _)| key.clone())
             .collect()
     }
