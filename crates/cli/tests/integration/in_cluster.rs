@@ -174,6 +174,13 @@ async fn volume_data_round_trip(
         "the app wrote what the test expects:\n{before}"
     );
 
+    // Two equal volumes: the PV controller may bind the claim to either of them.
+    let first = claim_volume(cluster)?;
+    let other = match first.as_str() {
+        "disk-a" => "disk-b",
+        "disk-b" => "disk-a",
+        unexpected => anyhow::bail!("the claim bound to {unexpected:?}, not a test disk"),
+    };
     velero_ok(
         kubeconfig,
         &[
@@ -220,21 +227,10 @@ async fn volume_data_round_trip(
         [format!("restore-wait {IMAGE}")],
         "the restore helper from our image"
     );
-    let bound = kubectl_ok(
-        cluster,
-        &[
-            "-n",
-            "files",
-            "get",
-            "pvc",
-            "claim",
-            "-o",
-            "jsonpath={.spec.volumeName}",
-        ],
-    )?;
     assert_eq!(
-        bound, "disk-b",
-        "the claim is provisioned anew, not bound to its old volume"
+        claim_volume(cluster)?,
+        other,
+        "the claim is provisioned anew, not bound to its old volume {first}"
     );
     let after = exec_sh(client, "files", "keeper", FINGERPRINT)
         .await?
@@ -260,7 +256,23 @@ async fn volume_data_round_trip(
         "the helper removed its markers: {seen}"
     );
 
-    agent_killed_during_a_volume_backup(cluster, kubeconfig, client, &disks.join("disk-b")).await
+    agent_killed_during_a_volume_backup(cluster, kubeconfig, client, &disks.join(other)).await
+}
+
+/// The PersistentVolume the test namespace's claim is bound to.
+fn claim_volume(cluster: &ControlPlane) -> anyhow::Result<String> {
+    kubectl_ok(
+        cluster,
+        &[
+            "-n",
+            "files",
+            "get",
+            "pvc",
+            "claim",
+            "-o",
+            "jsonpath={.spec.volumeName}",
+        ],
+    )
 }
 
 /// The node agent is killed while it reads a volume: the volume's backup is Failed (by the agent
