@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::{KillOnDrop, checked};
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -65,19 +66,6 @@ async fn wait_running(client: &kube::Client, pods: usize) -> anyhow::Result<()> 
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-/// Runs `args` and fails with what it printed when it fails.
-fn checked(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A Backup of the bench namespace through the CLI `cli`, waited for; its time and hook status.
@@ -227,13 +215,4 @@ pub async fn run(args: &HookArgs, velero: &Path) -> anyhow::Result<()> {
         rs_time.as_secs_f64() / baseline.as_secs_f64()
     );
     Ok(())
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -11,6 +11,9 @@
 //!
 //! `velero-bench --hooks [--hook-pods N]`: the hooks half, pods with backup hooks on a real node
 //! against Velero 1.18.1 itself, see [`hooks`].
+//!
+//! `velero-bench --pod-volumes [--volumes-per-pod N]`: the API server's load from the server and
+//! node agent while they back up and restore pod volumes on a real node, see [`pod_volumes`].
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +24,7 @@ use serde_json::{Value, json};
 use velero_test_harness::ControlPlane;
 
 mod hooks;
+mod pod_volumes;
 mod volume;
 
 const NAMESPACES: usize = 10;
@@ -36,9 +40,10 @@ enum Mode {
     Objects(Args),
     Volume(volume::VolumeArgs),
     Hooks(hooks::HookArgs, PathBuf),
+    PodVolumes(pod_volumes::PodVolumeArgs, PathBuf),
 }
 
-const USAGE: &str = "usage: velero-bench [--objects N] [--velero PATH] | velero-bench --volume [--volume-mb N] [--volume-files N] [--work-dir DIR] [--keep] | velero-bench --hooks [--hook-pods N] [--velero PATH]";
+const USAGE: &str = "usage: velero-bench [--objects N] [--velero PATH] | velero-bench --volume [--volume-mb N] [--volume-files N] [--work-dir DIR] [--keep] | velero-bench --hooks [--hook-pods N] [--velero PATH] | velero-bench --pod-volumes [--volumes-per-pod N] [--velero PATH]";
 
 fn number<T: std::str::FromStr>(flag: &str, value: Option<String>) -> anyhow::Result<T>
 where
@@ -62,6 +67,7 @@ fn args() -> anyhow::Result<Mode> {
         keep: false,
     };
     let mut hook_args: Option<hooks::HookArgs> = None;
+    let mut pod_volume_args: Option<pod_volumes::PodVolumeArgs> = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -71,6 +77,14 @@ fn args() -> anyhow::Result<Mode> {
             "--hook-pods" => {
                 hook_args.get_or_insert(hooks::HookArgs { pods: 50 }).pods =
                     number(&arg, it.next())?;
+            }
+            "--pod-volumes" => {
+                pod_volume_args.get_or_insert(pod_volumes::PodVolumeArgs { volumes_per_pod: 5 });
+            }
+            "--volumes-per-pod" => {
+                pod_volume_args
+                    .get_or_insert(pod_volumes::PodVolumeArgs { volumes_per_pod: 5 })
+                    .volumes_per_pod = number(&arg, it.next())?;
             }
             "--objects" => objects = number(&arg, it.next())?,
             "--velero" => velero = it.next().context("--velero needs a path")?.into(),
@@ -102,6 +116,9 @@ fn args() -> anyhow::Result<Mode> {
             "{} not found: build it first (cargo build --release -p velero-cli)",
             velero.display()
         );
+    }
+    if let Some(args) = pod_volume_args {
+        return Ok(Mode::PodVolumes(args, velero));
     }
     if let Some(hook_args) = hook_args {
         return Ok(Mode::Hooks(hook_args, velero));
@@ -298,9 +315,10 @@ async fn raw_list(client: &kube::Client) -> anyhow::Result<(Duration, usize)> {
     Ok((started.elapsed(), items))
 }
 
-struct Server(Child);
+/// A process (server, node agent) stopped when the benchmark is done with it, or fails.
+pub(crate) struct KillOnDrop(pub(crate) Child);
 
-impl Drop for Server {
+impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -338,9 +356,18 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
 }
 
 fn kubectl(cp: &ControlPlane, args: &[&str]) -> anyhow::Result<String> {
-    let out = cp.kubectl().args(args).output()?;
+    checked(cp.kubectl().args(args))
+}
+
+/// Runs `cmd` and fails with what it printed when it fails.
+pub(crate) fn checked(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!("kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{cmd:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -358,6 +385,9 @@ fn main() -> anyhow::Result<()> {
         Mode::Hooks(args, velero) => tokio::runtime::Runtime::new()
             .context("starting the Tokio runtime")?
             .block_on(hooks::run(&args, &velero)),
+        Mode::PodVolumes(args, velero) => tokio::runtime::Runtime::new()
+            .context("starting the Tokio runtime")?
+            .block_on(pod_volumes::run(&args, &velero)),
     }
 }
 
@@ -394,7 +424,7 @@ async fn objects(args: Args) -> anyhow::Result<()> {
         "--no-secret",
         "--use-volume-snapshots=false",
     ])?;
-    let server = Server(
+    let server = KillOnDrop(
         Command::new(&args.velero)
             .env("KUBECONFIG", cp.kubeconfig_path())
             .args([

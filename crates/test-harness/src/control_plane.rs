@@ -26,6 +26,17 @@ const START_ATTEMPTS: usize = 3;
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+const AUDIT_LOG: &str = "audit.log";
+
+/// Every request once, when it arrives, with its metadata only: a count of requests per client,
+/// not a record of their bodies.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [ResponseStarted, ResponseComplete, Panic]
+rules:
+- level: Metadata
+";
+
 /// One process of the control plane, to name its log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Component {
@@ -123,10 +134,21 @@ impl ControlPlane {
     }
 
     pub async fn start_with(topology: Topology) -> anyhow::Result<ControlPlane> {
+        Self::start_logged(topology, false).await
+    }
+
+    /// As [`ControlPlane::start_with`], with the API server writing one audit event per request
+    /// it receives (verb, resource, user agent) to [`ControlPlane::audit_log_path`]: how
+    /// benchmarks count the requests a component sends, seen from the API server's side.
+    pub async fn start_audited(topology: Topology) -> anyhow::Result<ControlPlane> {
+        Self::start_logged(topology, true).await
+    }
+
+    async fn start_logged(topology: Topology, audit: bool) -> anyhow::Result<ControlPlane> {
         let binaries = Binaries::locate(topology)?;
         let mut attempt = 1;
         loop {
-            match Self::start_once(&binaries, topology).await {
+            match Self::start_once(&binaries, topology, audit).await {
                 Ok(control_plane) => return Ok(control_plane),
                 // A component dying on its own during startup is almost always a port another
                 // process took after we probed it: try again on fresh ports.
@@ -143,7 +165,11 @@ impl ControlPlane {
         }
     }
 
-    async fn start_once(binaries: &Binaries, topology: Topology) -> anyhow::Result<ControlPlane> {
+    async fn start_once(
+        binaries: &Binaries,
+        topology: Topology,
+        audit: bool,
+    ) -> anyhow::Result<ControlPlane> {
         let started = Instant::now();
         let dir = tempfile::Builder::new()
             .prefix(node::CLUSTER_DIR_PREFIX)
@@ -254,6 +280,14 @@ impl ControlPlane {
             .arg("--endpoint-reconciler-type=none")
             // Velero's node agent runs privileged pods.
             .arg("--allow-privileged=true");
+        if audit {
+            let policy = root.join("audit-policy.yaml");
+            std::fs::write(&policy, AUDIT_POLICY)
+                .with_context(|| format!("writing {}", policy.display()))?;
+            apiserver
+                .arg(arg("--audit-policy-file", &policy))
+                .arg(arg("--audit-log-path", root.join(AUDIT_LOG)));
+        }
         control_plane.spawn(Component::ApiServer, apiserver)?;
         // The certificate is written before the port is opened, so once it accepts connections the
         // certificate is complete. (The port opens ~0.5 s after exec, but TLS handshakes only
@@ -543,6 +577,12 @@ impl ControlPlane {
 
     /// Path of a kubeconfig with cluster-admin rights (a static token in `system:masters`) that
     /// trusts the API server's self-signed certificate. Valid while `self` lives.
+    /// The API server's audit log (one JSON event per line), when started with
+    /// [`ControlPlane::start_audited`].
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.dir.path().join(AUDIT_LOG)
+    }
+
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig_path
     }

@@ -27,6 +27,10 @@ pub struct NodeAgentServerArgs {
     /// Accepted for Velero's DaemonSet: the ConfigMap with the agent's settings
     #[arg(long)]
     node_agent_configmap: Option<String>,
+    /// Where the kubelet's pod directory is: the DaemonSet mounts it at /host_pods; an agent run
+    /// on the node itself (benchmarks, debugging) passes the kubelet's `<root-dir>/pods`.
+    #[arg(long, hide = true, default_value = velero_controllers::node_agent::HOST_PODS_DIR)]
+    host_pods_dir: std::path::PathBuf,
 }
 
 impl NodeAgentCommand {
@@ -44,11 +48,11 @@ impl NodeAgentCommand {
 
 pub async fn run(global: &GlobalArgs, command: NodeAgentCommand) -> anyhow::Result<()> {
     let NodeAgentCommand::Server(args) = command;
-    let client = global.client().await?;
+    let client = global.client_as("node-agent-server").await?;
     let config = velero_controllers::node_agent::NodeAgentConfig {
         node_name: std::env::var("NODE_NAME").unwrap_or_default(),
         namespace: global.namespace(),
-        host_pods: velero_controllers::node_agent::HOST_PODS_DIR.into(),
+        host_pods: args.host_pods_dir,
         pod_uid: std::env::var("POD_UID").ok(),
         metrics_address: crate::commands::server::socket_address(&args.metrics_address)?,
     };

@@ -94,7 +94,7 @@ pub fn log_filter(level: &str) -> String {
 }
 
 pub async fn run(global: &GlobalArgs, args: ServerArgs) -> anyhow::Result<()> {
-    let client = global.client().await?;
+    let client = global.client_as("velero-server").await?;
     let config = velero_controllers::ServerConfig {
         namespace: global.namespace(),
         default_backup_ttl: args.default_backup_ttl,
