@@ -78,7 +78,10 @@ fn requests_since(log: &Path, from: u64) -> anyhow::Result<Requests> {
             continue;
         };
         let verb = event["verb"].as_str().unwrap_or("?");
-        let resource = event["objectRef"]["resource"].as_str().unwrap_or("?");
+        // Requests without an object are the discovery of API groups (`/apis/velero.io/v1`).
+        let resource = event["objectRef"]["resource"]
+            .as_str()
+            .unwrap_or("(discovery)");
         let sub = event["objectRef"]["subresource"]
             .as_str()
             .map(|s| format!("/{s}"))

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kube::api::Api;
-use kube::runtime::controller::Action;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use velero_api::labels;
@@ -42,7 +44,17 @@ pub struct BackupControllerConfig {
 struct Ctx {
     client: Client,
     config: BackupControllerConfig,
-    running: Mutex<Vec<(String, NamespaceSet)>>,
+    admission: Mutex<Admission>,
+    /// Wakes the queued backups (by name) when a running one ends.
+    wake: futures::channel::mpsc::UnboundedSender<ObjectRef<Backup>>,
+}
+
+/// The backups running, and those queued behind them; one lock, so a backup that is queued while
+/// another ends is always woken.
+#[derive(Default)]
+struct Admission {
+    running: Vec<(String, NamespaceSet)>,
+    queued: std::collections::BTreeSet<String>,
 }
 
 /// The namespaces a backup may touch, conservatively: an explicit list, or everything.
@@ -84,12 +96,15 @@ pub async fn fail_interrupted_backups(
 
 pub async fn run_backup_controller(client: Client, config: BackupControllerConfig) {
     let api: Api<Backup> = Api::namespaced(client.clone(), &config.namespace);
+    let (wake, woken) = futures::channel::mpsc::unbounded();
     let ctx = Arc::new(Ctx {
         client,
         config,
-        running: Mutex::new(Vec::new()),
+        admission: Mutex::new(Admission::default()),
+        wake,
     });
-    crate::run_controller("backup", api, ctx, reconcile).await;
+    let controller = Controller::new(api, watcher::Config::default()).reconcile_on(woken);
+    crate::run_prepared("backup", controller, ctx, reconcile).await;
 }
 
 async fn reconcile(backup: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, OperationError> {
@@ -109,11 +124,14 @@ async fn reconcile(backup: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Operati
     // Two backups of the same namespaces would race on the same objects: wait for the other.
     let set = NamespaceSet::of(&backup);
     let admitted = {
-        let mut running = velero_report::locked(&ctx.running);
-        let busy = running.len() >= ctx.config.concurrency.max(1)
-            || running.iter().any(|(_, s)| s.overlaps(&set));
-        if !busy {
-            running.push((name.clone(), set));
+        let mut admission = velero_report::locked(&ctx.admission);
+        let busy = admission.running.len() >= ctx.config.concurrency.max(1)
+            || admission.running.iter().any(|(_, s)| s.overlaps(&set));
+        if busy {
+            admission.queued.insert(name.clone());
+        } else {
+            admission.queued.remove(&name);
+            admission.running.push((name.clone(), set));
         }
         !busy
     };
@@ -126,7 +144,8 @@ async fn reconcile(backup: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Operati
             )
             .await?;
         }
-        return Ok(Action::requeue(Duration::from_secs(2)));
+        // Woken when a running backup ends.
+        return Ok(Action::await_change());
     }
     // Run on its own task: a backup outlives a watch event, and this keeps the reconciler's future
     // small (and provably Send).
@@ -135,7 +154,17 @@ async fn reconcile(backup: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Operati
         tokio::spawn(async move { process(&ctx, &api, &backup).await })
     };
     let result = operation::joined::<Backup, _>(task.await).and_then(|r| r);
-    velero_report::locked(&ctx.running).retain(|(n, _)| n != &name);
+    let queued = {
+        let mut admission = velero_report::locked(&ctx.admission);
+        admission.running.retain(|(n, _)| n != &name);
+        std::mem::take(&mut admission.queued)
+    };
+    for waiting in queued {
+        // The receiver lives as long as the controller that runs this reconcile.
+        let _ = ctx
+            .wake
+            .unbounded_send(ObjectRef::new(&waiting).within(&ctx.config.namespace));
+    }
     result?;
     Ok(Action::await_change())
 }

@@ -297,10 +297,10 @@ async fn forget_pod_volume_snapshots(
 async fn delete_restores_of(ctx: &Ctx, backup_name: &str) -> Vec<String> {
     let restores: Api<velero_api::v1::Restore> =
         Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let of_backup = |list: &[velero_api::v1::Restore]| -> Vec<String> {
+    let of_backup = |list: &[velero_api::v1::Restore]| -> Vec<(String, String)> {
         list.iter()
             .filter(|r| r.spec.backup_name.as_deref() == Some(backup_name))
-            .map(|r| r.name_any())
+            .map(|r| (r.name_any(), r.uid().unwrap_or_default()))
             .collect()
     };
     let names = match restores.list(&ListParams::default()).await {
@@ -312,18 +312,20 @@ async fn delete_restores_of(ctx: &Ctx, backup_name: &str) -> Vec<String> {
         }
     };
     let mut errors = Vec::new();
-    for name in &names {
+    for (name, _) in &names {
         if let Err(e) = restores.delete(name, &DeleteParams::default()).await {
             errors.push(format!("error deleting restore {name}: {e}"));
         }
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !names.is_empty() && tokio::time::Instant::now() < deadline {
-        match restores.list(&ListParams::default()).await {
-            Ok(list) if of_backup(&list.items).is_empty() => break,
-            _ => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
+    // Watched, not polled; a restore still there after the minute is left to its finalizer.
+    let gone = names.iter().map(|(name, uid)| {
+        kube::runtime::wait::await_condition(
+            restores.clone(),
+            name,
+            kube::runtime::wait::conditions::is_deleted(uid),
+        )
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(gone)).await;
     errors
 }
 

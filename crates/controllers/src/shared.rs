@@ -92,9 +92,34 @@ pub(crate) async fn run_controller<K, C, E, F, Fut>(
     Fut:
         std::future::Future<Output = Result<kube::runtime::controller::Action, E>> + Send + 'static,
 {
+    let controller = kube::runtime::Controller::new(api, kube::runtime::watcher::Config::default());
+    run_prepared(what, controller, ctx, reconcile).await;
+}
+
+/// [`run_controller`] for a controller that also reacts to other objects or triggers
+/// (`watches_stream`, `reconcile_on`).
+pub(crate) async fn run_prepared<K, C, E, F, Fut>(
+    what: &'static str,
+    controller: kube::runtime::Controller<K>,
+    ctx: std::sync::Arc<C>,
+    reconcile: F,
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    C: Send + Sync + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+    F: FnMut(std::sync::Arc<K>, std::sync::Arc<C>) -> Fut,
+    Fut:
+        std::future::Future<Output = Result<kube::runtime::controller::Action, E>> + Send + 'static,
+{
     use futures::StreamExt;
-    use kube::runtime::controller::{Action, Controller};
-    Controller::new(api, kube::runtime::watcher::Config::default())
+    use kube::runtime::controller::Action;
+    controller
         .run(
             reconcile,
             move |_, error: &E, _| {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::Api;
-use kube::runtime::controller::Action;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::v1::{DataPathPhase, PodVolumeBackup, PodVolumeRestore};
@@ -294,9 +296,38 @@ where
     })
 }
 
-pub(crate) async fn run_restores(ctx: Arc<AgentCtx>) {
-    let api: Api<PodVolumeRestore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    crate::run_controller("pod volume restore", api, ctx, reconcile_restore).await;
+/// What the PodVolumeRestore controller reads: the agent, and this node's pods as its watch of
+/// them last saw them.
+struct RestoreCtx {
+    agent: Arc<AgentCtx>,
+    pods: Store<Pod>,
+}
+
+/// The PodVolumeRestore controller, woken by its PodVolumeRestores and by changes to the pods on
+/// this node (Velero's `findVolumeRestoresForPod` watch): a restore waits for its pod's
+/// restore-wait container on one watch of the node's pods, with no request per waiting volume.
+pub(crate) async fn run_restores(agent: Arc<AgentCtx>) {
+    let api: Api<PodVolumeRestore> = Api::namespaced(agent.client.clone(), &agent.namespace);
+    let on_node = watcher::Config::default().fields(&format!("spec.nodeName={}", agent.node));
+    let (pods, writer) = reflector::store();
+    let pod_changes = reflector::reflector(
+        writer,
+        watcher::watcher(Api::<Pod>::all(agent.client.clone()), on_node).default_backoff(),
+    )
+    .touched_objects();
+    let controller = Controller::new(api, watcher::Config::default());
+    let restores = controller.store();
+    let controller = controller.watches_stream(pod_changes, move |pod: Pod| {
+        let uid = pod.metadata.uid;
+        restores
+            .state()
+            .into_iter()
+            .filter(|pvr| uid.is_some() && pvr.spec.pod.uid == uid)
+            .map(|pvr| ObjectRef::from_obj(&*pvr))
+            .collect::<Vec<_>>()
+    });
+    let ctx = Arc::new(RestoreCtx { agent, pods });
+    crate::run_prepared("pod volume restore", controller, ctx, reconcile_restore).await;
 }
 
 /// Whether the pod's `restore-wait` init container runs: the volume is mounted and the app has not
@@ -315,7 +346,7 @@ fn waiting_for_data(pod: &Pod) -> bool {
 
 async fn reconcile_restore(
     pvr: Arc<PodVolumeRestore>,
-    ctx: Arc<AgentCtx>,
+    restore_ctx: Arc<RestoreCtx>,
 ) -> Result<Action, AgentError> {
     let phase = pvr.phase();
     if !matches!(phase, None | Some(DataPathPhase::New)) {
@@ -323,26 +354,23 @@ async fn reconcile_restore(
     }
     let pod_ns = pvr.spec.pod.namespace.clone().unwrap_or_default();
     let pod_name = pvr.spec.pod.name.clone().unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod_ns);
-    let Some(pod) = pods
-        .get_opt(&pod_name)
-        .await
-        .map_err(|e| AgentError(format!("getting pod {pod_ns}/{pod_name}: {e}")))?
+    // A pod not (yet) on this node, or whose helper does not run yet: its next change on this
+    // node wakes the restore again.
+    let Some(pod) = restore_ctx
+        .pods
+        .get(&ObjectRef::new(&pod_name).within(&pod_ns))
+        .filter(|pod| pod.metadata.uid == pvr.spec.pod.uid)
     else {
-        return Ok(Action::requeue(std::time::Duration::from_secs(2)));
+        return Ok(Action::await_change());
     };
-    match pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
-        None => return Ok(Action::requeue(std::time::Duration::from_secs(1))),
-        Some(node) if node != ctx.node => return Ok(Action::await_change()),
-        Some(_) => {}
-    }
     if !waiting_for_data(&pod) {
-        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+        return Ok(Action::await_change());
     }
+    let ctx = &restore_ctx.agent;
     let api: Api<PodVolumeRestore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let name = pvr.name_any();
-    run_data_path(&ctx, &api, &name, "pod volume restore", async {
-        restore(&ctx, &pvr).await?;
+    run_data_path(ctx, &api, &name, "pod volume restore", async {
+        restore(ctx, &pvr).await?;
         tracing::info!(pvr = %name, "pod volume restored");
         let size = pvr.spec.snapshot_size.unwrap_or(0);
         Ok(json!({ "progress": { "totalBytes": size, "bytesDone": size } }))

@@ -8,10 +8,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::pod_volume::repositories::Open;
+use crate::pod_volume::wait::Ended;
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource as _, ResourceExt};
 use serde_json::{Value, json};
 use velero_api::labels;
 use velero_api::v1::{
@@ -20,9 +20,6 @@ use velero_api::v1::{
 };
 use velero_report::{Context, OperationLog, locked};
 use velero_resource_policies::ActionType;
-
-/// How soon a broken watch of a PodVolumeBackup or PodVolumeRestore is opened again.
-const RETRY: Duration = Duration::from_millis(500);
 
 /// Velero's default `--default-repo-maintain-frequency` for restic repositories.
 const MAINTENANCE_FREQUENCY: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -41,6 +38,8 @@ pub(crate) struct PodVolumeBackupper {
     repositories: tokio::sync::Mutex<HashMap<String, Result<(), String>>>,
     /// Every PodVolumeBackup as it ended, for `<backup>-podvolumebackups.json.gz`.
     finished: Mutex<Vec<PodVolumeBackup>>,
+    /// The one watch of this backup's PodVolumeBackups, opened when the first one is created.
+    ended: std::sync::OnceLock<Ended<PodVolumeBackup>>,
 }
 
 impl PodVolumeBackupper {
@@ -64,7 +63,19 @@ impl PodVolumeBackupper {
             policies,
             repositories: tokio::sync::Mutex::new(HashMap::new()),
             finished: Mutex::new(Vec::new()),
+            ended: std::sync::OnceLock::new(),
         }
+    }
+
+    fn ended(&self) -> &Ended<PodVolumeBackup> {
+        self.ended.get_or_init(|| {
+            let uid = self.backup.metadata.uid.clone().unwrap_or_default();
+            Ended::watch(
+                Api::namespaced(self.client.clone(), &self.namespace),
+                &format!("{}={uid}", labels::BACKUP_UID),
+                PodVolumeBackup::phase,
+            )
+        })
     }
 
     /// The PodVolumeBackups that ended, in the order they did.
@@ -300,14 +311,7 @@ impl PodVolumeBackupper {
         pvb.metadata.namespace = Some(self.namespace.clone());
         pvb.metadata.labels = Some(pvb_labels);
         pvb.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
-        pvb.metadata.owner_references = Some(vec![OwnerReference {
-            api_version: "velero.io/v1".into(),
-            kind: "Backup".into(),
-            name: backup_name,
-            uid: backup_uid,
-            controller: Some(true),
-            ..Default::default()
-        }]);
+        pvb.metadata.owner_references = self.backup.controller_owner_ref(&()).map(|o| vec![o]);
         let api: Api<PodVolumeBackup> = Api::namespaced(self.client.clone(), &self.namespace);
         api.create(&PostParams::default(), &pvb).await.map_err(|e| {
             format!(
@@ -442,9 +446,7 @@ impl PodVolumeBackupper {
             }
         }
         for (volume, pvb_name) in created {
-            let api: Api<PodVolumeBackup> = Api::namespaced(self.client.clone(), &self.namespace);
-            let phase = |p: &PodVolumeBackup| p.phase();
-            match until_ended(&api, &pvb_name, self.timeout, phase).await {
+            match self.ended().until_ended(&pvb_name, self.timeout).await {
                 Ok(pvb) => {
                     let status = pvb.status.clone().unwrap_or_default();
                     if status.phase == Some(DataPathPhase::Completed) {
@@ -467,56 +469,11 @@ impl PodVolumeBackupper {
                     }
                     locked(&self.finished).push(pvb);
                 }
-                Err(e) => {
-                    locked(log).error(&format!("Error backing up pod volume {volume}"), &e, ctx)
-                }
-            }
-        }
-    }
-}
-
-/// Waits until the PodVolumeBackup or PodVolumeRestore `name` is Completed, Failed or Canceled,
-/// or `timeout` passes (then most likely no node agent runs on the pod's node). A watch of the
-/// one object: a backup of many volumes waits on all of them without polling the API server.
-pub(crate) async fn until_ended<K>(
-    api: &Api<K>,
-    name: &str,
-    timeout: Duration,
-    phase: impl Fn(&K) -> Option<DataPathPhase>,
-) -> Result<K, String>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + 'static,
-{
-    let kind = K::kind(&());
-    let deadline = tokio::time::Instant::now() + timeout;
-    let ended = |object: Option<&K>| {
-        object.is_none_or(|o| {
-            matches!(
-                phase(o),
-                Some(DataPathPhase::Completed | DataPathPhase::Failed | DataPathPhase::Canceled)
-            )
-        })
-    };
-    loop {
-        let wait = kube::runtime::wait::await_condition(api.clone(), name, &ended);
-        match tokio::time::timeout_at(deadline, wait).await {
-            Ok(Ok(Some(object))) => return Ok(object),
-            Ok(Ok(None)) => return Err(format!("{kind} {name} was deleted")),
-            Ok(Err(e)) => {
-                // The watch broke (the API server restarted, the connection dropped): watch again.
-                tracing::debug!("watching {kind} {name}: {e}");
-                tokio::time::sleep(RETRY).await;
-            }
-            Err(_) => {
-                return Err(format!(
-                    "timed out after {} waiting for {kind} {name} (is the node agent running on the pod's node?)",
-                    velero_api::Duration::from(timeout)
-                ));
+                Err(e) => locked(log).error(
+                    &format!("Error backing up pod volume {volume}"),
+                    &e.to_string(),
+                    ctx,
+                ),
             }
         }
     }

@@ -10,3 +10,4 @@ pub(crate) mod maintenance;
 pub mod node_agent;
 pub(crate) mod repositories;
 pub(crate) mod restore;
+pub(crate) mod wait;

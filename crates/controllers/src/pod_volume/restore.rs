@@ -3,13 +3,14 @@
 //! before the restore ends; their failures are the restore's errors.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::pod_volume::wait::Ended;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, PostParams};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource as _, ResourceExt};
 use serde_json::Value;
 use velero_api::labels;
 use velero_api::v1::{
@@ -23,6 +24,8 @@ pub(crate) struct Restorer {
     namespace: String,
     restore: Restore,
     timeout: Duration,
+    /// The one watch of this restore's PodVolumeRestores, opened for the first pod with volumes.
+    ended: Arc<OnceLock<Ended<PodVolumeRestore>>>,
 }
 
 impl Restorer {
@@ -37,6 +40,7 @@ impl Restorer {
             namespace: namespace.to_string(),
             restore: restore.clone(),
             timeout,
+            ended: Arc::new(OnceLock::new()),
         }
     }
 }
@@ -93,14 +97,7 @@ async fn create(
         (labels::RESTORE_UID.to_string(), restore_uid.clone()),
         ("velero.io/pod-uid".to_string(), text("/metadata/uid")),
     ]));
-    pvr.metadata.owner_references = Some(vec![OwnerReference {
-        api_version: "velero.io/v1".into(),
-        kind: "Restore".into(),
-        name: restore_name,
-        uid: restore_uid,
-        controller: Some(true),
-        ..Default::default()
-    }]);
+    pvr.metadata.owner_references = restore.controller_owner_ref(&()).map(|o| vec![o]);
     let api: Api<PodVolumeRestore> = Api::namespaced(client.clone(), namespace);
     api.create(&PostParams::default(), &pvr)
         .await
@@ -121,11 +118,12 @@ impl PodVolumeRestorer for Restorer {
         volumes: Vec<VolumeSnapshot>,
         log: Arc<Mutex<OperationLog>>,
     ) -> futures::future::BoxFuture<'static, ()> {
-        let (client, namespace, restore, timeout) = (
+        let (client, namespace, restore, timeout, ended) = (
             self.client.clone(),
             self.namespace.clone(),
             self.restore.clone(),
             self.timeout,
+            self.ended.clone(),
         );
         Box::pin(async move {
             let target = pod
@@ -159,10 +157,16 @@ impl PodVolumeRestorer for Restorer {
                     ),
                 }
             }
+            let ended = ended.get_or_init(|| {
+                let uid = restore.metadata.uid.clone().unwrap_or_default();
+                Ended::watch(
+                    Api::namespaced(client.clone(), &namespace),
+                    &format!("{}={uid}", labels::RESTORE_UID),
+                    PodVolumeRestore::phase,
+                )
+            });
             for (volume, name) in created {
-                let api: Api<PodVolumeRestore> = Api::namespaced(client.clone(), &namespace);
-                let phase = |p: &PodVolumeRestore| p.phase();
-                match crate::pod_volume::backup::until_ended(&api, &name, timeout, phase).await {
+                match ended.until_ended(&name, timeout).await {
                     Ok(pvr) if pvr.phase() == Some(DataPathPhase::Completed) => {
                         record(
                             &log,

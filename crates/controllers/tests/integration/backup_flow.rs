@@ -591,3 +591,99 @@ async fn unusable_locations_go_unavailable_with_a_reason_and_refuse_backups() ->
     assert!(keys(&store(&env)?).await?.is_empty(), "nothing was written");
     Ok(())
 }
+
+/// Two backups of the same namespace: the second waits Queued while the first runs and starts
+/// when the first ends, woken by it (nothing polls for a free slot, so without the wake it would
+/// stay Queued and this test would time out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlapping_backup_queues_and_starts_when_the_first_ends() -> anyhow::Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::runtime::{WatchStreamExt, watcher};
+    let env = setup().await?;
+    create_object(
+        &env.client,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "queue"}}),
+    )
+    .await?;
+    // Enough objects that the first backup is still running when the second arrives.
+    let filler = "x".repeat(4096);
+    let created: Vec<anyhow::Result<()>> = futures::stream::iter(0..1500)
+        .map(|i| {
+            let (client, filler) = (env.client.clone(), filler.clone());
+            async move {
+                create_object(
+                    &client,
+                    json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("cm-{i}"), "namespace": "queue"},
+                    "data": {"filler": filler}}),
+                )
+                .await
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    created.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+
+    let api: Api<Backup> = Api::namespaced(env.client.clone(), NS);
+    let phases_of = |name: &str| {
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        watcher(api.clone(), config)
+            .applied_objects()
+            .map_ok(|b: Backup| b.phase())
+    };
+    let spec = json!({ "includedNamespaces": ["queue"] });
+    let mut first_phases = std::pin::pin!(phases_of("first"));
+    let new = |name: &str| -> anyhow::Result<Backup> {
+        Ok(serde_json::from_value(json!({
+            "apiVersion": "velero.io/v1", "kind": "Backup",
+            "metadata": { "name": name, "namespace": NS }, "spec": spec,
+        }))?)
+    };
+    api.create(&PostParams::default(), &new("first")?).await?;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(phase) = first_phases.try_next().await? {
+            if phase == Some(BackupPhase::InProgress) {
+                return anyhow::Ok(());
+            }
+            anyhow::ensure!(
+                !phase.is_some_and(|p| p.is_terminal()),
+                "the first backup ended before the second was created: {phase:?}"
+            );
+        }
+        anyhow::bail!("the watch of the first backup ended")
+    })
+    .await
+    .context("the first backup never ran")??;
+
+    let mut second_phases = std::pin::pin!(phases_of("second"));
+    api.create(&PostParams::default(), &new("second")?).await?;
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(phase) = second_phases.try_next().await? {
+            if seen.last() != Some(&phase) {
+                seen.push(phase);
+            }
+            if phase.is_some_and(|p| p.is_terminal()) {
+                break;
+            }
+        }
+        anyhow::Ok(())
+    })
+    .await
+    .with_context(|| format!("the second backup did not end; its phases: {seen:?}"))??;
+    assert!(
+        seen.contains(&Some(BackupPhase::Queued)),
+        "the second backup waited Queued: {seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&Some(BackupPhase::Completed)), "{seen:?}");
+    let (first, second) = (api.get("first").await?, api.get("second").await?);
+    assert_eq!(first.phase(), Some(BackupPhase::Completed));
+    let ended = first.status.and_then(|s| s.completion_timestamp);
+    let started = second.status.and_then(|s| s.start_timestamp);
+    assert!(
+        ended.is_some() && started >= ended,
+        "the second started ({started:?}) after the first ended ({ended:?})"
+    );
+    Ok(())
+}
