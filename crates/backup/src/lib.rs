@@ -7,4 +7,5 @@
 
 pub mod actions;
 pub mod engine;
+pub mod request;
 pub mod selection;

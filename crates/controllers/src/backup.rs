@@ -15,17 +15,13 @@ use serde_json::{Value, json};
 use velero_api::labels;
 use velero_api::v1::{Backup, BackupPhase};
 use velero_backup::engine::{self, BackupParams, Progress};
+use velero_backup::request::Prepared;
 use velero_cluster::api::ApiReader;
-use velero_resource_policies::ResourcePolicies;
 use velero_storage::{BackupFiles, BackupStore};
 
 use crate::operation::{self, OperationError, ProgressReporter, patch};
 
 use crate::locations;
-
-/// List streams one backup runs at once. The API server, not this process, sets the pace (a
-/// 100,000-object backup spends about 2 s of our CPU); more streams than this gain nothing there.
-pub const LIST_CONCURRENCY: usize = 8;
 
 /// The failure reason Velero records for a backup a restarted server finds InProgress.
 pub const RESTART_FAILURE: &str =
@@ -190,22 +186,10 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Op
 
     // Prepared once, before anything else looks at the filters; the prepared spec is what the
     // Backup records (Velero's `prepareBackupRequest`) and what the selection resolves.
-    let reader = ApiReader::new(client.clone());
-    let (spec, mut errors) = velero_backup::selection::prepare_spec(&reader, &spec).await;
-    let policies = match resource_policies(client, ns, &spec).await {
-        Ok(p) => p,
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    };
-    if policies
-        .as_ref()
-        .is_some_and(|p| p.include_exclude().is_some())
-        && velero_filters::uses_old_resource_filters(&spec)
-    {
-        errors.push("include-resources, exclude-resources and include-cluster-resources are old filter parameters.\nThey cannot be used with include-exclude policies.".into());
-    }
+    let mut defaulted = backup.clone();
+    defaulted.spec = spec;
+    let mut prepared = velero_backup::request::Prepared::new(client, ns, &defaulted).await;
+    let errors = &mut prepared.errors;
     let location = match locations::get_location(client, ns, &location_name).await {
         Ok(l) => Some(l),
         Err(e) => {
@@ -258,19 +242,19 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Op
             .map(String::as_str),
     );
     let metrics = &ctx.config.metrics;
-    if !errors.is_empty() {
+    let spec = &prepared.backup.spec;
+    if !prepared.errors.is_empty() {
+        let errors = &prepared.errors;
         metrics
             .backup_validation_failure
             .get_or_create(&schedule)
             .inc();
-        tracing::info!(backup = %name, ?errors, "backup failed validation");
-        patch(api, &name, json!({
+        let fields = json!({
             "metadata": meta,
             "spec": spec,
-            "status": { "phase": BackupPhase::FailedValidation, "validationErrors": errors, "version": 1, "formatVersion": velero_api::BACKUP_FORMAT_VERSION },
-        }))
-        .await?;
-        return Ok(());
+            "status": { "version": 1, "formatVersion": velero_api::BACKUP_FORMAT_VERSION },
+        });
+        return operation::validation_failed(api, &name, errors, fields).await;
     }
     let Some(location) = location else {
         return Ok(());
@@ -301,7 +285,8 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Op
     let started = std::time::Instant::now();
 
     // Either way the status is the one written into velero-backup.json, so the two agree.
-    let status = match run(ctx, api, &running, &location, policies).await {
+    prepared.backup = running.clone();
+    let status = match run(ctx, api, prepared, &location).await {
         Ok(status) => status,
         Err(failure) => fail(&running, failure).await,
     };
@@ -309,39 +294,6 @@ async fn process(ctx: &Ctx, api: &Api<Backup>, backup: &Backup) -> Result<(), Op
     let status_json = serde_json::to_value(&status).unwrap_or(Value::Null);
     patch(api, &name, json!({ "status": status_json })).await?;
     Ok(())
-}
-
-/// The resource policies ConfigMap the Backup names (Velero's `GetResourcePoliciesFromBackup`):
-/// `None` when it names none; an error, which fails the Backup's validation, when it cannot be
-/// read or used.
-pub async fn resource_policies(
-    client: &Client,
-    namespace: &str,
-    spec: &velero_api::v1::BackupSpec,
-) -> Result<Option<ResourcePolicies>, String> {
-    let Some(reference) = spec
-        .resource_policy
-        .as_ref()
-        .filter(|r| r.kind.eq_ignore_ascii_case("configmap"))
-    else {
-        return Ok(None);
-    };
-    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
-        Api::namespaced(client.clone(), namespace);
-    let map = maps.get(&reference.name).await.map_err(|e| {
-        format!(
-            "fail to get ResourcePolicies {namespace}/{} ConfigMap with error {e}",
-            reference.name
-        )
-    })?;
-    ResourcePolicies::from_config_map_data(&map.data.unwrap_or_default())
-        .map(Some)
-        .map_err(|e| {
-            format!(
-                "fail to read the ResourcePolicies from ConfigMap {namespace}/{} with error {e}",
-                reference.name
-            )
-        })
 }
 
 /// Why a backup failed, and whether anything may still be written for it.
@@ -375,17 +327,14 @@ async fn fail(backup: &Backup, failure: Failure) -> velero_api::v1::BackupStatus
         }
         Failure::Run { reason, log, store } => (reason, log, store),
     };
-    tracing::warn!(backup = %name, "backup failed: {reason}");
-    let mut log = *log;
-    log.error("backup failed", &reason, velero_report::Context::default());
+    let ended = operation::FailureFiles::new(*log, "backup", &reason);
     status.failure_reason = Some(reason);
-    status.warnings = operation::nonzero_count(log.warnings());
-    status.errors = operation::nonzero_count(log.errors());
-    let (log_gz, results) = log.finish();
+    status.warnings = ended.tally.warnings;
+    status.errors = ended.tally.errors;
     let metadata = serde_json::to_vec_pretty(&failed).unwrap_or_default();
     let files = BackupFiles {
-        log: Some(Bytes::from(log_gz)),
-        results: Some(crate::gzip_json(&results)),
+        log: Some(ended.log),
+        results: Some(ended.results),
         ..BackupFiles::default()
     };
     if let Err(e) = store.put_backup(&name, files, Bytes::from(metadata)).await {
@@ -447,11 +396,10 @@ fn record_outcome(
 async fn run(
     ctx: &Ctx,
     api: &Api<Backup>,
-    backup: &Backup,
+    prepared: Prepared,
     location: &velero_api::v1::BackupStorageLocation,
-    policies: Option<ResourcePolicies>,
 ) -> Result<velero_api::v1::BackupStatus, Failure> {
-    let name = backup.name_any();
+    let name = prepared.backup.name_any();
     let store: BackupStore = locations::open_store(&ctx.client, &ctx.config.namespace, location)
         .await
         .map_err(|e| Failure::Early(e.to_string()))?;
@@ -476,43 +424,12 @@ async fn run(
         };
     let new_log = || velero_report::OperationLog::backup(&ctx.config.namespace, &name);
     let started = std::time::Instant::now();
-    let reader = ApiReader::new(ctx.client.clone());
-    let discovery = match velero_cluster::discovery::discover(&ctx.client).await {
-        Ok(d) => d,
-        Err(e) => {
-            let reason = format!("error discovering API resources: {e}");
-            return Err(failed(reason, new_log(), store));
-        }
+    let mut request = match prepared.resolve(&ctx.client).await {
+        Ok(request) => request,
+        Err(e) => return Err(failed(e.to_string(), new_log(), store)),
     };
-    // `backup` is the InProgress object, whose spec process() prepared and wrote back.
-    let selection = match velero_backup::selection::BackupSelection::new(
-        &reader,
-        &discovery,
-        &backup.spec,
-        policies.as_ref().and_then(|p| p.include_exclude()),
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            let reason = format!("error resolving the backup's filters: {e}");
-            return Err(failed(reason, new_log(), store));
-        }
-    };
-
-    let resolve = |entry: &str| discovery.resolve(entry).map(|r| r.group_resource());
-    let hooks = match velero_hooks::backup::BackupHooks::new(
-        ctx.client.clone(),
-        backup.spec.hooks.as_ref(),
-        &resolve,
-    ) {
-        Ok(h) => std::sync::Arc::new(h),
-        Err(e) => {
-            let reason = format!("error getting resource hooks: {e}");
-            return Err(failed(reason, new_log(), store));
-        }
-    };
-
+    let policies = request.policies.take();
+    let (backup, hooks) = (&request.backup, request.hooks.clone());
     let pod_volumes = std::sync::Arc::new(crate::pod_volume::backup::PodVolumeBackupper::new(
         ctx.client.clone(),
         &ctx.config.namespace,
@@ -538,13 +455,19 @@ async fn run(
     let params = BackupParams {
         backup_namespace: ctx.config.namespace.clone(),
         backup_name: name.clone(),
-        concurrency: LIST_CONCURRENCY,
+        concurrency: engine::LIST_CONCURRENCY,
         hooks: Some(hooks.clone()),
         pod_volumes: Some(pod_volumes.clone()),
     };
-    let result = engine::run(&reader, &discovery, &selection, &params, &mut sink, &|p| {
-        reporter.report(p)
-    })
+    let reader = ApiReader::new(ctx.client.clone());
+    let result = engine::run(
+        &reader,
+        &request.discovery,
+        &request.selection,
+        &params,
+        &mut sink,
+        &|p| reporter.report(p),
+    )
     .await;
     reporter.stop();
     let (outcome, _) = match result {
@@ -570,18 +493,18 @@ async fn run(
         item_operations: Some(none),
         volume_info: Some(crate::gzip_json(&pod_volumes.volume_info().await)),
     };
-    let warnings = outcome.results.warnings.len();
-    let errors = outcome.results.errors.len();
+    let (warnings, errors) = (outcome.results.warnings.len(), outcome.results.errors.len());
+    let tally = operation::Tally::of(&outcome.results);
     let mut final_backup = backup.clone();
     let status = final_backup.status.get_or_insert_with(Default::default);
-    status.phase = Some(if errors > 0 {
+    status.phase = Some(if tally.partially_failed {
         BackupPhase::PartiallyFailed
     } else {
         BackupPhase::Completed
     });
     status.completion_timestamp = Some(crate::now());
-    status.warnings = operation::nonzero_count(warnings);
-    status.errors = operation::nonzero_count(errors);
+    status.warnings = tally.warnings;
+    status.errors = tally.errors;
     status.progress = Some(velero_api::v1::BackupProgress {
         total_items: Some(operation::status_count(outcome.items_backed_up)),
         items_backed_up: Some(operation::status_count(outcome.items_backed_up)),

@@ -118,3 +118,102 @@ pub(crate) fn hook_status(stats: velero_hooks::HookStats) -> Option<velero_api::
         hooks_failed: nonzero_count(stats.failed),
     })
 }
+
+/// An operation that failed validation (Velero's `FailedValidation`): `fields` (the prepared
+/// spec, metadata, the kind's own status fields) merged with the phase and the errors, in one
+/// patch.
+pub(crate) async fn validation_failed<K>(
+    api: &Api<K>,
+    name: &str,
+    errors: &[String],
+    mut fields: Value,
+) -> Result<(), OperationError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    tracing::info!(kind = kind::<K>(), %name, ?errors, "failed validation");
+    let status = serde_json::json!({ "phase": "FailedValidation", "validationErrors": errors });
+    match fields.get_mut("status").and_then(Value::as_object_mut) {
+        Some(existing) => existing.extend(status.as_object().cloned().unwrap_or_default()),
+        None => fields["status"] = status,
+    }
+    patch(api, name, fields).await.map(|_| ())
+}
+
+/// What a failed run leaves in the location: its log with the failure as the last error line
+/// (`level=error msg="backup failed" error="…"`, as Velero logs it) and its results, so `velero
+/// backup logs` and `velero restore logs` tell why; and its counts, for the status.
+pub(crate) struct FailureFiles {
+    pub(crate) log: bytes::Bytes,
+    pub(crate) results: bytes::Bytes,
+    pub(crate) tally: Tally,
+}
+
+impl FailureFiles {
+    pub(crate) fn new(mut log: velero_report::OperationLog, what: &str, reason: &str) -> Self {
+        tracing::warn!("{what} failed: {reason}");
+        log.error(
+            &format!("{what} failed"),
+            reason,
+            velero_report::Context::default(),
+        );
+        let (log_gz, results) = log.finish();
+        FailureFiles {
+            log: bytes::Bytes::from(log_gz),
+            results: crate::gzip_json(&results),
+            tally: Tally::of(&results),
+        }
+    }
+}
+
+/// How a run that finished ended, from its results: its error and warning counts as Velero's
+/// status carries them, and whether it ends PartiallyFailed (any error) or Completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub(crate) errors: Option<i32>,
+    pub(crate) warnings: Option<i32>,
+    pub(crate) partially_failed: bool,
+}
+
+impl Tally {
+    pub(crate) fn of(results: &velero_report::OperationResults) -> Self {
+        Tally {
+            errors: nonzero_count(results.errors.len()),
+            warnings: nonzero_count(results.warnings.len()),
+            partially_failed: !results.errors.is_empty(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_saturate_and_zero_is_left_out() {
+        assert_eq!(status_count(5_u64), 5);
+        assert_eq!(status_count(u64::MAX), i32::MAX);
+        assert_eq!(nonzero_count(0_usize), None);
+        assert_eq!(nonzero_count(3_usize), Some(3));
+    }
+
+    #[test]
+    fn a_run_with_errors_is_partially_failed() {
+        let mut log = velero_report::OperationLog::backup("velero", "b");
+        log.warn("w", velero_report::Context::default());
+        let (_, results) = log.finish();
+        assert_eq!(
+            Tally::of(&results),
+            Tally {
+                errors: None,
+                warnings: Some(1),
+                partially_failed: false
+            }
+        );
+        let mut log = velero_report::OperationLog::backup("velero", "b");
+        log.error("e", "why", velero_report::Context::default());
+        let (_, results) = log.finish();
+        assert!(Tally::of(&results).partially_failed);
+        assert_eq!(Tally::of(&results).errors, Some(1));
+    }
+}

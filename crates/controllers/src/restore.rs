@@ -3,20 +3,16 @@
 //! FailedValidation with Velero's messages; a finalizer removes `restores/<name>/` from storage
 //! when a Restore is deleted.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use velero_api::labels;
-use velero_api::v1::{Backup, BackupPhase, Restore, RestorePhase, RestoreProgress, RestoreStatus};
-use velero_restore::actions::StorageClassMapping;
-use velero_restore::modifiers::ResourceModifiers;
+use velero_api::v1::{Backup, Restore, RestorePhase, RestoreProgress, RestoreStatus};
+use velero_restore::request::Prepared;
 use velero_restore::{Priorities, Progress, RestoreParams};
 use velero_storage::{BackupStore, RestoreFiles};
 
@@ -119,13 +115,8 @@ async fn start(
     Ok(Action::await_change())
 }
 
-/// The backup a restore reads and the store it lives in.
-struct Source {
-    backup: Backup,
-    store: BackupStore,
-}
-
-async fn find_source(ctx: &Ctx, backup_name: &str) -> Result<Source, String> {
+/// The store the backup a restore read lives in, to remove the restore's files from.
+async fn find_store(ctx: &Ctx, backup_name: &str) -> Result<BackupStore, String> {
     let ns = &ctx.config.namespace;
     let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), ns);
     let backup = backups
@@ -145,7 +136,7 @@ async fn find_source(ctx: &Ctx, backup_name: &str) -> Result<Source, String> {
     let store = locations::open_store(&ctx.client, ns, &location)
         .await
         .map_err(|e| format!("The BSL {location_name} cannot be opened: {e}"))?;
-    Ok(Source { backup, store })
+    Ok(store)
 }
 
 async fn delete_restore_files(ctx: &Ctx, restore: &Restore) -> Result<(), String> {
@@ -160,9 +151,8 @@ async fn delete_restore_files(ctx: &Ctx, restore: &Restore) -> Result<(), String
     // Read-only protects backups; a restore's own files are written to the location whatever its
     // mode (Velero's behaviour, which migrations rely on to read restore logs), so they are
     // removed with the restore too rather than left behind forever.
-    match find_source(ctx, backup).await {
-        Ok(source) => source
-            .store
+    match find_store(ctx, backup).await {
+        Ok(store) => store
             .delete_restore(&restore.name_any())
             .await
             .map_err(|e| e.to_string()),
@@ -174,122 +164,31 @@ async fn delete_restore_files(ctx: &Ctx, restore: &Restore) -> Result<(), String
     }
 }
 
-/// Newest (by start time) Completed backup of a schedule.
-async fn newest_backup_of_schedule(ctx: &Ctx, schedule: &str) -> Result<String, String> {
-    let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
-    let list = backups
-        .list(&ListParams::default().labels(&labels::schedule_selector(schedule)))
-        .await
-        .map_err(|_| "Unable to list backups for schedule".to_string())?;
-    if list.items.is_empty() {
-        return Err("No backups found for schedule".into());
-    }
-    velero_api::v1::most_recent_backup(&list.items, &[BackupPhase::Completed])
-        .map(|b| b.name_any())
-        .ok_or_else(|| "No completed backups found for schedule".to_string())
-}
-
-async fn load_modifiers(ctx: &Ctx, restore: &Restore) -> Result<Option<ResourceModifiers>, String> {
-    let Some(reference) = &restore.spec.resource_modifier else {
-        return Ok(None);
-    };
-    if !reference.kind.eq_ignore_ascii_case("configmap") {
-        return Ok(None);
-    }
-    let ns = &ctx.config.namespace;
-    let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-    let map = maps.get(&reference.name).await.map_err(|_| {
-        format!(
-            "failed to get resource modifiers configmap {ns}/{}",
-            reference.name
-        )
-    })?;
-    ResourceModifiers::from_config_map_data(&map.data.unwrap_or_default())
-        .map(Some)
-        .map_err(|e| {
-            format!(
-                "Error in parsing resource modifiers provided in configmap {ns}/{}: {e}",
-                reference.name
-            )
-        })
-}
-
-/// The plugin ConfigMaps of the change-storage-class and change-image-name actions.
-async fn plugin_config(ctx: &Ctx, action: &str) -> Option<BTreeMap<String, String>> {
-    let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
-    let selector = format!("{},{action}=RestoreItemAction", labels::PLUGIN_CONFIG);
-    let list = maps
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .ok()?;
-    list.items
-        .into_iter()
-        .next()
-        .map(|m| m.data.unwrap_or_default())
-}
-
 async fn process(ctx: &Ctx, api: &Api<Restore>, restore: &Restore) -> Result<(), OperationError> {
     let name = restore.name_any();
-    let mut spec = restore.spec.clone();
-    let mut errors = velero_restore::selection::validate_restore_spec(&spec);
-    let dry_run = spec.dry_run == Some(true);
-    if dry_run && spec.schedule_name.as_deref().is_some_and(|s| !s.is_empty()) {
-        // A plan is only worth having for the backup the real restore will use; a schedule's
-        // newest backup may change between the two.
-        errors.push("a dry run needs a backup name, not a schedule: plan the restore of one backup (velero backup get -l velero.io/schedule-name=<schedule> lists the schedule's backups)".into());
-    }
-    // Velero appends the types it never restores to every Restore's exclusions.
-    let excluded = spec.excluded_resources.get_or_insert_with(Vec::new);
-    for r in velero_restore::selection::NON_RESTORABLE {
-        if !excluded.iter().any(|e| e == r) {
-            excluded.push(r.to_string());
-        }
-    }
-    let mut source = None;
-    let mut modifiers = None;
-    if errors.is_empty()
-        && let Some(schedule) = spec.schedule_name.clone().filter(|s| !s.is_empty())
-    {
-        match newest_backup_of_schedule(ctx, &schedule).await {
-            Ok(b) => spec.backup_name = Some(b),
-            Err(e) => errors.push(e),
-        }
-    }
-    if errors.is_empty()
-        && let Some(backup_name) = spec.backup_name.clone()
-    {
-        match find_source(ctx, &backup_name).await {
-            Ok(s) => {
-                if spec.schedule_name.as_deref().is_none_or(str::is_empty)
-                    && let Some(schedule) = s.backup.labels().get(labels::SCHEDULE_NAME)
-                {
-                    spec.schedule_name = Some(schedule.clone());
-                }
-                source = Some(s);
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    if errors.is_empty() {
-        match load_modifiers(ctx, restore).await {
-            Ok(m) => modifiers = m,
-            Err(e) => errors.push(e),
+    let ns = &ctx.config.namespace;
+    let mut prepared = Prepared::new(&ctx.client, ns, restore).await;
+    let mut store = None;
+    if let (true, Some(location)) = (prepared.errors.is_empty(), &prepared.location) {
+        match locations::open_store(&ctx.client, ns, location).await {
+            Ok(s) => store = Some(s),
+            Err(e) => prepared.errors.push(format!(
+                "The BSL {} cannot be opened: {e}",
+                location.name_any()
+            )),
         }
     }
     let metrics = &ctx.config.metrics;
+    let mut spec = prepared.restore.spec.clone();
     let schedule = crate::metrics::Metrics::schedule(spec.schedule_name.as_deref());
-    let (true, Some(source)) = (errors.is_empty(), source) else {
+    let (true, Some(store)) = (prepared.errors.is_empty(), store) else {
+        let errors = &prepared.errors;
         metrics
             .restore_validation_failed
             .get_or_create(&schedule)
             .inc();
-        tracing::info!(restore = %name, ?errors, "restore failed validation");
-        patch(api, &name, json!({
-            "spec": spec,
-            "status": { "phase": RestorePhase::FailedValidation, "validationErrors": errors, "completionTimestamp": crate::now() },
-        }))
-        .await?;
-        return Ok(());
+        let fields = json!({ "spec": spec, "status": { "completionTimestamp": crate::now() } });
+        return operation::validation_failed(api, &name, errors, fields).await;
     };
     velero_api::Duration::default_if_zero(
         &mut spec.item_operation_timeout,
@@ -304,10 +203,12 @@ async fn process(ctx: &Ctx, api: &Api<Restore>, restore: &Restore) -> Result<(),
         }),
     )
     .await?;
-    tracing::info!(restore = %name, backup = %source.backup.name_any(), "restore started");
+    let backup_name = spec.backup_name.clone().unwrap_or_default();
+    tracing::info!(restore = %name, backup = %backup_name, "restore started");
     metrics.restore_attempt.get_or_create(&schedule).inc();
 
-    let status = match run(ctx, api, restore, spec, &source, modifiers).await {
+    prepared.restore.spec = spec;
+    let status = match run(ctx, api, prepared, &store).await {
         Ok(status) => status,
         Err(reason) => {
             tracing::warn!(restore = %name, "restore failed: {reason}");
@@ -336,44 +237,31 @@ async fn process(ctx: &Ctx, api: &Api<Restore>, restore: &Restore) -> Result<(),
 async fn run(
     ctx: &Ctx,
     api: &Api<Restore>,
-    restore: &Restore,
-    spec: velero_api::v1::RestoreSpec,
-    source: &Source,
-    modifiers: Option<ResourceModifiers>,
+    prepared: Prepared,
+    store: &BackupStore,
 ) -> Result<RestoreStatus, String> {
-    let name = restore.name_any();
+    let name = prepared.restore.name_any();
     let name = name.as_str();
-    let dry_run = spec.dry_run == Some(true);
-    let backup_name = source.backup.name_any();
-    let store = &source.store;
+    let dry_run = prepared.restore.spec.dry_run == Some(true);
+    let backup_name = prepared
+        .restore
+        .spec
+        .backup_name
+        .clone()
+        .unwrap_or_default();
     let key = store.layout().backup_contents(&backup_name);
     let reader = store
         .get_object(&key)
         .await
         .map_err(|e| format!("error downloading the backup tarball {key}: {e}"))?;
     let tarball = tokio_util::io::SyncIoBridge::new(reader);
-    // Discovery, the selection and the hooks are resolved here and handed to the engine, as the
-    // backup controller hands them to its engine.
     let fresh_log = || velero_report::OperationLog::restore(&ctx.config.namespace, name);
-    let discovery = match velero_cluster::discovery::discover(&ctx.client).await {
-        Ok(d) => d,
-        Err(e) => {
-            let reason = format!("error discovering the cluster's resource types: {e}");
-            return Err(upload_failure(store, name, fresh_log(), reason).await);
-        }
+    let request = match prepared.resolve(&ctx.client, &ctx.config.namespace).await {
+        Ok(request) => request,
+        Err(e) => return Err(upload_failure(store, name, fresh_log(), e.to_string()).await),
     };
-    let resolve = |entry: &str| discovery.resolve(entry).map(|r| r.group_resource());
-    let filter = match velero_restore::selection::RestoreFilter::new(&spec, resolve) {
-        Ok(f) => f,
-        Err(reason) => return Err(upload_failure(store, name, fresh_log(), reason).await),
-    };
-    let hooks = match velero_hooks::restore::RestoreHooks::new(spec.hooks.as_ref(), &resolve) {
-        Ok(h) => h,
-        Err(e) => {
-            let reason = format!("error getting resource hooks: {e}");
-            return Err(upload_failure(store, name, fresh_log(), reason).await);
-        }
-    };
+    let restore = &request.restore;
+    let spec = restore.spec.clone();
     let hook_wait_limit = spec
         .item_operation_timeout
         .and_then(|t| t.to_std())
@@ -387,19 +275,11 @@ async fn run(
         max_in_flight: ctx.config.max_in_flight,
         resource_timeout: ctx.config.resource_timeout,
         terminating_timeout: ctx.config.terminating_timeout,
-        modifiers,
-        storage_classes: match plugin_config(ctx, "velero.io/change-storage-class").await {
-            Some(map) if !map.is_empty() => {
-                Some(StorageClassMapping::resolve(&ctx.client, map).await)
-            }
-            _ => None,
-        },
-        image_rules: plugin_config(ctx, "velero.io/change-image-name")
-            .await
-            .filter(|data| !data.is_empty())
-            .map(|data| velero_restore::actions::ImageRules::parse(&data)),
+        modifiers: request.modifiers,
+        storage_classes: request.storage_classes,
+        image_rules: request.image_rules,
         scratch_dir: None,
-        hooks,
+        hooks: request.hooks,
         hook_wait_limit,
         pod_volumes: pod_volume_data(ctx, store, &backup_name, restore).await?,
         pod_volume_restorer: (!dry_run).then(|| {
@@ -420,8 +300,8 @@ async fn run(
     );
     let result = velero_restore::run(
         ctx.client.clone(),
-        discovery,
-        filter,
+        request.discovery,
+        request.filter,
         params,
         tarball,
         &|p| reporter.report(p),
@@ -469,21 +349,20 @@ async fn run(
         .put_restore(name, files)
         .await
         .map_err(|e| format!("error uploading the restore's files: {e}"))?;
-    let warnings = finished.results.warnings.len();
-    let errors = finished.results.errors.len();
-    tracing::info!(restore = %name, items = items_restored, warnings, errors, "restore completed");
+    let tally = operation::Tally::of(&finished.results);
+    tracing::info!(restore = %name, items = items_restored, warnings = ?tally.warnings, errors = ?tally.errors, "restore completed");
     let count = |n: u64| Some(crate::operation::status_count(n));
     Ok(RestoreStatus {
         phase: Some(if dry_run {
             RestorePhase::DryRunCompleted
-        } else if errors > 0 {
+        } else if tally.partially_failed {
             RestorePhase::PartiallyFailed
         } else {
             RestorePhase::Completed
         }),
         completion_timestamp: Some(crate::now()),
-        warnings: count(warnings as u64),
-        errors: count(errors as u64),
+        warnings: tally.warnings,
+        errors: tally.errors,
         progress: Some(RestoreProgress {
             total_items: count(total_items),
             items_restored: count(items_restored),
@@ -498,18 +377,13 @@ async fn run(
 async fn upload_failure(
     store: &velero_storage::BackupStore,
     name: &str,
-    mut log: velero_report::OperationLog,
+    log: velero_report::OperationLog,
     reason: String,
 ) -> String {
-    log.record(
-        velero_report::Level::Error,
-        None,
-        &format!("restore failed: {reason}"),
-    );
-    let (log_gz, results) = log.finish();
+    let ended = operation::FailureFiles::new(log, "restore", &reason);
     let files = RestoreFiles {
-        log: Some(Bytes::from(log_gz)),
-        results: Some(crate::gzip_json(&results)),
+        log: Some(ended.log),
+        results: Some(ended.results),
         ..RestoreFiles::default()
     };
     if let Err(e) = store.put_restore(name, files).await {
@@ -517,7 +391,6 @@ async fn upload_failure(
     }
     reason
 }
-
 /// The backup's completed pod volume backups (`<backup>-podvolumebackups.json.gz`, so a backup
 /// synced from another cluster restores its volumes too) and the restore helper's image: the
 /// `velero.io/pod-volume-restore` plugin ConfigMap's, else the server's own.
@@ -546,9 +419,13 @@ async fn pod_volume_data(
         Err(velero_storage::StorageError::NotFound { .. }) => Vec::new(),
         Err(e) => return Err(format!("reading {key}: {e}")),
     };
-    let config = plugin_config(ctx, "velero.io/pod-volume-restore")
-        .await
-        .unwrap_or_default();
+    let config = velero_restore::request::plugin_config(
+        &ctx.client,
+        &ctx.config.namespace,
+        "velero.io/pod-volume-restore",
+    )
+    .await
+    .unwrap_or_default();
     let image = match config.get("image").filter(|i| !i.is_empty()) {
         Some(image) => Some(image.clone()),
         None => server_image(ctx).await,

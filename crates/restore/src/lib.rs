@@ -22,6 +22,7 @@ mod outcome;
 pub mod plan;
 pub mod pod_volumes;
 pub mod priorities;
+pub mod request;
 pub mod selection;
 pub mod spool;
 mod volumes;

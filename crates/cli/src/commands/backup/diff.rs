@@ -9,13 +9,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::io::Read;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::Value;
 use velero_backup::engine::{self, BackupParams};
-use velero_backup::selection::{BackupSelection, prepare_spec};
+use velero_backup::request::Prepared;
 use velero_cluster::api::ApiReader;
 use velero_restore::compare::{FieldChange, comparable, field_diff};
 use velero_restore::selection::NON_RESTORABLE;
@@ -143,32 +143,22 @@ pub(super) async fn diff(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<
         .await?
         .context("reading the backup's tarball")?;
 
-    let reader = ApiReader::new(client.clone());
-    let discovery = velero_cluster::discovery::discover(&client)
-        .await
-        .context("discovering the cluster's resource types")?;
-    let (spec, errors) = prepare_spec(&reader, &backup.spec).await;
-    if !errors.is_empty() {
+    // The backup's own spec, prepared and resolved as the server does for a backup it runs.
+    let prepared = Prepared::new(&client, &namespace, &backup).await;
+    if !prepared.errors.is_empty() {
         bail!(
             "the backup's spec cannot select items now: {}",
-            errors.join("; ")
+            prepared.errors.join("; ")
         );
     }
-    let policies = velero_controllers::backup::resource_policies(&client, &namespace, &spec)
+    let request = prepared
+        .resolve(&client)
         .await
-        .map_err(|e| anyhow!(e))?;
-    let selection = BackupSelection::new(
-        &reader,
-        &discovery,
-        &spec,
-        policies.as_ref().and_then(|p| p.include_exclude()),
-    )
-    .await
-    .context("resolving the backup's filters against the cluster")?;
+        .context("resolving the backup's filters against the cluster")?;
     let params = BackupParams {
         backup_namespace: namespace.clone(),
         backup_name: backup.name_any(),
-        concurrency: velero_controllers::backup::LIST_CONCURRENCY,
+        concurrency: engine::LIST_CONCURRENCY,
         hooks: None,
         pod_volumes: None,
     };
@@ -176,7 +166,15 @@ pub(super) async fn diff(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<
     let comparing = download::read_blocking(Box::pin(source), move |reader| {
         compare_live(reader, backed_up)
     });
-    let listing = engine::run(&reader, &discovery, &selection, &params, sink, &|_| {});
+    let reader = ApiReader::new(client.clone());
+    let listing = engine::run(
+        &reader,
+        &request.discovery,
+        &request.selection,
+        &params,
+        sink,
+        &|_| {},
+    );
     let (listed, compared) = tokio::join!(listing, comparing);
     let (outcome, mut changes) = match (listed, compared.and_then(|c| c)) {
         (Ok((outcome, _)), Ok(changes)) => (outcome, changes),
