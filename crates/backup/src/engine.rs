@@ -19,7 +19,7 @@ use crate::actions;
 use velero_hooks::Phase;
 use velero_hooks::backup::BackupHooks;
 
-/// What the backup selects; [`crate::selection::BackupSelection`] builds it from a Backup's spec.
+/// What the backup selects; `selection::BackupSelection` builds it from a Backup's spec.
 pub trait Selection: Send + Sync {
     /// Whether items of this type are listed at all.
     fn include_type(&self, resource: &DiscoveredResource) -> bool;

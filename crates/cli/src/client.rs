@@ -6,6 +6,10 @@ use anyhow::Context;
 use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+/// This build's version and commit: `velero version` prints them, every client sends them.
+pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+pub const GIT_COMMIT: &str = env!("VELERO_GIT_COMMIT");
+
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file to use to talk to the Kubernetes apiserver. If unset, try the
@@ -76,10 +80,10 @@ impl GlobalArgs {
         let mut config = config;
         let agent = format!(
             "{component}/{} ({}/{}) {}",
-            crate::commands::version::VERSION,
+            VERSION,
             std::env::consts::OS,
             go_arch(),
-            crate::commands::version::GIT_COMMIT
+            GIT_COMMIT
         );
         config.headers.push((
             http::header::USER_AGENT,

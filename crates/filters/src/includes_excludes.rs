@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::glob::Glob;
+use super::glob::{PatternError, validate_namespace_pattern};
 use super::k8s::{dns1123_label_errors, go_quote};
-use super::namespaces::{PatternError, validate_namespace_pattern};
 
 /// A set of glob patterns, kept sorted and de-duplicated as Go's `sets.String` is, because the
 /// order decides one of Velero's quirks (see [`GlobList::matches`]).

@@ -14,24 +14,20 @@ mod ordered;
 mod resources;
 mod spec;
 
-pub use glob::{Glob, GlobError};
+pub use glob::{Glob, GlobError, PatternError, validate_namespace_pattern};
 pub use includes_excludes::{
     IncludesExcludes, ListError, validate_includes_excludes, validate_namespace_includes_excludes,
     validate_scoped_includes_excludes,
 };
 pub use namespaces::{
-    ListScope, NamespaceCandidate, NamespaceFilter, PatternError, WildcardError, keep_namespace,
-    validate_namespace_pattern,
+    ListScope, NamespaceCandidate, NamespaceFilter, WildcardError, keep_namespace,
 };
 pub use ordered::{OrderedItems, OrderedResourcesError, parse_ordered_resources, sort_by_order};
 pub use resources::{
-    GroupResource, ResolvedResource, ResourceFilter, ResourceResolver, old_and_new_filters_mixed,
-    uses_old_resource_filters,
+    AUTO_EXCLUDED_CLUSTER_SCOPED, AUTO_EXCLUDED_NAMESPACE_SCOPED, GroupResource, ResolvedResource,
+    ResourceFilter, ResourceResolver, old_and_new_filters_mixed, uses_old_resource_filters,
 };
-pub use spec::{
-    AUTO_EXCLUDED_CLUSTER_SCOPED, AUTO_EXCLUDED_NAMESPACE_SCOPED, prepare_backup_spec,
-    validate_backup_spec,
-};
+pub use spec::{prepare_backup_spec, validate_backup_spec};
 
 pub use k8s::dns1123_label_errors;
 pub(crate) use k8s::{go_quote, label_key_errors, label_value_errors};

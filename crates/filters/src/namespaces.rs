@@ -4,53 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::glob::{Glob, GlobError};
+use super::glob::{Glob, GlobError, PatternError, validate_namespace_pattern};
 use super::includes_excludes::IncludesExcludes;
 use crate::selector::BackupSelector;
-
-/// A namespace wildcard Velero refuses before trying to expand it. The texts are Velero's.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PatternError {
-    #[error("wildcard pattern contains unsupported characters: |, (, ), !, {{, }}, ,")]
-    UnsupportedCharacters,
-    #[error("wildcard pattern contains consecutive asterisks (only single * allowed)")]
-    ConsecutiveAsterisks,
-    #[error("wildcard pattern contains empty bracket pattern '[]'")]
-    EmptyBrackets,
-    #[error("wildcard pattern contains unclosed bracket '['")]
-    UnclosedBracket,
-    #[error("wildcard pattern contains unmatched closing bracket ']'")]
-    UnmatchedClosingBracket,
-}
-
-/// Velero's `wildcard.ValidateNamespaceName`: the subset of glob syntax Velero allows in namespace
-/// lists (`*`, `?`, `[...]`; no alternatives, negation or `**`).
-///
-/// Brackets do not nest here: `[[a]` is the class `[a`. A pattern can pass this check and still
-/// not compile as a glob (`[a-z0-9]`, `[z-a]`); Velero then fails the backup when it expands it.
-pub fn validate_namespace_pattern(pattern: &str) -> Result<(), PatternError> {
-    if pattern.contains(['|', '(', ')', '!', '{', '}', ',']) {
-        return Err(PatternError::UnsupportedCharacters);
-    }
-    if pattern.contains("**") {
-        return Err(PatternError::ConsecutiveAsterisks);
-    }
-    let bytes = pattern.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'[' => match bytes[i + 1..].iter().position(|&b| b == b']') {
-                None => return Err(PatternError::UnclosedBracket),
-                Some(0) => return Err(PatternError::EmptyBrackets),
-                Some(offset) => i += offset + 1,
-            },
-            b']' => return Err(PatternError::UnmatchedClosingBracket),
-            _ => {}
-        }
-        i += 1;
-    }
-    Ok(())
-}
 
 /// Why the namespace lists could not be expanded; Velero fails the backup (phase `Failed`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

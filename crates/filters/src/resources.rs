@@ -8,7 +8,14 @@ use velero_api::v1::BackupSpec;
 
 use super::includes_excludes::IncludesExcludes;
 use super::namespaces::NamespaceFilter;
-use super::spec::{AUTO_EXCLUDED_CLUSTER_SCOPED, AUTO_EXCLUDED_NAMESPACE_SCOPED};
+
+/// Namespaced types every backup excludes since Velero 1.17: pre-existing VolumeSnapshots are
+/// never listed, only the ones the CSI plugin creates come in, as additional items.
+pub const AUTO_EXCLUDED_NAMESPACE_SCOPED: &[&str] = &["volumesnapshots.snapshot.storage.k8s.io"];
+
+/// Cluster-scoped counterpart of [`AUTO_EXCLUDED_NAMESPACE_SCOPED`].
+pub const AUTO_EXCLUDED_CLUSTER_SCOPED: &[&str] =
+    &["volumesnapshotcontents.snapshot.storage.k8s.io"];
 
 /// A resource type without version, written the way Kubernetes prints it and Velero matches it:
 /// `resource.group`, or just `resource` in the core group (`pods`, `deployments.apps`).

@@ -7,15 +7,10 @@ use super::includes_excludes::{
     validate_includes_excludes, validate_namespace_includes_excludes,
     validate_scoped_includes_excludes,
 };
-use super::resources::{old_and_new_filters_mixed, uses_old_resource_filters};
-
-/// Namespaced types every backup excludes since Velero 1.17: pre-existing VolumeSnapshots are
-/// never listed, only the ones the CSI plugin creates come in, as additional items.
-pub const AUTO_EXCLUDED_NAMESPACE_SCOPED: &[&str] = &["volumesnapshots.snapshot.storage.k8s.io"];
-
-/// Cluster-scoped counterpart of [`AUTO_EXCLUDED_NAMESPACE_SCOPED`].
-pub const AUTO_EXCLUDED_CLUSTER_SCOPED: &[&str] =
-    &["volumesnapshotcontents.snapshot.storage.k8s.io"];
+use super::resources::{
+    AUTO_EXCLUDED_CLUSTER_SCOPED, AUTO_EXCLUDED_NAMESPACE_SCOPED, old_and_new_filters_mixed,
+    uses_old_resource_filters,
+};
 
 const MIXED_STYLES: &str = "include-resources, exclude-resources and include-cluster-resources are old filter parameters.\n\
 include-cluster-scoped-resources, exclude-cluster-scoped-resources, include-namespace-scoped-resources and exclude-namespace-scoped-resources are new filter parameters.\n\

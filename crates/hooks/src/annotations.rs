@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::exec::{ExecHook, OnError};
-use crate::restore::RestoreExecHook;
+use crate::exec::{ExecHook, OnError, RestoreExecHook};
 
 /// When a backup hook runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -60,6 +60,16 @@ pub struct ExecHook {
     pub timeout: Option<Duration>,
 }
 
+/// A command for after the restore, with how long to wait for its container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreExecHook {
+    pub exec: ExecHook,
+    /// `None` or zero: no limit of its own.
+    pub wait_timeout: Option<Duration>,
+    /// Wait for the container to be Ready rather than Running.
+    pub wait_for_ready: bool,
+}
+
 impl ExecHook {
     pub fn from_spec(hook: &velero_api::v1::ExecHook) -> Self {
         ExecHook {

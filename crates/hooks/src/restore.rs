@@ -13,6 +13,7 @@ use serde_json::Value;
 use velero_report::OperationLog;
 
 use crate::annotations::{self, InvalidHook};
+pub use crate::exec::RestoreExecHook;
 use crate::exec::{self, ExecHook, HookFields, OnError};
 use crate::log::{HookLog, LogStyle};
 use crate::selector::{HookSelector, HookSpecSelector, SelectorError};
@@ -22,16 +23,6 @@ use velero_api::item::string_map;
 /// Velero's file-system restore puts this init container first; hook init containers go after it
 /// so that they see the restored data.
 pub const RESTORE_WAIT_CONTAINER: &str = "restore-wait";
-
-/// A command for after the restore, with how long to wait for its container.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RestoreExecHook {
-    pub exec: ExecHook,
-    /// `None` or zero: no limit of its own.
-    pub wait_timeout: Option<Duration>,
-    /// Wait for the container to be Ready rather than Running.
-    pub wait_for_ready: bool,
-}
 
 #[derive(Debug)]
 struct ResourceHook {

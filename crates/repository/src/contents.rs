@@ -30,7 +30,8 @@ use aes256ctr_poly1305aes::aead::AeadInPlace;
 use rustic_core::repofile::Node;
 use rustic_core::{FileType, IndexedFull, ReadBackend, Repository, RusticResult};
 
-use crate::repo::{ByteProgress, RepositoryError};
+use crate::error::RepositoryError;
+use crate::progress::ByteProgress;
 
 /// Runs read, decrypted and written at once: more than the cores, so reading one run from disk or
 /// the object store overlaps decrypting and writing others. Measured on the 2 GiB bench volume

@@ -5,6 +5,10 @@
 
 mod backend;
 mod contents;
+mod error;
+mod progress;
 mod repo;
 
-pub use repo::{ByteProgress, RepositoryError, RepositoryLocation, SnapshotInfo, VolumeRepository};
+pub use error::RepositoryError;
+pub use progress::ByteProgress;
+pub use repo::{RepositoryLocation, SnapshotInfo, VolumeRepository};

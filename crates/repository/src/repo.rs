@@ -11,37 +11,14 @@ use rustic_core::repofile::SnapshotFile;
 use rustic_core::{
     BackupOptions, ConfigOptions, Credentials, KeyOptions, LocalDestination, LsOptions, OpenStatus,
     ParentOptions, PathList, PruneOptions, Repository, RepositoryBackends, RepositoryOptions,
-    RestoreOptions, RusticError, SnapshotOptions,
+    RestoreOptions, SnapshotOptions,
 };
 
 use crate::backend::ObjectStoreBackend;
-
-#[derive(Debug, thiserror::Error)]
-pub enum RepositoryError {
-    /// The password does not open any key of the repository.
-    #[error(
-        "the repository at {location} does not accept the password in Secret velero-repo-credentials (key repository-password): restore that Secret as it was when the repository was created"
-    )]
-    WrongPassword { location: String },
-    /// rustic_core's own Display spreads over many lines with guidance meant for its CLI; the
-    /// one-line form fits a PodVolumeBackup's status message.
-    #[error("{context}: {}", source.display_log().trim_start_matches("Error: "))]
-    Rustic {
-        context: String,
-        #[source]
-        source: Box<RusticError>,
-    },
-    /// No repository at the location (nothing was ever backed up from that namespace there).
-    #[error("there is no repository at {0} in the backup storage location")]
-    Missing(String),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-fn rustic(context: impl Into<String>) -> impl FnOnce(Box<RusticError>) -> RepositoryError {
-    let context = context.into();
-    move |source| RepositoryError::Rustic { context, source }
-}
+use crate::error::RepositoryError;
+use crate::error::rustic;
+use crate::progress::Bars;
+use crate::progress::ByteProgress;
 
 /// Where a repository lives: a location's object store and the key prefix inside it.
 #[derive(Clone)]
@@ -76,55 +53,6 @@ impl SnapshotInfo {
             files: summary.total_files_processed,
             paths: snap.paths.iter().cloned().collect(),
             tags: snap.tags.iter().cloned().collect(),
-        }
-    }
-}
-
-/// Bytes done so far of the bytes a backup found to read or a restore has to write, updated while
-/// it runs (a PodVolumeBackup's or PodVolumeRestore's `progress`).
-#[derive(Debug, Default)]
-pub struct ByteProgress {
-    pub total: std::sync::atomic::AtomicU64,
-    pub done: std::sync::atomic::AtomicU64,
-}
-
-impl ByteProgress {
-    pub fn get(&self) -> (u64, u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        (self.done.load(Relaxed), self.total.load(Relaxed))
-    }
-}
-
-/// rustic_core's progress reporting, of which only the byte counts are kept.
-#[derive(Debug, Clone)]
-struct Bars(Arc<ByteProgress>);
-
-#[derive(Debug)]
-struct Bytes(Arc<ByteProgress>);
-
-impl rustic_core::RusticProgress for Bytes {
-    fn is_hidden(&self) -> bool {
-        false
-    }
-    fn set_length(&self, len: u64) {
-        self.0
-            .total
-            .store(len, std::sync::atomic::Ordering::Relaxed);
-    }
-    fn set_title(&self, _title: &str) {}
-    fn inc(&self, inc: u64) {
-        self.0
-            .done
-            .fetch_add(inc, std::sync::atomic::Ordering::Relaxed);
-    }
-    fn finish(&self) {}
-}
-
-impl rustic_core::ProgressBars for Bars {
-    fn progress(&self, kind: rustic_core::ProgressType, _prefix: &str) -> rustic_core::Progress {
-        match kind {
-            rustic_core::ProgressType::Bytes => rustic_core::Progress::new(Bytes(self.0.clone())),
-            _ => rustic_core::Progress::hidden(),
         }
     }
 }

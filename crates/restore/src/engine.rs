@@ -265,7 +265,7 @@ async fn run_logged(
         let scratch = params.scratch_dir.clone();
         tokio::task::spawn_blocking(move || Spool::read(tarball, &filter, scratch.as_deref()))
             .await
-            .map_err(|e| RestoreError::Task(e.to_string()))??
+            .map_err(RestoreError::Task)??
     };
     {
         let mut log = locked(&log);
@@ -380,12 +380,11 @@ async fn run_logged(
     report();
     drop(spool);
 
-    let ctx = Arc::try_unwrap(ctx)
-        .map_err(|_| RestoreError::Task("restore tasks outlived the run".into()))?;
+    let ctx = Arc::try_unwrap(ctx).map_err(|_| RestoreError::Outlived)?;
     let restored = ctx
         .restored
         .into_inner()
-        .map_err(|e| RestoreError::Task(e.to_string()))?;
+        .map_err(|_| RestoreError::Poisoned)?;
     let mut resource_list: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut items_restored = 0;
     for ((resource, namespace, name), status) in restored {
@@ -464,7 +463,7 @@ async fn restore_type(
         })
         .buffer_unordered(ctx.params.max_in_flight.max(1));
     while let Some(joined) = stream.next().await {
-        joined.map_err(|e| RestoreError::Task(e.to_string()))?;
+        joined.map_err(RestoreError::Task)?;
         if last_report.elapsed() >= Duration::from_secs(1) {
             report();
             last_report = std::time::Instant::now();

@@ -7,7 +7,9 @@
 //! - [`item`]: Velero's per-item rules (metadata reset, labels, skips, additional items);
 //! - [`actions`]: the built-in restore item actions; `existing` the rules for objects already
 //!   there; `volumes` and [`pod_volumes`] claims, volumes and their data; [`plan`] a dry run's plan;
-//! - [`selection`], [`priorities`], [`spool`]: what is restored, in which order, read how.
+//! - [`selection`], [`priorities`], [`spool`]: what is restored, in which order, read how;
+//! - [`request`]: a Restore completed and validated, then resolved against the cluster (Velero's
+//!   `Request`); the controller starts from it.
 //!
 //! It depends on `velero-api`, `velero-archive`, `velero-cluster`, `velero-filters`, `velero-hooks`,
 //! `velero-report` and `velero-resource-modifiers`, and is driven by `velero-controllers`.

@@ -135,12 +135,15 @@ impl RestoreOutcome {
 pub enum RestoreError {
     #[error("reading the backup tarball: {0}")]
     Spool(#[from] SpoolError),
-    #[error("discovering the cluster's resource types: {0}")]
-    Discovery(#[source] kube::Error),
-    #[error("{0}")]
-    Spec(String),
+    /// A task of the run panicked or was cancelled.
     #[error("the restore's background work failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
+    /// A bug: a task still held the run's state when the run ended.
+    #[error("restore tasks outlived the run")]
+    Outlived,
+    /// A bug: a task panicked while it held the record of restored items.
+    #[error("a restore task panicked while recording the restored items")]
+    Poisoned,
 }
 
 /// A restore that stopped part-way, with the log it had written so far.

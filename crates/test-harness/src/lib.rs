@@ -3,7 +3,8 @@
 //! - [`ControlPlane`]: etcd, kube-apiserver and kube-controller-manager (Kubernetes
 //!   [`KUBERNETES_VERSION`]) running as local processes on free loopback ports. It is a real API
 //!   server, not a fake: admission, RBAC, garbage collection and namespace deletion all behave as in
-//!   a cluster, except that there are no nodes, so pods stay pending.
+//!   a cluster; without a node pods stay pending, and [`ControlPlane::start_with_node`] adds a
+//!   scheduler and a real node (containerd + kubelet) on which they run.
 //! - [`S3Server`]: an in-process S3-compatible server (s3s + s3s-fs) on loopback, storing objects
 //!   as files in a temporary directory.
 //!

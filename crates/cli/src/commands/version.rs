@@ -7,10 +7,7 @@ use clap::Args;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use velero_api::v1::{ServerStatusRequest, ServerStatusRequestPhase, ServerStatusRequestSpec};
 
-use crate::client::GlobalArgs;
-
-pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
-pub const GIT_COMMIT: &str = env!("VELERO_GIT_COMMIT");
+use crate::client::{GIT_COMMIT, GlobalArgs, VERSION};
 
 #[derive(Args, Debug)]
 pub struct VersionArgs {

@@ -3,9 +3,18 @@
 use kube::ResourceExt;
 use velero_api::v1::{PodVolumeRestore, Restore, RestorePhase};
 
-use crate::commands::restore::status_text;
 use crate::describe::{self, Describer};
 use crate::table;
+
+/// The phase, `New` when unset, marked while the restore is being deleted.
+pub(crate) fn status_text(restore: &Restore) -> String {
+    let phase = restore.phase().unwrap_or(RestorePhase::New);
+    let mut text = phase.as_str().to_string();
+    if restore.metadata.deletion_timestamp.is_some() {
+        text.push_str(" (Deleting)");
+    }
+    text
+}
 
 /// One of a restore's files, as describe got it.
 #[derive(Debug, Clone)]

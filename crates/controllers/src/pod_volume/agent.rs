@@ -41,14 +41,67 @@ impl AgentCtx {
     }
 }
 
+/// Why a reconcile of the agent failed (it is retried): the status of the PodVolumeBackup or
+/// PodVolumeRestore could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct AgentError(String);
+pub(crate) enum AgentError {
+    #[error(transparent)]
+    Status(#[from] crate::operation::OperationError),
+    /// A bug: the node's slots were closed while the agent runs.
+    #[error("the node's data-path slots are closed")]
+    Slots(#[from] tokio::sync::AcquireError),
+}
 
-impl From<crate::operation::OperationError> for AgentError {
-    fn from(e: crate::operation::OperationError) -> Self {
-        AgentError(e.to_string())
-    }
+/// Why the agent could not move a volume's data. The message becomes the PodVolumeBackup's or
+/// PodVolumeRestore's `status.message`, so each names the object or path to look at.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DataPathError {
+    #[error("getting {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("pod {pod} has no volume {volume}")]
+    NoVolume { pod: String, volume: String },
+    #[error("claim {0} is not bound")]
+    Unbound(String),
+    #[error(
+        "reading {}: {source} (is the pod on this node, and --kubelet-root-dir the kubelet's?)",
+        dir.display()
+    )]
+    HostDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("expected one directory {name} under {}, found {found}", dir.display())]
+    VolumeDirs {
+        name: String,
+        dir: PathBuf,
+        found: usize,
+    },
+    #[error(transparent)]
+    Access(#[from] crate::pod_volume::repositories::AccessError),
+    #[error("repository of namespace {namespace} in backup storage location {location}: {source}")]
+    Repository {
+        location: String,
+        namespace: String,
+        #[source]
+        source: RepositoryError,
+    },
+    #[error("the PodVolumeRestore has no velero.io/restore-uid label")]
+    NoRestoreUid,
+    #[error("writing the done-marker into {}: {source}", dir.display())]
+    Marker {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn read(what: String) -> impl FnOnce(kube::Error) -> DataPathError {
+    move |source| DataPathError::Read { what, source }
 }
 
 /// Velero's node agent at start: this node's volume backups and restores that a previous agent
@@ -113,25 +166,22 @@ async fn run_data_path<K>(
     api: &Api<K>,
     name: &str,
     what: &str,
-    work: impl std::future::Future<Output = Result<serde_json::Value, String>>,
+    work: impl std::future::Future<Output = Result<serde_json::Value, DataPathError>>,
 ) -> Result<Action, AgentError>
 where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let start = json!({ "status": { "phase": DataPathPhase::InProgress, "startTimestamp": crate::now(), "node": ctx.node } });
     crate::operation::patch(api, name, start).await?;
-    let _slot = ctx
-        .slots
-        .acquire()
-        .await
-        .map_err(|e| AgentError(e.to_string()))?;
+    let _slot = ctx.slots.acquire().await?;
     let status = match work.await {
         Ok(mut fields) => {
             fields["phase"] = json!(DataPathPhase::Completed);
             fields["completionTimestamp"] = json!(crate::now());
             fields
         }
-        Err(message) => {
+        Err(e) => {
+            let message = e.to_string();
             tracing::warn!(name, "{what} failed: {message}");
             json!({ "phase": DataPathPhase::Failed, "message": message, "completionTimestamp": crate::now() })
         }
@@ -147,7 +197,7 @@ async fn volume_dir(
     ctx: &AgentCtx,
     pod_ref: &k8s_openapi::api::core::v1::ObjectReference,
     volume_name: &str,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, DataPathError> {
     let (ns, pod_name) = (
         pod_ref.namespace.clone().unwrap_or_default(),
         pod_ref.name.clone().unwrap_or_default(),
@@ -157,41 +207,42 @@ async fn volume_dir(
     let pod = pods
         .get(&pod_name)
         .await
-        .map_err(|e| format!("getting pod {ns}/{pod_name}: {e}"))?;
+        .map_err(read(format!("pod {ns}/{pod_name}")))?;
     let volume = pod
         .spec
         .iter()
         .flat_map(|s| s.volumes.iter().flatten())
         .find(|v| v.name == volume_name)
-        .ok_or_else(|| format!("pod {ns}/{pod_name} has no volume {volume_name}"))?;
+        .ok_or_else(|| DataPathError::NoVolume {
+            pod: format!("{ns}/{pod_name}"),
+            volume: volume_name.to_string(),
+        })?;
     let (dir_name, csi) = match &volume.persistent_volume_claim {
         Some(claim) => {
             let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
             let pvc = claims
                 .get(&claim.claim_name)
                 .await
-                .map_err(|e| format!("getting claim {ns}/{}: {e}", claim.claim_name))?;
+                .map_err(read(format!("claim {ns}/{}", claim.claim_name)))?;
             let pv_name = pvc
                 .spec
                 .and_then(|s| s.volume_name)
                 .filter(|n| !n.is_empty())
-                .ok_or_else(|| format!("claim {ns}/{} is not bound", claim.claim_name))?;
+                .ok_or_else(|| DataPathError::Unbound(format!("{ns}/{}", claim.claim_name)))?;
             let pvs: Api<PersistentVolume> = Api::all(ctx.client.clone());
             let pv = pvs
                 .get(&pv_name)
                 .await
-                .map_err(|e| format!("getting volume {pv_name}: {e}"))?;
+                .map_err(read(format!("volume {pv_name}")))?;
             let csi = pv.spec.as_ref().is_some_and(|s| s.csi.is_some());
             (pv_name, csi)
         }
         None => (volume.name.clone(), volume.csi.is_some()),
     };
     let volumes = ctx.host_pods.join(&uid).join("volumes");
-    let entries = std::fs::read_dir(&volumes).map_err(|e| {
-        format!(
-            "reading {}: {e} (is the pod on this node, and --kubelet-root-dir the kubelet's?)",
-            volumes.display()
-        )
+    let entries = std::fs::read_dir(&volumes).map_err(|source| DataPathError::HostDir {
+        dir: volumes.clone(),
+        source,
     })?;
     let found: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -199,11 +250,11 @@ async fn volume_dir(
         .filter(|p| p.is_dir())
         .collect();
     let [dir] = found.as_slice() else {
-        return Err(format!(
-            "expected one directory {dir_name} under {}, found {}",
-            volumes.display(),
-            found.len()
-        ));
+        return Err(DataPathError::VolumeDirs {
+            name: dir_name,
+            dir: volumes,
+            found: found.len(),
+        });
     };
     Ok(if csi { dir.join("mount") } else { dir.clone() })
 }
@@ -212,20 +263,34 @@ async fn repository(
     ctx: &AgentCtx,
     location: &str,
     volume_namespace: &str,
-) -> Result<(RepositoryLocation, String), String> {
-    crate::pod_volume::repositories::find(&ctx.client, &ctx.namespace, location, volume_namespace)
-        .await
+) -> Result<(RepositoryLocation, String), DataPathError> {
+    Ok(crate::pod_volume::repositories::find(
+        &ctx.client,
+        &ctx.namespace,
+        location,
+        volume_namespace,
+    )
+    .await?)
 }
 
 /// Names the repository and the location in an error of the data path, so that the volume's
 /// status says where to look.
-fn in_repository(location: &str, volume_namespace: &str) -> impl Fn(RepositoryError) -> String {
-    let at =
-        format!("repository of namespace {volume_namespace} in backup storage location {location}");
-    move |e| format!("{at}: {e}")
+fn in_repository(
+    location: &str,
+    volume_namespace: &str,
+) -> impl FnOnce(RepositoryError) -> DataPathError {
+    let (location, namespace) = (location.to_string(), volume_namespace.to_string());
+    move |source| DataPathError::Repository {
+        location,
+        namespace,
+        source,
+    }
 }
 
-async fn back_up(ctx: &AgentCtx, pvb: &PodVolumeBackup) -> Result<(PathBuf, SnapshotInfo), String> {
+async fn back_up(
+    ctx: &AgentCtx,
+    pvb: &PodVolumeBackup,
+) -> Result<(PathBuf, SnapshotInfo), DataPathError> {
     let path = volume_dir(ctx, &pvb.spec.pod, &pvb.spec.volume).await?;
     let ns = pvb.spec.pod.namespace.clone().unwrap_or_default();
     let (location, password) = repository(ctx, &pvb.spec.backup_storage_location, &ns).await?;
@@ -380,22 +445,21 @@ async fn reconcile_restore(
 
 /// The snapshot's files into the volume, then the done-marker `.velero/<restore-uid>` the
 /// restore helper waits for.
-async fn restore(ctx: &AgentCtx, pvr: &PodVolumeRestore) -> Result<(), String> {
+async fn restore(ctx: &AgentCtx, pvr: &PodVolumeRestore) -> Result<(), DataPathError> {
     let dir = volume_dir(ctx, &pvr.spec.pod, &pvr.spec.volume).await?;
     let (location, password) = repository(
         ctx,
         &pvr.spec.backup_storage_location,
         &pvr.spec.source_namespace,
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let restore_uid = pvr
         .metadata
         .labels
         .as_ref()
         .and_then(|l| l.get(velero_api::labels::RESTORE_UID))
         .cloned()
-        .ok_or_else(|| "the PodVolumeRestore has no velero.io/restore-uid label".to_string())?;
+        .ok_or(DataPathError::NoRestoreUid)?;
     let (snapshot, target) = (pvr.spec.snapshot_id.clone(), dir.clone());
     let progress = Arc::new(velero_repository::ByteProgress::default());
     let reporter = report_progress::<PodVolumeRestore>(ctx, &pvr.name_any(), progress.clone());
@@ -416,5 +480,8 @@ async fn restore(ctx: &AgentCtx, pvr: &PodVolumeRestore) -> Result<(), String> {
     std::fs::create_dir_all(&markers)
         .and_then(|()| std::fs::set_permissions(&markers, std::fs::Permissions::from_mode(0o777)))
         .and_then(|()| std::fs::write(markers.join(&restore_uid), b""))
-        .map_err(|e| format!("writing the done-marker into {}: {e}", markers.display()))
+        .map_err(|source| DataPathError::Marker {
+            dir: markers,
+            source,
+        })
 }

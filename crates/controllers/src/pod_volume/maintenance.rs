@@ -62,7 +62,7 @@ async fn reconcile(repo: Arc<BackupRepository>, ctx: Arc<Ctx>) -> Result<Action,
     let result = prune(&ctx, &repo).await;
     let (outcome, message) = match &result {
         Ok(()) => (MaintenanceResult::Succeeded, None),
-        Err(e) => (MaintenanceResult::Failed, Some(e.clone())),
+        Err(e) => (MaintenanceResult::Failed, Some(e.to_string())),
     };
     match &result {
         Ok(()) => tracing::info!(repository = %name, "repository maintenance done"),
@@ -86,7 +86,15 @@ async fn reconcile(repo: Arc<BackupRepository>, ctx: Arc<Ctx>) -> Result<Action,
     Ok(Action::requeue(frequency))
 }
 
-async fn prune(ctx: &Ctx, repo: &BackupRepository) -> Result<(), String> {
+#[derive(Debug, thiserror::Error)]
+enum PruneError {
+    #[error(transparent)]
+    Access(#[from] crate::pod_volume::repositories::AccessError),
+    #[error(transparent)]
+    Repository(#[from] velero_repository::RepositoryError),
+}
+
+async fn prune(ctx: &Ctx, repo: &BackupRepository) -> Result<(), PruneError> {
     let (location, password) = crate::pod_volume::repositories::find(
         &ctx.client,
         &ctx.namespace,
@@ -100,6 +108,6 @@ async fn prune(ctx: &Ctx, repo: &BackupRepository) -> Result<(), String> {
         crate::pod_volume::repositories::Open::Existing,
         |r| r.prune(),
     )
-    .await
-    .map_err(|e| e.to_string())
+    .await?;
+    Ok(())
 }

@@ -1,8 +1,8 @@
 //! `velero node-agent server`: the per-node agent of the node-agent DaemonSet (Velero's
-//! `pkg/cmd/cli/nodeagent/server.go`). For now it checks that it can do its job on this node (the
-//! API server answers, the node exists, the kubelet's pod directory is mounted), says it is ready
-//! and serves `/healthz` and `/metrics` until told to stop; file-system backup adds its
-//! controllers here.
+//! `pkg/cmd/cli/nodeagent/server.go`). It checks that it can do its job on this node (the API
+//! server answers, the node exists, the kubelet's pod directory is mounted), fails what a previous
+//! agent left running, then runs the PodVolumeBackup and PodVolumeRestore controllers
+//! (`agent.rs`) and serves `/healthz` and `/metrics` until told to stop.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -3,6 +3,15 @@
 
 use velero_repository::{RepositoryError, RepositoryLocation, VolumeRepository};
 
+/// Why a repository could not be reached: its location, or the password Secret.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AccessError {
+    #[error(transparent)]
+    Location(#[from] crate::locations::LocationError),
+    #[error(transparent)]
+    Password(#[from] velero_podvolume::PasswordError),
+}
+
 /// The repository of `volume_namespace` in the location named `location` (of the server's
 /// `namespace`), and the password Secret's password.
 pub(crate) async fn find(
@@ -10,16 +19,10 @@ pub(crate) async fn find(
     namespace: &str,
     location: &str,
     volume_namespace: &str,
-) -> Result<(RepositoryLocation, String), String> {
-    let bsl = crate::locations::get_location(client, namespace, location)
-        .await
-        .map_err(|e| e.to_string())?;
-    let store = crate::locations::open_store(client, namespace, &bsl)
-        .await
-        .map_err(|e| e.to_string())?;
-    let password = velero_podvolume::read_password(client, namespace)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<(RepositoryLocation, String), AccessError> {
+    let bsl = crate::locations::get_location(client, namespace, location).await?;
+    let store = crate::locations::open_store(client, namespace, &bsl).await?;
+    let password = velero_podvolume::read_password(client, namespace).await?;
     Ok((
         velero_podvolume::repository_location(&store, volume_namespace),
         password,

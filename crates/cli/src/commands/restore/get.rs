@@ -3,8 +3,8 @@
 use kube::ResourceExt;
 use velero_api::v1::Restore;
 
-use super::status_text;
 use crate::client::GlobalArgs;
+use crate::describe::restore::status_text;
 use crate::output::{self, Format};
 use crate::select::GetArgs;
 use crate::{select, table};

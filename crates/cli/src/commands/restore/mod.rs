@@ -7,7 +7,6 @@ mod get;
 mod logs;
 
 use clap::Subcommand;
-use velero_api::v1::{Restore, RestorePhase};
 
 use self::create::CreateArgs;
 use self::delete::DeleteArgs;
@@ -40,23 +39,15 @@ pub async fn run(global: &GlobalArgs, command: RestoreCommand) -> anyhow::Result
     }
 }
 
-/// The phase, `New` when unset, marked while the restore is being deleted.
-pub(crate) fn status_text(restore: &Restore) -> String {
-    let phase = restore.phase().unwrap_or(RestorePhase::New);
-    let mut text = phase.as_str().to_string();
-    if restore.metadata.deletion_timestamp.is_some() {
-        text.push_str(" (Deleting)");
-    }
-    text
-}
-
 /// Fixtures the subcommands' tests share.
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use std::collections::BTreeMap;
-    use velero_api::v1::{RestoreProgress, RestoreSpec, RestoreStatus, UploaderConfigForRestore};
+    use velero_api::v1::{
+        Restore, RestorePhase, RestoreProgress, RestoreSpec, RestoreStatus,
+        UploaderConfigForRestore,
+    };
 
     pub(super) fn at(t: &str) -> Time {
         Time(t.parse().expect("timestamp"))
