@@ -20,7 +20,7 @@ use crate::existing::{ExistingItem, Policy, existing};
 use crate::item::{add_restore_labels, additional_items, port_taken, reset_metadata, skip_reason};
 use crate::namespaces::TargetNamespaces;
 use crate::outcome::{
-    Action, Progress, Report, RestoreError, RestoreFailure, RestoreOutcome, RestoreParams,
+    Action, Ended, Progress, Report, RestoreError, RestoreFailure, RestoreOutcome, RestoreParams,
 };
 use crate::priorities::restore_order;
 use crate::selection::RestoreFilter;
@@ -536,7 +536,7 @@ fn restore_item<'a>(
             return;
         }
         let mut report = Report::default();
-        let action = restore_claimed(
+        let ended = restore_claimed(
             ctx,
             group_resource,
             original_namespace,
@@ -554,7 +554,7 @@ fn restore_item<'a>(
         for e in &report.errors {
             ctx.record(Level::Error, Some(&scope), e);
         }
-        let (action, created_name) = match action {
+        let (action, created_name) = match ended.action {
             Some((action, created)) => (action, created),
             None if report.warnings.is_empty() && report.errors.is_empty() => {
                 (Action::Skipped, None)
@@ -562,7 +562,7 @@ fn restore_item<'a>(
             None => (Action::Failed, None),
         };
         if ctx.dry_run() {
-            let note = report.plan.take().unwrap_or_else(|| match action {
+            let note = ended.plan.unwrap_or_else(|| match action {
                 Action::Created => PlanNote::new(PlannedAction::Create),
                 Action::Updated => PlanNote::new(PlannedAction::Update),
                 Action::Skipped => PlanNote::new(PlannedAction::Skip)
@@ -584,7 +584,7 @@ fn restore_item<'a>(
     })
 }
 
-/// The body of [`restore_item`] once the item is ours; `Some` when an explicit action was taken.
+/// The body of [`restore_item`] once the item is ours: how it ended, in one value.
 async fn restore_claimed(
     ctx: &Ctx,
     group_resource: &str,
@@ -592,7 +592,7 @@ async fn restore_claimed(
     target: Option<&str>,
     mut item: Value,
     report: &mut Report,
-) -> Option<(Action, Option<String>)> {
+) -> Ended {
     let params = &ctx.params;
     let name = str_at(&item, "/metadata/name")
         .unwrap_or_default()
@@ -617,8 +617,8 @@ async fn restore_claimed(
             VolumeVerdict::Restore(prepared) => item = prepared,
             VolumeVerdict::LeaveToProvisioning(reason) => {
                 ctx.info(&reason);
-                report.plan = Some(PlanNote::new(PlannedAction::Skip).because(reason));
-                return None;
+                return Ended::not_restored()
+                    .noted(PlanNote::new(PlannedAction::Skip).because(reason));
             }
         }
     }
@@ -654,14 +654,13 @@ async fn restore_claimed(
         Verdict::Restore => {}
         Verdict::Skip(reason) => {
             ctx.info(&format!("Skipping restore of {id}: {reason}"));
-            report.plan = Some(PlanNote::new(PlannedAction::Skip).because(reason));
-            return None;
+            return Ended::not_restored().noted(PlanNote::new(PlannedAction::Skip).because(reason));
         }
         Verdict::Fail(reason) => {
             report
                 .errors
                 .push(format!("error preparing {id}: {reason}"));
-            return None;
+            return Ended::not_restored();
         }
     }
     if group_resource == PERSISTENT_VOLUME_CLAIMS {
@@ -690,16 +689,17 @@ async fn restore_claimed(
         ctx.api_path(&discovery, group_resource, &api_version, target)
     };
     let Some(collection) = resolved else {
-        if ctx.dry_run() && group_resource.contains('.') {
-            // Its CustomResourceDefinition may be in this very restore, planned but not created.
-            report.plan = Some(PlanNote::new(PlannedAction::Create).because(format!(
-                "not checked by the API server: the cluster does not serve {group_resource} yet (its CustomResourceDefinition would have to be restored first)"
-            )));
-        }
         report.warnings.push(format!(
             "could not restore {id}: the cluster does not serve {group_resource} (restore its CustomResourceDefinition or API service first)"
         ));
-        return None;
+        let ended = Ended::not_restored();
+        if ctx.dry_run() && group_resource.contains('.') {
+            // Its CustomResourceDefinition may be in this very restore, planned but not created.
+            return ended.noted(PlanNote::new(PlannedAction::Create).because(format!(
+                "not checked by the API server: the cluster does not serve {group_resource} yet (its CustomResourceDefinition would have to be restored first)"
+            )));
+        }
+        return ended;
     };
     let object_name = str_at(&item, "/metadata/name")
         .unwrap_or_default()
@@ -719,23 +719,24 @@ async fn restore_claimed(
             return existing(&ctx.writer, ctx.policy, found, report).await;
         }
         Err(e) if e.is_not_found() && target.is_some_and(|ns| ctx.namespace_planned(ns)) => {
-            report.plan = Some(PlanNote::new(PlannedAction::Create).because(format!(
-                "not checked by the API server: namespace {} would be created by this restore",
-                target.unwrap_or_default()
-            )));
-            return Some((Action::Created, None));
+            return Ended::restored(Action::Created, None).noted(
+                PlanNote::new(PlannedAction::Create).because(format!(
+                    "not checked by the API server: namespace {} would be created by this restore",
+                    target.unwrap_or_default()
+                )),
+            );
         }
         Err(e) => {
             report.errors.push(format!("error restoring {id}: {e}"));
-            report.plan = Some(PlanNote::new(PlannedAction::Create).refused(e.to_string()));
-            return None;
+            return Ended::not_restored()
+                .noted(PlanNote::new(PlannedAction::Create).refused(e.to_string()));
         }
     };
     let created_name = str_at(&created, "/metadata/name").map(str::to_string);
     if ctx.dry_run() {
         // What follows a create (status, field ownership, waiting for a CRD, volume data, hooks)
         // needs the object to exist.
-        return Some((Action::Created, created_name));
+        return Ended::restored(Action::Created, created_name);
     }
 
     if let Some(status) = saved_status.filter(|_| restore_status(ctx, group_resource, &item)) {
@@ -760,7 +761,7 @@ async fn restore_claimed(
         start_pod_volume_restores(ctx, original_namespace, &created);
         start_exec_hooks(ctx, &created);
     }
-    Some((Action::Created, created_name))
+    Ended::restored(Action::Created, created_name)
 }
 
 /// The pod's PodVolumeRestores, created and awaited on a task of their own; the restore waits for

@@ -8,7 +8,7 @@ use crate::compare::{comparable, field_diff, merge_patch};
 use crate::plan::{PlanNote, PlannedAction};
 use velero_cluster::write::ApiWriter;
 
-use crate::outcome::{Action, Report};
+use crate::outcome::{Action, Ended, Report};
 use velero_api::item::str_at;
 
 /// `spec.existingResourcePolicy`: what to do with an item that exists and differs.
@@ -79,7 +79,7 @@ pub(crate) async fn existing(
     policy: Policy,
     existing: ExistingItem<'_>,
     report: &mut Report,
-) -> Option<(Action, Option<String>)> {
+) -> Ended {
     let ExistingItem {
         group_resource,
         object_path,
@@ -92,9 +92,9 @@ pub(crate) async fn existing(
         Err(e) => {
             let message =
                 format!("could not get the in-cluster version of {id}, which already exists: {e}");
-            report.plan = Some(PlanNote::new(PlannedAction::Fail).because(message.clone()));
+            let note = PlanNote::new(PlannedAction::Fail).because(message.clone());
             report.warnings.push(message);
-            return None;
+            return Ended::not_restored().noted(note);
         }
     };
     let name = str_at(item, "/metadata/name").unwrap_or_default();
@@ -111,10 +111,8 @@ pub(crate) async fn existing(
     let wanted = comparable(item);
     let changes = || field_diff(&wanted, &cluster);
     if cluster == wanted {
-        report.plan = Some(
-            PlanNote::new(PlannedAction::Skip)
-                .because("exists in the cluster and is the same as the backed-up version"),
-        );
+        let note = PlanNote::new(PlannedAction::Skip)
+            .because("exists in the cluster and is the same as the backed-up version");
         if policy == Policy::Update
             && let Err(e) = writer.merge_patch(object_path, &restore_labels).await
         {
@@ -123,67 +121,60 @@ pub(crate) async fn existing(
         report.infos.push(format!(
             "Restore of {id} skipped: it already exists in the cluster and is the same as the backed up version"
         ));
-        return None;
+        return Ended::not_restored().noted(note);
     }
     if group_resource == "serviceaccounts" {
         let desired = merge_service_accounts(&cluster, &wanted);
         let Some(patch) = merge_patch(&cluster, &desired) else {
-            report.plan = Some(PlanNote::new(PlannedAction::Skip).because(
+            return Ended::not_restored().noted(PlanNote::new(PlannedAction::Skip).because(
                 "exists in the cluster and already has the backed-up version's secrets, labels and annotations",
             ));
-            return None;
         };
         let note =
             PlanNote::new(PlannedAction::Update).with_changes(field_diff(&desired, &cluster));
         return match writer.merge_patch(object_path, &patch).await {
-            Ok(_) => {
-                report.plan = Some(note);
-                Some((Action::Updated, None))
-            }
+            Ok(_) => Ended::restored(Action::Updated, None).noted(note),
             Err(e) => {
-                report.plan = Some(note.refused(e.to_string()));
                 report.warnings.push(e.to_string());
-                None
+                Ended::not_restored().noted(note.refused(e.to_string()))
             }
         };
     }
-    if policy != Policy::Update {
-        report.plan = Some(
+    let left_as_is = || {
+        Ended::not_restored().noted(
             PlanNote::new(PlannedAction::Skip)
                 .because("exists in the cluster and differs from the backed-up version; existingResourcePolicy is not update")
                 .with_changes(changes()),
-        );
-    }
+        )
+    };
     match policy {
         Policy::Unset => {
             report.warnings.push(format!(
                 "could not restore, {kind}:{name} already exists. Warning: the in-cluster version is different than the backed-up version"
             ));
-            None
+            left_as_is()
         }
         Policy::None => {
             report.warnings.push(format!(
                 "could not restore, {kind} {name:?} already exists. Warning: the in-cluster version is different than the backed-up version"
             ));
-            None
+            left_as_is()
         }
         Policy::Update => {
             // From the object as it is, so the patch also moves the restore labels to this restore.
-            let patch = merge_patch(&as_is, &wanted)?;
+            let Some(patch) = merge_patch(&as_is, &wanted) else {
+                return Ended::not_restored();
+            };
             let note = PlanNote::new(PlannedAction::Update).with_changes(changes());
             match writer.merge_patch(object_path, &patch).await {
-                Ok(_) => {
-                    report.plan = Some(note);
-                    Some((Action::Updated, None))
-                }
+                Ok(_) => Ended::restored(Action::Updated, None).noted(note),
                 Err(e) => {
-                    report.plan = Some(note.refused(e.to_string()));
                     report.warnings.push(e.to_string());
                     // At least record which restore last saw it.
                     if let Err(e) = writer.merge_patch(object_path, &restore_labels).await {
                         report.errors.push(e.to_string());
                     }
-                    None
+                    Ended::not_restored().noted(note.refused(e.to_string()))
                 }
             }
         }

@@ -149,12 +149,39 @@ pub enum RestoreError {
 /// A restore that stopped part-way, with the log it had written so far.
 pub type RestoreFailure = velero_report::Failed<RestoreError>;
 
-/// An item's fate, with the messages for the log and the results.
+/// The messages an item's restore leaves for the log and the results.
 #[derive(Default)]
 pub(crate) struct Report {
     pub(crate) infos: Vec<String>,
     pub(crate) warnings: Vec<String>,
     pub(crate) errors: Vec<String>,
-    /// What a dry run's plan says of the item, where the outcome alone does not tell.
+}
+
+/// How the restore of one claimed item ended: the action taken, with the name the API server
+/// gave the object, or none; and what a dry run's plan says of it where the action alone does not
+/// tell. Every way out of an item's restore builds one.
+#[derive(Default)]
+pub(crate) struct Ended {
+    pub(crate) action: Option<(Action, Option<String>)>,
     pub(crate) plan: Option<PlanNote>,
+}
+
+impl Ended {
+    /// Nothing was created or changed (skipped, failed, or left to the cluster).
+    pub(crate) fn not_restored() -> Ended {
+        Ended::default()
+    }
+
+    pub(crate) fn restored(action: Action, created_name: Option<String>) -> Ended {
+        Ended {
+            action: Some((action, created_name)),
+            plan: None,
+        }
+    }
+
+    /// With what the plan says of the item.
+    pub(crate) fn noted(mut self, note: PlanNote) -> Ended {
+        self.plan = Some(note);
+        self
+    }
 }
