@@ -43,31 +43,6 @@ async fn create(client: &kube::Client, path: &str, body: &Value) -> anyhow::Resu
     Ok(())
 }
 
-async fn wait_running(client: &kube::Client, pods: usize) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let list: Value = client
-            .request(
-                http::Request::get(format!("/api/v1/namespaces/{NAMESPACE}/pods"))
-                    .body(Vec::new())?,
-            )
-            .await?;
-        let running = list["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["status"]["phase"] == "Running")
-            .count();
-        if running == pods {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("only {running} of {pods} pods run after 10 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// A Backup of the bench namespace through the CLI `cli`, waited for; its time and hook status.
 fn timed_backup(
     cli: &mut Command,
@@ -148,7 +123,7 @@ pub async fn run(args: &HookArgs, velero: &Path) -> anyhow::Result<()> {
         .await;
     created.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let started = Instant::now();
-    wait_running(&client, args.pods).await?;
+    crate::wait_running(&client, NAMESPACE, args.pods).await?;
     eprintln!(
         "{} pods running in {:.1}s",
         args.pods,

@@ -359,6 +359,36 @@ fn kubectl(cp: &ControlPlane, args: &[&str]) -> anyhow::Result<String> {
     checked(cp.kubectl().args(args))
 }
 
+/// Waits until `pods` pods of `namespace` are Running (10 minutes at most).
+pub(crate) async fn wait_running(
+    client: &kube::Client,
+    namespace: &str,
+    pods: usize,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let list: Value = client
+            .request(
+                http::Request::get(format!("/api/v1/namespaces/{namespace}/pods"))
+                    .body(Vec::new())?,
+            )
+            .await?;
+        let running = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .count();
+        if running == pods {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {running} of {pods} pods run in {namespace} after 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Runs `cmd` and fails with what it printed when it fails.
 pub(crate) fn checked(cmd: &mut Command) -> anyhow::Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;

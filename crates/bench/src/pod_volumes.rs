@@ -100,31 +100,6 @@ fn log_len(log: &Path) -> u64 {
     std::fs::metadata(log).map(|m| m.len()).unwrap_or(0)
 }
 
-async fn running_pods(cp: &ControlPlane, namespace: &str, pods: usize) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let phases = checked(cp.kubectl().args([
-            "-n",
-            namespace,
-            "get",
-            "pods",
-            "-o",
-            "jsonpath={.items[*].status.phase}",
-        ]))?;
-        let running = phases
-            .split_whitespace()
-            .filter(|p| *p == "Running")
-            .count();
-        if running == pods {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("only {running} of {pods} pods run in {namespace} after 5 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 struct Round {
     what: String,
     volumes: usize,
@@ -229,7 +204,7 @@ pub async fn run(args: &PodVolumeArgs, velero: &Path) -> anyhow::Result<()> {
         for i in 0..pods {
             velero_test_harness::create_object(&client, pod(&ns, i, args.volumes_per_pod)).await?;
         }
-        running_pods(&cp, &ns, pods).await?;
+        crate::wait_running(&client, &ns, pods).await?;
         rounds.push(measured(
             &cp,
             velero,

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use velero_api::labels;
@@ -99,8 +98,8 @@ pub async fn run_backup_controller(client: Client, config: BackupControllerConfi
         admission: Mutex::new(Admission::default()),
         wake,
     });
-    let controller = Controller::new(api, watcher::Config::default()).reconcile_on(woken);
-    crate::run_prepared("backup", controller, ctx, reconcile).await;
+    let controller = crate::controller(api).reconcile_on(woken);
+    crate::run_controller("backup", controller, ctx, reconcile).await;
 }
 
 async fn reconcile(backup: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, OperationError> {

@@ -37,7 +37,13 @@ pub async fn run_delete_controller(
         namespace,
         metrics,
     });
-    crate::run_controller("delete backup request", api, ctx, reconcile).await;
+    crate::run_controller(
+        "delete backup request",
+        crate::controller(api),
+        ctx,
+        reconcile,
+    )
+    .await;
 }
 
 async fn finish(

@@ -42,7 +42,7 @@ pub async fn run_download_controller(
         namespace,
         local,
     });
-    crate::run_controller("download request", api, ctx, reconcile).await;
+    crate::run_controller("download request", crate::controller(api), ctx, reconcile).await;
 }
 
 #[derive(Debug, thiserror::Error)]

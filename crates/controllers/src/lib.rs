@@ -36,6 +36,6 @@ pub use server::{ServerConfig, run_server};
 pub const SERVER_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
 pub(crate) use shared::{
-    fail_interrupted, fail_interrupted_with, gzip_json, kube_message, now, run_controller,
-    run_prepared,
+    Watched, controller, fail_interrupted, fail_interrupted_with, gzip_json, kube_message, now,
+    run_controller,
 };

@@ -72,7 +72,7 @@ pub async fn fail_interrupted_restores(
 pub async fn run_restore_controller(client: Client, config: RestoreControllerConfig) {
     let api: Api<Restore> = Api::namespaced(client.clone(), &config.namespace);
     let ctx = Arc::new(Ctx { client, config });
-    crate::run_controller("restore", api, ctx, reconcile).await;
+    crate::run_controller("restore", crate::controller(api), ctx, reconcile).await;
 }
 
 /// kube-runtime's `finalizer` adds and removes our finalizer with JSON patches that test the list

@@ -38,10 +38,15 @@ pub async fn run_schedule_controller(client: Client, config: ScheduleControllerC
     let metrics = config.metrics.clone();
     let ctx = Arc::new(Ctx { client, config });
     tokio::join!(
-        crate::run_controller("schedule", api.clone(), ctx, |schedule, ctx| async move {
-            reconcile(&ctx.client, &ctx.config, &schedule).await?;
-            Ok::<_, kube::Error>(Action::requeue(ctx.config.check_every))
-        }),
+        crate::run_controller(
+            "schedule",
+            crate::controller(api.clone()),
+            ctx,
+            |schedule, ctx| async move {
+                reconcile(&ctx.client, &ctx.config, &schedule).await?;
+                Ok::<_, kube::Error>(Action::requeue(ctx.config.check_every))
+            }
+        ),
         forget_deleted(api, metrics),
     );
 }

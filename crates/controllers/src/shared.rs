@@ -71,46 +71,41 @@ where
     Ok(())
 }
 
-/// Runs a kube-runtime controller over `api` until the server stops: `reconcile` for every change,
-/// a failed reconcile logged (prefixed with `what`) and retried after 5 seconds.
-pub(crate) async fn run_controller<K, C, E, F, Fut>(
-    what: &'static str,
-    api: kube::Api<K>,
-    ctx: std::sync::Arc<C>,
-    reconcile: F,
-) where
-    K: kube::Resource<DynamicType = ()>
+/// Declares [`Watched`] and implements it for every type with its bounds, which are written once.
+macro_rules! watched {
+    ($($bound:tt)+) => {
+        /// What kube-runtime watches: a kind with a static type, readable from JSON, shareable
+        /// across tasks.
+        pub(crate) trait Watched: $($bound)+ {}
+        impl<K: $($bound)+> Watched for K {}
+    };
+}
+
+watched!(
+    kube::Resource<DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
         + Send
         + Sync
-        + 'static,
-    C: Send + Sync + 'static,
-    E: std::error::Error + Send + Sync + 'static,
-    F: FnMut(std::sync::Arc<K>, std::sync::Arc<C>) -> Fut,
-    Fut:
-        std::future::Future<Output = Result<kube::runtime::controller::Action, E>> + Send + 'static,
-{
-    let controller = kube::runtime::Controller::new(api, kube::runtime::watcher::Config::default());
-    run_prepared(what, controller, ctx, reconcile).await;
+        + 'static
+);
+
+/// A kube-runtime controller of every object `api` lists, to hand to [`run_controller`], after
+/// adding what else wakes it (`watches_stream`, `reconcile_on`) if anything does.
+pub(crate) fn controller<K: Watched>(api: kube::Api<K>) -> kube::runtime::Controller<K> {
+    kube::runtime::Controller::new(api, kube::runtime::watcher::Config::default())
 }
 
-/// [`run_controller`] for a controller that also reacts to other objects or triggers
-/// (`watches_stream`, `reconcile_on`).
-pub(crate) async fn run_prepared<K, C, E, F, Fut>(
+/// Runs `controller` until the server stops: `reconcile` for every change, a failed reconcile
+/// logged (prefixed with `what`) and retried after 5 seconds.
+pub(crate) async fn run_controller<K, C, E, F, Fut>(
     what: &'static str,
     controller: kube::runtime::Controller<K>,
     ctx: std::sync::Arc<C>,
     reconcile: F,
 ) where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
     C: Send + Sync + 'static,
     E: std::error::Error + Send + Sync + 'static,
     F: FnMut(std::sync::Arc<K>, std::sync::Arc<C>) -> Fut,

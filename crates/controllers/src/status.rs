@@ -16,7 +16,7 @@ pub async fn run_status_controller(client: Client, namespace: String) {
     let api: Api<ServerStatusRequest> = Api::namespaced(client, &namespace);
     crate::run_controller(
         "server status request",
-        api.clone(),
+        crate::controller(api.clone()),
         Arc::new(api),
         reconcile,
     )

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use kube::{Client, ResourceExt};
@@ -133,7 +133,7 @@ pub(crate) async fn fail_interrupted(ctx: &AgentCtx) {
 
 pub(crate) async fn run(ctx: Arc<AgentCtx>) {
     let api: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    crate::run_controller("pod volume backup", api, ctx, reconcile).await;
+    crate::run_controller("pod volume backup", crate::controller(api), ctx, reconcile).await;
 }
 
 async fn reconcile(pvb: Arc<PodVolumeBackup>, ctx: Arc<AgentCtx>) -> Result<Action, AgentError> {
@@ -380,7 +380,7 @@ pub(crate) async fn run_restores(agent: Arc<AgentCtx>) {
         watcher::watcher(Api::<Pod>::all(agent.client.clone()), on_node).default_backoff(),
     )
     .touched_objects();
-    let controller = Controller::new(api, watcher::Config::default());
+    let controller = crate::controller(api);
     let restores = controller.store();
     let controller = controller.watches_stream(pod_changes, move |pod: Pod| {
         let uid = pod.metadata.uid;
@@ -392,7 +392,7 @@ pub(crate) async fn run_restores(agent: Arc<AgentCtx>) {
             .collect::<Vec<_>>()
     });
     let ctx = Arc::new(RestoreCtx { agent, pods });
-    crate::run_prepared("pod volume restore", controller, ctx, reconcile_restore).await;
+    crate::run_controller("pod volume restore", controller, ctx, reconcile_restore).await;
 }
 
 /// Whether the pod's `restore-wait` init container runs: the volume is mounted and the app has not

@@ -27,7 +27,13 @@ pub(crate) struct MaintenanceError(String);
 pub async fn run_maintenance_controller(client: Client, namespace: String) {
     let api: Api<BackupRepository> = Api::namespaced(client.clone(), &namespace);
     let ctx = Arc::new(Ctx { client, namespace });
-    crate::run_controller("repository maintenance", api, ctx, reconcile).await;
+    crate::run_controller(
+        "repository maintenance",
+        crate::controller(api),
+        ctx,
+        reconcile,
+    )
+    .await;
 }
 
 async fn reconcile(repo: Arc<BackupRepository>, ctx: Arc<Ctx>) -> Result<Action, MaintenanceError> {

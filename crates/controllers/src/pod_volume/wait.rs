@@ -45,16 +45,7 @@ impl<K> Drop for Ended<K> {
     }
 }
 
-impl<K> Ended<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+impl<K: crate::Watched> Ended<K> {
     /// Starts watching the objects of `api` labelled `selector`; `phase` reads an object's phase.
     pub(crate) fn watch(
         api: Api<K>,
