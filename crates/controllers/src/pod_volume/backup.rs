@@ -4,7 +4,7 @@
 //! first, once per backup.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::pod_volume::repositories::Open;
@@ -24,6 +24,48 @@ use velero_resource_policies::ActionType;
 /// Velero's default `--default-repo-maintain-frequency` for restic repositories.
 const MAINTENANCE_FREQUENCY: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Why a volume namespace's repository could not be made ready for a backup; the text goes into
+/// the backup's log and the BackupRepository's status.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RepositoryNotReady {
+    #[error("reading BackupRepository {name}: {source}")]
+    Read {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("creating BackupRepository {name}: {source}")]
+    Create {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("repository {name} is not ready: {source}")]
+    Init {
+        name: String,
+        #[source]
+        source: InitError,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InitError {
+    #[error(transparent)]
+    Password(#[from] velero_podvolume::PasswordError),
+    #[error(transparent)]
+    Repository(#[from] velero_repository::RepositoryError),
+}
+
+/// A PodVolumeBackup or PodVolumeRestore the API server refused.
+#[derive(Debug, thiserror::Error)]
+#[error("creating the {kind} of volume {volume}: {source}")]
+pub(crate) struct CreateError {
+    pub(crate) kind: &'static str,
+    pub(crate) volume: String,
+    #[source]
+    pub(crate) source: kube::Error,
+}
+
 pub(crate) struct PodVolumeBackupper {
     client: Client,
     namespace: String,
@@ -35,7 +77,7 @@ pub(crate) struct PodVolumeBackupper {
     /// The Backup's resource policies, whose volume policies decide before the annotations.
     policies: Option<velero_resource_policies::ResourcePolicies>,
     /// Per volume namespace: whether its repository is ready (or why not), decided once.
-    repositories: tokio::sync::Mutex<HashMap<String, Result<(), String>>>,
+    repositories: tokio::sync::Mutex<HashMap<String, Result<(), Arc<RepositoryNotReady>>>>,
     /// Every PodVolumeBackup as it ended, for `<backup>-podvolumebackups.json.gz`.
     finished: Mutex<Vec<PodVolumeBackup>>,
     /// The one watch of this backup's PodVolumeBackups, opened when the first one is created.
@@ -150,25 +192,33 @@ impl PodVolumeBackupper {
 
     /// The BackupRepository of `volume_namespace` exists and its repository is initialised, so
     /// that node agents only ever open it (two agents initialising one would write two configs).
-    async fn ensure_repository(&self, volume_namespace: &str) -> Result<(), String> {
+    async fn ensure_repository(
+        &self,
+        volume_namespace: &str,
+    ) -> Result<(), Arc<RepositoryNotReady>> {
         let mut known = self.repositories.lock().await;
         if let Some(result) = known.get(volume_namespace) {
             return result.clone();
         }
-        let result = self.prepare_repository(volume_namespace).await;
+        let result = self
+            .prepare_repository(volume_namespace)
+            .await
+            .map_err(Arc::new);
         known.insert(volume_namespace.to_string(), result.clone());
         result
     }
 
-    async fn prepare_repository(&self, volume_namespace: &str) -> Result<(), String> {
+    async fn prepare_repository(&self, volume_namespace: &str) -> Result<(), RepositoryNotReady> {
         let name = velero_podvolume::repository_name(volume_namespace, &self.location);
         let api: Api<BackupRepository> = Api::namespaced(self.client.clone(), &self.namespace);
-        if api
+        let found = api
             .get_opt(&name)
             .await
-            .map_err(|e| e.to_string())?
-            .is_none()
-        {
+            .map_err(|source| RepositoryNotReady::Read {
+                name: name.clone(),
+                source,
+            })?;
+        if found.is_none() {
             let mut repo = BackupRepository::new(
                 &name,
                 BackupRepositorySpec {
@@ -195,7 +245,7 @@ impl PodVolumeBackupper {
             match api.create(&PostParams::default(), &repo).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 409 => {}
-                Err(e) => return Err(format!("creating BackupRepository {name}: {e}")),
+                Err(source) => return Err(RepositoryNotReady::Create { name, source }),
             }
         }
         let initialised = self.initialise(volume_namespace).await;
@@ -204,7 +254,8 @@ impl PodVolumeBackupper {
                 json!({ "status": { "phase": BackupRepositoryPhase::Ready, "message": null } })
             }
             Err(e) => {
-                json!({ "status": { "phase": BackupRepositoryPhase::NotReady, "message": e } })
+                let message = e.to_string();
+                json!({ "status": { "phase": BackupRepositoryPhase::NotReady, "message": message } })
             }
         };
         if let Err(e) = api
@@ -213,7 +264,7 @@ impl PodVolumeBackupper {
         {
             tracing::warn!(repository = %name, "recording the repository's phase: {e}");
         }
-        initialised.map_err(|e| format!("repository {name} is not ready: {e}"))
+        initialised.map_err(|source| RepositoryNotReady::Init { name, source })
     }
 
     /// The repository's key prefix inside the location (Velero's repository identifier).
@@ -223,16 +274,14 @@ impl PodVolumeBackupper {
             .to_string()
     }
 
-    async fn initialise(&self, volume_namespace: &str) -> Result<(), String> {
-        let password = velero_podvolume::ensure_password(&self.client, &self.namespace)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn initialise(&self, volume_namespace: &str) -> Result<(), InitError> {
+        let password = velero_podvolume::ensure_password(&self.client, &self.namespace).await?;
         let location = velero_podvolume::repository_location(&self.store, volume_namespace);
         crate::pod_volume::repositories::with_repository(location, password, Open::OrInit, |_| {
             Ok(())
         })
-        .await
-        .map_err(|e| e.to_string())
+        .await?;
+        Ok(())
     }
 
     async fn claim_uid(&self, namespace: &str, claim: &str) -> Option<String> {
@@ -249,7 +298,7 @@ impl PodVolumeBackupper {
         &self,
         pod: &Value,
         volume: &velero_podvolume::VolumeChoice,
-    ) -> Result<PodVolumeBackup, String> {
+    ) -> Result<PodVolumeBackup, CreateError> {
         let text = |p: &str| {
             pod.pointer(p)
                 .and_then(Value::as_str)
@@ -313,12 +362,13 @@ impl PodVolumeBackupper {
         pvb.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
         pvb.metadata.owner_references = self.backup.controller_owner_ref(&()).map(|o| vec![o]);
         let api: Api<PodVolumeBackup> = Api::namespaced(self.client.clone(), &self.namespace);
-        api.create(&PostParams::default(), &pvb).await.map_err(|e| {
-            format!(
-                "creating the PodVolumeBackup of volume {}: {e}",
-                volume.name
-            )
-        })
+        api.create(&PostParams::default(), &pvb)
+            .await
+            .map_err(|source| CreateError {
+                kind: "PodVolumeBackup",
+                volume: volume.name.clone(),
+                source,
+            })
     }
 
     /// The volume policy action of each of the pod's candidate volumes that a policy matches,
@@ -435,14 +485,14 @@ impl PodVolumeBackupper {
             return;
         }
         if let Err(e) = self.ensure_repository(ns).await {
-            locked(log).error("Error backing up pod volumes", &e, ctx);
+            locked(log).error("Error backing up pod volumes", &e.to_string(), ctx);
             return;
         }
         let mut created = Vec::new();
         for volume in &volumes {
             match self.create(pod, volume).await {
                 Ok(pvb) => created.push((volume.name.clone(), pvb.name_any())),
-                Err(e) => locked(log).error("Error backing up pod volume", &e, ctx),
+                Err(e) => locked(log).error("Error backing up pod volume", &e.to_string(), ctx),
             }
         }
         for (volume, pvb_name) in created {

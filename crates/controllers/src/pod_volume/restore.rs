@@ -56,7 +56,7 @@ async fn create(
     pod: &Value,
     source_namespace: &str,
     snapshot: &VolumeSnapshot,
-) -> Result<String, String> {
+) -> Result<String, crate::pod_volume::backup::CreateError> {
     let text = |p: &str| {
         pod.pointer(p)
             .and_then(Value::as_str)
@@ -102,11 +102,10 @@ async fn create(
     api.create(&PostParams::default(), &pvr)
         .await
         .map(|created| created.name_any())
-        .map_err(|e| {
-            format!(
-                "creating the PodVolumeRestore of volume {}: {e}",
-                snapshot.volume
-            )
+        .map_err(|source| crate::pod_volume::backup::CreateError {
+            kind: "PodVolumeRestore",
+            volume: snapshot.volume.clone(),
+            source,
         })
 }
 
