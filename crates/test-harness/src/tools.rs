@@ -25,6 +25,30 @@ pub const VELERO: &str = "velero/velero";
 /// Velero's AWS plugin (an ObjectStore and a VolumeSnapshotter over Velero's plugin protocol).
 pub const VELERO_AWS_PLUGIN: &str = "velero/velero-plugin-for-aws";
 
+/// kopia 0.22.3 (the version Velero 1.18 pins), the independent reader and writer of kopia-format
+/// repositories; see [`kopia_or_skip`] for where it is looked for.
+pub const KOPIA: &str = "kopia/kopia";
+
+/// kopia for the test `test`: `$KOPIA`, then `kopia` on `PATH`, then the tools directory as
+/// [`find`] looks there; `None` after saying why the test is skipped (a panic when
+/// [`REQUIRE_VAR`] is `1`).
+pub fn kopia_or_skip(test: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("KOPIA").map(PathBuf::from) {
+        assert!(
+            crate::process::is_executable(&path),
+            "KOPIA={} is not an executable",
+            path.display()
+        );
+        return Some(path);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("kopia"))
+            .find(|p| crate::process::is_executable(p))
+    });
+    on_path.or_else(|| require_or_skip(KOPIA, test))
+}
+
 /// The tool at `relative`, if it can be found or unpacked.
 pub fn find(relative: &str) -> anyhow::Result<Option<PathBuf>> {
     find_with(relative, |name| std::env::var_os(name))

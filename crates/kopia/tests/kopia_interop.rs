@@ -1,0 +1,329 @@
+//! velero-kopia against kopia 0.22.3 itself (found as `velero_test_harness::tools::kopia_or_skip`
+//! looks: `$KOPIA`, `PATH`, the tools directory): a repository kopia wrote opens and restores
+//! here file for file; a repository written here is listed, verified (every file, every content)
+//! and restored by kopia; a second snapshot of unchanged files reads none of them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{Seek as _, Write as _};
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use velero_kopia::{FsBlobStore, Repository, RestoreOptions, SnapshotOptions, SourceInfo};
+
+const PASSWORD: &str = "static-passw0rd";
+
+struct Kopia {
+    bin: PathBuf,
+    home: tempfile::TempDir,
+}
+
+impl Kopia {
+    fn find(test: &str) -> Option<Kopia> {
+        let bin = velero_test_harness::tools::kopia_or_skip(test)?;
+        Some(Kopia {
+            bin,
+            home: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let home = self.home.path();
+        let out = Command::new(&self.bin)
+            .env("KOPIA_PASSWORD", PASSWORD)
+            .env("KOPIA_CHECK_FOR_UPDATES", "false")
+            .env("HOME", home)
+            .arg(format!(
+                "--config-file={}",
+                home.join("repository.config").display()
+            ))
+            .arg(format!("--log-dir={}", home.join("logs").display()))
+            .arg("--no-progress")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kopia {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn connect(&self, repo: &Path) {
+        let cache = self.home.path().join("cache");
+        self.run(&[
+            "repository",
+            "connect",
+            "filesystem",
+            &format!("--path={}", repo.display()),
+            &format!("--cache-directory={}", cache.display()),
+            "--override-username=default",
+            "--override-hostname=default",
+        ]);
+    }
+}
+
+/// A volume's worth of cases: a file split into several contents, many small files, a symlink,
+/// a hard link, modes (setuid, private), fixed mtimes, a sparse file, an empty file and an empty
+/// directory.
+fn make_tree(root: &Path) {
+    let sub = root.join("sub/deeper");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::create_dir_all(root.join("empty-dir")).unwrap();
+    std::fs::write(root.join("hello.txt"), b"hello world\n").unwrap();
+    let mut big = Vec::with_capacity(12 << 20);
+    let mut x = 0x2545_f491u32;
+    while big.len() < 12 << 20 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    for i in 0..300 {
+        std::fs::write(
+            sub.join(format!("f{i}")),
+            format!("file {i}\n").repeat(i % 7 + 1),
+        )
+        .unwrap();
+    }
+    std::fs::write(root.join("empty"), b"").unwrap();
+    std::os::unix::fs::symlink("hello.txt", root.join("link")).unwrap();
+    std::fs::hard_link(root.join("hello.txt"), root.join("sub/hard")).unwrap();
+    let mut sparse = std::fs::File::create(root.join("sparse")).unwrap();
+    sparse.seek(std::io::SeekFrom::Start(5 << 20)).unwrap();
+    sparse.write_all(b"tail").unwrap();
+    drop(sparse);
+    std::fs::set_permissions(
+        root.join("hello.txt"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    std::fs::set_permissions(root.join("empty"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let t = filetime::FileTime::from_unix_time(1_704_164_645, 123_456_789);
+    filetime::set_file_times(root.join("sub/deeper/f1"), t, t).unwrap();
+    filetime::set_file_times(root.join("empty-dir"), t, t).unwrap();
+}
+
+/// Kind, mode, size, mtime seconds and nanoseconds, and content (or symlink target).
+type Fingerprint = (char, u32, u64, i64, i64, Vec<u8>);
+
+/// Path → [`Fingerprint`] of everything below `root`.
+fn fingerprint(root: &Path) -> BTreeMap<String, Fingerprint> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let (kind, body) = if meta.is_dir() {
+                stack.push(path.clone());
+                ('d', Vec::new())
+            } else if meta.file_type().is_symlink() {
+                (
+                    'l',
+                    std::fs::read_link(&path)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                )
+            } else {
+                ('f', std::fs::read(&path).unwrap())
+            };
+            let mtime = if kind == 'l' { 0 } else { meta.mtime() };
+            let nanos = if kind == 'l' { 0 } else { meta.mtime_nsec() };
+            let size = if kind == 'd' { 0 } else { meta.len() };
+            out.insert(rel, (kind, meta.mode() & 0o7777, size, mtime, nanos, body));
+        }
+    }
+    out
+}
+
+fn assert_same_tree(expected: &Path, actual: &Path) {
+    let (a, b) = (fingerprint(expected), fingerprint(actual));
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "the same paths"
+    );
+    for (path, want) in &a {
+        let got = &b[path];
+        assert_eq!(
+            (want.0, want.1, want.2, want.3, want.4),
+            (got.0, got.1, got.2, got.3, got.4),
+            "{path}: kind, mode, size, mtime"
+        );
+        assert!(want.5 == got.5, "{path}: content differs");
+    }
+}
+
+fn source() -> SourceInfo {
+    SourceInfo {
+        host: "default".into(),
+        user_name: "default".into(),
+        path: "snapshot-pod-volume/kopia/ns/pod/data".into(),
+    }
+}
+
+#[test]
+fn a_repository_kopia_wrote_restores_here_file_for_file() {
+    let Some(kopia) = Kopia::find("a_repository_kopia_wrote_restores_here_file_for_file") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (repo_dir, data) = (work.path().join("repo"), work.path().join("data"));
+    make_tree(&data);
+    kopia.run(&[
+        "repository",
+        "create",
+        "filesystem",
+        &format!("--path={}", repo_dir.display()),
+        &format!(
+            "--cache-directory={}",
+            kopia.home.path().join("cache").display()
+        ),
+    ]);
+    kopia.run(&[
+        "snapshot",
+        "create",
+        &data.to_string_lossy(),
+        "--tags=env:test",
+    ]);
+    let listed = kopia.run(&["snapshot", "list", "--json", &data.to_string_lossy()]);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let kopia_id = listed[0]["id"].as_str().unwrap().to_string();
+
+    let store = Arc::new(FsBlobStore::open(&repo_dir).unwrap());
+    let repo = Repository::open(store.clone(), PASSWORD).unwrap();
+    let snapshots = repo.snapshots(None).unwrap();
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0].id, kopia_id);
+    assert_eq!(
+        snapshots[0]
+            .snapshot
+            .tags
+            .get("tag:env")
+            .map(String::as_str),
+        Some("test")
+    );
+    let target = work.path().join("restored");
+    let stats = velero_kopia::restore(
+        &repo,
+        &kopia_id,
+        &target,
+        RestoreOptions::default(),
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(stats.symlinks, 1);
+    assert_same_tree(&data, &target);
+
+    // A wrong password is refused by name, and a damaged pack is reported by name.
+    let wrong = Repository::open(store.clone(), "not-it").unwrap_err();
+    assert!(wrong.to_string().contains("password"), "{wrong}");
+    let pack = velero_kopia::BlobStore::list(&*store, "p")
+        .unwrap()
+        .into_iter()
+        .max_by_key(|b| b.length)
+        .unwrap();
+    let mut bytes = velero_kopia::BlobStore::get(&*store, &pack.id).unwrap();
+    bytes[100] ^= 0xff;
+    velero_kopia::BlobStore::put(&*store, &pack.id, &bytes).unwrap();
+    let err = velero_kopia::restore(
+        &repo,
+        &kopia_id,
+        &work.path().join("again"),
+        RestoreOptions::default(),
+        &|_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains(&pack.id), "{err}");
+}
+
+#[test]
+fn kopia_verifies_and_restores_what_is_written_here_and_a_second_snapshot_reads_nothing() {
+    let Some(kopia) = Kopia::find(
+        "kopia_verifies_and_restores_what_is_written_here_and_a_second_snapshot_reads_nothing",
+    ) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (repo_dir, data) = (work.path().join("repo"), work.path().join("data"));
+    make_tree(&data);
+    let store = Arc::new(FsBlobStore::open(&repo_dir).unwrap());
+    let mut repo = Repository::create(store.clone(), PASSWORD).unwrap();
+    let options = SnapshotOptions {
+        source: source(),
+        description: "Kopia Uploader".into(),
+        tags: BTreeMap::from([
+            ("snapshot-requester".into(), "snapshot-pod-volume".into()),
+            ("snapshot-uploader".into(), "kopia".into()),
+        ]),
+        pins: vec!["velero-pin".into()],
+        parent: None,
+    };
+    let (first, _) = velero_kopia::snapshot_directory(&mut repo, &data, &options, &|_| {}).unwrap();
+    assert_eq!(first.files, 305);
+    assert!(first.added_bytes >= 12 << 20, "{first:?}");
+
+    kopia.connect(&repo_dir);
+    let listed = kopia.run(&["snapshot", "list", "--all", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["id"], first.snapshot_id.as_str());
+    assert_eq!(listed[0]["source"]["path"], source().path.as_str());
+    assert_eq!(listed[0]["tags"]["snapshot-uploader"], "kopia");
+    kopia.run(&[
+        "snapshot",
+        "verify",
+        "--verify-files-percent=100",
+        &first.snapshot_id,
+    ]);
+    kopia.run(&["content", "verify", "--full"]);
+    let by_kopia = work.path().join("by-kopia");
+    kopia.run(&[
+        "snapshot",
+        "restore",
+        &first.snapshot_id,
+        &by_kopia.to_string_lossy(),
+    ]);
+    assert_same_tree(&data, &by_kopia);
+
+    // Unchanged: every file is reused from the parent, nothing of theirs is read or stored.
+    let second_options = SnapshotOptions {
+        parent: Some(first.snapshot_id.clone()),
+        ..options
+    };
+    let read = std::sync::atomic::AtomicU64::new(0);
+    let (second, _) = velero_kopia::snapshot_directory(&mut repo, &data, &second_options, &|n| {
+        read.store(n, std::sync::atomic::Ordering::Relaxed)
+    })
+    .unwrap();
+    assert_eq!(second.cached_files, 305, "{second:?}");
+    assert!(second.added_bytes < 64 << 10, "{second:?}");
+    let ours = work.path().join("ours");
+    let reopened = Repository::open(store, PASSWORD).unwrap();
+    velero_kopia::restore(
+        &reopened,
+        &second.snapshot_id,
+        &ours,
+        RestoreOptions { sparse: true },
+        &|_| {},
+    )
+    .unwrap();
+    assert_same_tree(&data, &ours);
+    kopia.run(&[
+        "snapshot",
+        "verify",
+        "--verify-files-percent=100",
+        &second.snapshot_id,
+    ]);
+}
