@@ -16,13 +16,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use velero_repository::{ByteProgress, RepositoryLocation, VolumeRepository};
+use velero_repository::{
+    ByteProgress, OpenMode, RepositoryFormat, RepositoryLocation, VolumeRepository, VolumeSource,
+};
 use velero_storage::{BackupStore, LocationConfig};
 
 /// The hidden subcommand velero-bench re-executes itself with for each of our timed operations.
 pub const STEP: &str = "__volume-step";
 /// The password reaches the child the way the node agent gets it: as a string, never on argv.
 const PASSWORD_ENV: &str = "VELERO_BENCH_REPOSITORY_PASSWORD";
+/// Which repository format the child step writes and reads (`kopia` or `restic`, the default).
+const FORMAT_ENV: &str = "VELERO_BENCH_REPOSITORY_FORMAT";
 /// The pod's namespace: its repository is `restic/<namespace>` in the location.
 const VOLUME_NAMESPACE: &str = "bench";
 /// The hostname the node agent gives every snapshot.
@@ -393,7 +397,7 @@ fn tags(backup: &str) -> Vec<String> {
 
 /// The repository of the volume's namespace in a `local` location at `bucket`, as the server and
 /// the node agent find it (`velero_podvolume::repository_location`).
-fn location(bucket: &Path) -> anyhow::Result<RepositoryLocation> {
+fn location(bucket: &Path, format: RepositoryFormat) -> anyhow::Result<RepositoryLocation> {
     let cfg = LocationConfig {
         provider: "velero.io/local".to_string(),
         bucket: bucket
@@ -406,6 +410,7 @@ fn location(bucket: &Path) -> anyhow::Result<RepositoryLocation> {
     Ok(velero_podvolume::repository_location(
         &store,
         VOLUME_NAMESPACE,
+        format,
     ))
 }
 
@@ -418,7 +423,11 @@ pub fn step(args: &[String]) -> anyhow::Result<()> {
         bail!("usage: velero-bench {STEP} backup|restore BUCKET SOURCE|SNAPSHOT NAME|TARGET");
     };
     let password = std::env::var(PASSWORD_ENV).with_context(|| format!("{PASSWORD_ENV} unset"))?;
-    let location = location(Path::new(bucket))?;
+    let format = match std::env::var(FORMAT_ENV).as_deref() {
+        Ok("kopia") => RepositoryFormat::Kopia,
+        _ => RepositoryFormat::Restic,
+    };
+    let location = location(Path::new(bucket), format)?;
     let (op, a, b) = (op.clone(), a.clone(), b.clone());
     let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
     runtime.block_on(async move {
@@ -428,13 +437,23 @@ pub fn step(args: &[String]) -> anyhow::Result<()> {
                 "backup" => {
                     let (source, tags) = (PathBuf::from(a), tags(&b));
                     let progress = Arc::new(ByteProgress::default());
-                    let repo = VolumeRepository::open_or_init_with_progress(
+                    let repo = VolumeRepository::open(
+                        format,
                         &location,
                         &password,
                         handle,
-                        progress.clone(),
+                        OpenMode::OrCreate,
+                        Some(progress.clone()),
                     )?;
-                    let (_, snap) = repo.backup(&source, HOST, &tags, None)?;
+                    let volume = VolumeSource {
+                        pod_namespace: VOLUME_NAMESPACE.into(),
+                        pod_name: "bench".into(),
+                        volume: "data".into(),
+                        host: HOST.into(),
+                        tags,
+                        parent_tag: None,
+                    };
+                    let (_, snap) = repo.backup(&source, &volume, &progress)?;
                     let (done, total) = progress.get();
                     println!(
                         "snapshot {} files={} total_bytes={} added_bytes={} progress={done}/{total}",
@@ -442,8 +461,15 @@ pub fn step(args: &[String]) -> anyhow::Result<()> {
                     );
                 }
                 "restore" => {
-                    VolumeRepository::open(&location, &password, handle)?
-                        .restore(&a, Path::new(&b))?;
+                    VolumeRepository::open(
+                        format,
+                        &location,
+                        &password,
+                        handle,
+                        OpenMode::Existing,
+                        None,
+                    )?
+                    .restore(&a, Path::new(&b), &ByteProgress::default())?;
                 }
                 other => bail!("unknown volume step {other:?}"),
             }

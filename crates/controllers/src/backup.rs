@@ -34,6 +34,8 @@ pub struct BackupControllerConfig {
     pub concurrency: usize,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub fs_backup_timeout: Duration,
+    /// `--uploader-type`: the format pod volume data is written in.
+    pub uploader_type: velero_api::v1::UploaderType,
 }
 
 struct Ctx {
@@ -435,7 +437,10 @@ async fn run(
         backup,
         &location.name_any(),
         &store,
-        ctx.config.fs_backup_timeout,
+        crate::pod_volume::backup::Settings {
+            timeout: ctx.config.fs_backup_timeout,
+            format: velero_podvolume::format_of(ctx.config.uploader_type),
+        },
         policies,
     ));
 

@@ -1,8 +1,10 @@
 //! DeleteBackupRequests: remove a backup's objects from its location, then the Backup itself.
 
 use std::collections::BTreeMap;
+
 use std::sync::Arc;
 use std::time::Duration;
+use velero_repository::RepositoryFormat;
 
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -256,17 +258,22 @@ async fn forget_pod_volume_snapshots(
             )];
         }
     };
-    let mut by_namespace: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Per repository: a volume namespace's kopia and restic repositories are two.
+    let mut by_repository: BTreeMap<(String, RepositoryFormat), Vec<String>> = BTreeMap::new();
     for pvb in pvbs {
+        let format = velero_podvolume::format_of(pvb.spec.uploader_type);
         let snapshot = pvb
             .status
             .and_then(|s| s.snapshot_id)
             .filter(|s| !s.is_empty());
         if let (Some(ns), Some(snapshot)) = (pvb.spec.pod.namespace, snapshot) {
-            by_namespace.entry(ns).or_default().push(snapshot);
+            by_repository
+                .entry((ns, format))
+                .or_default()
+                .push(snapshot);
         }
     }
-    if by_namespace.is_empty() {
+    if by_repository.is_empty() {
         return Vec::new();
     }
     let password = match velero_podvolume::read_password(&ctx.client, &ctx.namespace).await {
@@ -274,14 +281,15 @@ async fn forget_pod_volume_snapshots(
         Err(e) => return vec![format!("error deleting pod volume snapshots: {e}")],
     };
     let mut errors = Vec::new();
-    for (namespace, snapshots) in by_namespace {
-        let location = velero_podvolume::repository_location(store, &namespace);
+    for ((namespace, format), snapshots) in by_repository {
+        let location = velero_podvolume::repository_location(store, &namespace, format);
         let count = snapshots.len();
         let forgot = crate::pod_volume::repositories::with_repository(
+            format,
             location,
             password.clone(),
             crate::pod_volume::repositories::Open::Existing,
-            move |repo| repo.forget(&snapshots),
+            move |mut repo| repo.forget(&snapshots),
         )
         .await;
         match forgot {

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub leader_election: Option<crate::leader::LeaderElection>,
     /// `--fs-backup-timeout`: how long a backup waits for one pod volume's backup.
     pub fs_backup_timeout: Duration,
+    /// `--uploader-type`: kopia (Velero's default and only choice since 1.17) or restic.
+    pub uploader_type: velero_api::v1::UploaderType,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             schedule_skip_immediately: false,
             leader_election: None,
             fs_backup_timeout: Duration::from_secs(4 * 3600),
+            uploader_type: velero_api::v1::UploaderType::Kopia,
         }
     }
 }
@@ -169,6 +172,7 @@ pub async fn run_server(
         default_backup_ttl: config.default_backup_ttl,
         default_location: config.default_backup_storage_location.clone(),
         concurrency: config.concurrent_backups,
+        uploader_type: config.uploader_type,
         metrics: metrics.clone(),
         fs_backup_timeout: config.fs_backup_timeout,
     };

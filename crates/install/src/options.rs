@@ -165,7 +165,9 @@ pub enum InstallError {
     SecretChoiceMissing,
     #[error("cannot use both --secret-file and --no-secret")]
     SecretChoiceConflict,
-    #[error("--uploader-type {0:?} is not supported: the only uploader is kopia")]
+    #[error(
+        "--uploader-type {0:?} is not supported: use kopia (Velero's, the default) or restic (restic's repository format, for restic's own tools)"
+    )]
     UnknownUploader(String),
     #[error("{0} must be non-negative")]
     Negative(&'static str),
@@ -186,7 +188,11 @@ impl InstallOptions {
         if self.use_node_agent {
             validate_kubelet_root_dir(&self.kubelet_root_dir)?;
         }
-        if let Some(uploader) = self.uploader_type.as_ref().filter(|u| *u != "kopia") {
+        if let Some(uploader) = self
+            .uploader_type
+            .as_ref()
+            .filter(|u| !matches!(u.as_str(), "kopia" | "restic"))
+        {
             return Err(InstallError::UnknownUploader(uploader.clone()));
         }
         let bucket = self.bucket.as_deref().unwrap_or_default();
@@ -370,10 +376,10 @@ mod tests {
             ),
             (
                 InstallOptions {
-                    uploader_type: Some("restic".into()),
+                    uploader_type: Some("rsync".into()),
                     ..valid()
                 },
-                "only uploader is kopia",
+                "use kopia (Velero's, the default) or restic",
             ),
             (
                 InstallOptions {

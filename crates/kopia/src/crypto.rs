@@ -148,6 +148,19 @@ impl ContentCipher {
     pub fn decrypt(&self, iv: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         open(&self.key_for(iv), iv, sealed)
     }
+
+    /// AES-256-GCM under a derived key with fixed authenticated data (`kopia.maintenance`).
+    pub(crate) fn seal_with(
+        key: &[u8; 32],
+        aad: &[u8],
+        plain: &[u8],
+    ) -> Result<Vec<u8>, KopiaError> {
+        seal(key, aad, plain)
+    }
+
+    pub(crate) fn open_with(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        open(key, aad, sealed)
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ mod error;
 pub mod format;
 pub mod id;
 pub mod index;
+pub mod maintenance;
 pub mod manifest;
 pub mod pack;
 pub mod repo;

@@ -73,6 +73,11 @@ impl Repository {
         })
     }
 
+    /// The repository's unique ID (`kopia.repository`'s `uniqueID`).
+    pub fn unique_id(&self) -> &[u8] {
+        &self.keys.unique_id
+    }
+
     pub fn cipher(&self) -> &ContentCipher {
         &self.keys.cipher
     }
@@ -176,7 +181,7 @@ impl Repository {
         Ok(out)
     }
 
-    fn indirect_entries(
+    pub(crate) fn indirect_entries(
         &self,
         id: &ObjectId,
     ) -> Result<Vec<crate::snapshot::IndirectEntry>, KopiaError> {

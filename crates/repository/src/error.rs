@@ -21,6 +21,12 @@ pub enum RepositoryError {
     /// No repository at the location (nothing was ever backed up from that namespace there).
     #[error("there is no repository at {0} in the backup storage location")]
     Missing(String),
+    #[error("the kopia repository at {location}: {source}")]
+    Kopia {
+        location: String,
+        #[source]
+        source: velero_kopia::KopiaError,
+    },
     #[error("{0}")]
     Invalid(String),
 }

@@ -98,7 +98,7 @@ pub struct InstallArgs {
     /// Bool flag to configure Velero server to use pod volume file system backup by default for all volumes on all backups. Optional.
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, default_value_t = false)]
     default_volumes_to_fs_backup: bool,
-    /// The type of uploader to transfer the data of pod volumes, supported value: 'kopia'
+    /// The type of uploader to transfer the data of pod volumes, supported values: 'kopia' (default), 'restic' (velero-rs: restic's repository format)
     #[arg(long)]
     uploader_type: Option<String>,
     /// Bool flag to configure Velero server to move data by default for all snapshots supporting data movement. Optional.

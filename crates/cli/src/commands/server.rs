@@ -36,6 +36,9 @@ pub struct ServerArgs {
     /// How long to wait on persistent volumes and namespaces to terminate during a restore before timing out
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     terminating_resource_timeout: velero_api::Duration,
+    /// Type of uploader to handle the transfer of data of pod volumes: kopia (Velero's) or restic (velero-rs: restic's repository format)
+    #[arg(long, default_value = "kopia", value_parser = parse_uploader)]
+    uploader_type: velero_api::v1::UploaderType,
     /// How long backups/restores wait for pod volume file-system backups and restores to complete
     #[arg(long, default_value = "4h", value_parser = parse_duration)]
     fs_backup_timeout: velero_api::Duration,
@@ -118,6 +121,7 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs) -> anyhow::Result<()> {
             .fs_backup_timeout
             .to_std()
             .unwrap_or(Duration::from_secs(4 * 3600)),
+        uploader_type: args.uploader_type,
         garbage_collection_frequency: args
             .garbage_collection_frequency
             .to_std()
@@ -160,5 +164,16 @@ impl ServerArgs {
     }
     pub fn json_logs(&self) -> bool {
         self.log_format == "json"
+    }
+}
+
+/// `--uploader-type`: Velero's uploaders by their names.
+fn parse_uploader(value: &str) -> Result<velero_api::v1::UploaderType, String> {
+    match value {
+        "kopia" => Ok(velero_api::v1::UploaderType::Kopia),
+        "restic" => Ok(velero_api::v1::UploaderType::Restic),
+        other => Err(format!(
+            "invalid uploader type {other:?}: use kopia (the default) or restic"
+        )),
     }
 }

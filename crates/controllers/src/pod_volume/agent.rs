@@ -13,7 +13,9 @@ use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use velero_api::v1::{DataPathPhase, PodVolumeBackup, PodVolumeRestore};
-use velero_repository::{RepositoryError, RepositoryLocation, SnapshotInfo};
+use velero_repository::{
+    RepositoryError, RepositoryFormat, RepositoryLocation, SnapshotInfo, VolumeSource,
+};
 
 use crate::pod_volume::repositories::{Open, with_repository};
 
@@ -263,12 +265,14 @@ async fn repository(
     ctx: &AgentCtx,
     location: &str,
     volume_namespace: &str,
+    format: RepositoryFormat,
 ) -> Result<(RepositoryLocation, String), DataPathError> {
     Ok(crate::pod_volume::repositories::find(
         &ctx.client,
         &ctx.namespace,
         location,
         volume_namespace,
+        format,
     )
     .await?)
 }
@@ -293,7 +297,9 @@ async fn back_up(
 ) -> Result<(PathBuf, SnapshotInfo), DataPathError> {
     let path = volume_dir(ctx, &pvb.spec.pod, &pvb.spec.volume).await?;
     let ns = pvb.spec.pod.namespace.clone().unwrap_or_default();
-    let (location, password) = repository(ctx, &pvb.spec.backup_storage_location, &ns).await?;
+    let format = velero_podvolume::format_of(pvb.spec.uploader_type);
+    let (location, password) =
+        repository(ctx, &pvb.spec.backup_storage_location, &ns, format).await?;
     let tags: Vec<String> = pvb
         .spec
         .tags
@@ -301,22 +307,33 @@ async fn back_up(
         .flatten()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
+    let claim = pvb
+        .annotations()
+        .get(velero_api::labels::PVC_NAME)
+        .filter(|c| !c.is_empty())
+        .cloned();
+    let volume = VolumeSource {
+        pod_namespace: ns.clone(),
+        pod_name: pvb.spec.pod.name.clone().unwrap_or_default(),
+        // Velero's kopia source names the claim, so a new pod of the same claim finds its parent.
+        volume: claim.unwrap_or_else(|| pvb.spec.volume.clone()),
+        host: "velero".into(),
+        // restic: a claim's previous snapshot is the parent whatever pod mounted it (Velero's
+        // getParentSnapshot by pvc-uid).
+        parent_tag: tags.iter().find(|t| t.starts_with("pvc-uid=")).cloned(),
+        tags,
+    };
     let source = path.clone();
     let progress = Arc::new(velero_repository::ByteProgress::default());
     let reporter = report_progress::<PodVolumeBackup>(ctx, &pvb.name_any(), progress.clone());
+    let counting = progress.clone();
     let snapshot = with_repository(
+        format,
         location,
         password,
         Open::OrInitCounting(progress),
         move |repo| {
-            // A claim's previous snapshot is the parent whatever pod mounted it (Velero's
-            // getParentSnapshot by pvc-uid); other volumes start from the snapshot rustic_core
-            // finds for the same path.
-            let parent = match tags.iter().find(|t| t.starts_with("pvc-uid=")) {
-                Some(tag) => repo.latest_with_tag(tag)?,
-                None => None,
-            };
-            repo.backup(&source, "velero", &tags, parent.as_deref())
+            repo.backup(&source, &volume, &counting)
                 .map(|(_, snap)| snap)
         },
     )
@@ -447,10 +464,12 @@ async fn reconcile_restore(
 /// restore helper waits for.
 async fn restore(ctx: &AgentCtx, pvr: &PodVolumeRestore) -> Result<(), DataPathError> {
     let dir = volume_dir(ctx, &pvr.spec.pod, &pvr.spec.volume).await?;
+    let format = velero_podvolume::format_of(pvr.spec.uploader_type);
     let (location, password) = repository(
         ctx,
         &pvr.spec.backup_storage_location,
         &pvr.spec.source_namespace,
+        format,
     )
     .await?;
     let restore_uid = pvr
@@ -463,9 +482,8 @@ async fn restore(ctx: &AgentCtx, pvr: &PodVolumeRestore) -> Result<(), DataPathE
     let (snapshot, target) = (pvr.spec.snapshot_id.clone(), dir.clone());
     let progress = Arc::new(velero_repository::ByteProgress::default());
     let reporter = report_progress::<PodVolumeRestore>(ctx, &pvr.name_any(), progress.clone());
-    let restored = with_repository(location, password, Open::Existing, move |repo| {
-        repo.restore_counting(&snapshot, &target, &progress)
-            .map(|_| ())
+    let restored = with_repository(format, location, password, Open::Existing, move |repo| {
+        repo.restore(&snapshot, &target, &progress).map(|_| ())
     })
     .await
     .map_err(in_repository(

@@ -16,13 +16,20 @@ use serde_json::{Value, json};
 use velero_api::labels;
 use velero_api::v1::{
     Backup, BackupRepository, BackupRepositoryPhase, BackupRepositorySpec, DataPathPhase,
-    PodVolumeBackup, PodVolumeBackupSpec, UploaderType,
+    PodVolumeBackup, PodVolumeBackupSpec,
 };
 use velero_report::{Context, OperationLog, locked};
+use velero_repository::RepositoryFormat;
 use velero_resource_policies::ActionType;
 
-/// Velero's default `--default-repo-maintain-frequency` for restic repositories.
-const MAINTENANCE_FREQUENCY: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Velero's default maintenance frequency of a new repository (`--default-repo-maintain-frequency`
+/// unset): an hour for kopia's, a week for restic's (pkg/repository/maintenance).
+fn maintenance_frequency(format: RepositoryFormat) -> Duration {
+    match format {
+        RepositoryFormat::Kopia => Duration::from_secs(3600),
+        RepositoryFormat::Restic => Duration::from_secs(7 * 24 * 3600),
+    }
+}
 
 /// Why a volume namespace's repository could not be made ready for a backup; the text goes into
 /// the backup's log and the BackupRepository's status.
@@ -67,6 +74,8 @@ pub(crate) struct CreateError {
 }
 
 pub(crate) struct PodVolumeBackupper {
+    /// The format new volume data is written in (`velero server --uploader-type`).
+    format: RepositoryFormat,
     client: Client,
     namespace: String,
     backup: Backup,
@@ -84,6 +93,15 @@ pub(crate) struct PodVolumeBackupper {
     ended: std::sync::OnceLock<Ended<PodVolumeBackup>>,
 }
 
+/// The server's settings for pod volume backups.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// `--fs-backup-timeout`: how long one volume's backup may take.
+    pub(crate) timeout: Duration,
+    /// `--uploader-type`: the format new volume data is written in.
+    pub(crate) format: RepositoryFormat,
+}
+
 impl PodVolumeBackupper {
     pub(crate) fn new(
         client: Client,
@@ -91,10 +109,12 @@ impl PodVolumeBackupper {
         backup: &Backup,
         location: &str,
         store: &velero_storage::BackupStore,
-        timeout: Duration,
+        settings: Settings,
         policies: Option<velero_resource_policies::ResourcePolicies>,
     ) -> Self {
+        let Settings { timeout, format } = settings;
         PodVolumeBackupper {
+            format,
             client,
             namespace: namespace.to_string(),
             backup: backup.clone(),
@@ -209,7 +229,7 @@ impl PodVolumeBackupper {
     }
 
     async fn prepare_repository(&self, volume_namespace: &str) -> Result<(), RepositoryNotReady> {
-        let name = velero_podvolume::repository_name(volume_namespace, &self.location);
+        let name = velero_podvolume::repository_name(volume_namespace, &self.location, self.format);
         let api: Api<BackupRepository> = Api::namespaced(self.client.clone(), &self.namespace);
         let found = api
             .get_opt(&name)
@@ -224,9 +244,9 @@ impl PodVolumeBackupper {
                 BackupRepositorySpec {
                     volume_namespace: volume_namespace.to_string(),
                     backup_storage_location: self.location.clone(),
-                    repository_type: UploaderType::Restic,
-                    restic_identifier: Some(self.repository_root(volume_namespace)),
-                    maintenance_frequency: MAINTENANCE_FREQUENCY.into(),
+                    repository_type: velero_podvolume::uploader_of(self.format),
+                    restic_identifier: self.repository_identifier(volume_namespace),
+                    maintenance_frequency: maintenance_frequency(self.format).into(),
                     repository_config: None,
                 },
             );
@@ -240,7 +260,10 @@ impl PodVolumeBackupper {
                     labels::STORAGE_LOCATION.to_string(),
                     labels::valid_label_value(&self.location),
                 ),
-                (labels::REPOSITORY_TYPE.to_string(), "restic".to_string()),
+                (
+                    labels::REPOSITORY_TYPE.to_string(),
+                    self.format.directory().to_string(),
+                ),
             ]));
             match api.create(&PostParams::default(), &repo).await {
                 Ok(_) => {}
@@ -267,19 +290,27 @@ impl PodVolumeBackupper {
         initialised.map_err(|source| RepositoryNotReady::Init { name, source })
     }
 
-    /// The repository's key prefix inside the location (Velero's repository identifier).
-    fn repository_root(&self, volume_namespace: &str) -> String {
-        velero_podvolume::repository_location(&self.store, volume_namespace)
-            .root
-            .to_string()
+    /// Velero's repository identifier: the restic repository's key prefix inside the location;
+    /// none for kopia, whose repositories Velero finds by their labels.
+    fn repository_identifier(&self, volume_namespace: &str) -> Option<String> {
+        (self.format == RepositoryFormat::Restic).then(|| {
+            velero_podvolume::repository_location(&self.store, volume_namespace, self.format)
+                .root
+                .to_string()
+        })
     }
 
     async fn initialise(&self, volume_namespace: &str) -> Result<(), InitError> {
         let password = velero_podvolume::ensure_password(&self.client, &self.namespace).await?;
-        let location = velero_podvolume::repository_location(&self.store, volume_namespace);
-        crate::pod_volume::repositories::with_repository(location, password, Open::OrInit, |_| {
-            Ok(())
-        })
+        let location =
+            velero_podvolume::repository_location(&self.store, volume_namespace, self.format);
+        crate::pod_volume::repositories::with_repository(
+            self.format,
+            location,
+            password,
+            Open::OrInit,
+            |_| Ok(()),
+        )
         .await?;
         Ok(())
     }
@@ -348,8 +379,8 @@ impl PodVolumeBackupper {
                 },
                 volume: volume.name.clone(),
                 backup_storage_location: self.location.clone(),
-                repo_identifier: self.repository_root(&pod_ns),
-                uploader_type: UploaderType::Restic,
+                repo_identifier: self.repository_identifier(&pod_ns).unwrap_or_default(),
+                uploader_type: velero_podvolume::uploader_of(self.format),
                 tags: Some(tags),
                 uploader_settings: None,
                 cancel: None,

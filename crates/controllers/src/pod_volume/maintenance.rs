@@ -38,7 +38,7 @@ pub async fn run_maintenance_controller(client: Client, namespace: String) {
 
 async fn reconcile(repo: Arc<BackupRepository>, ctx: Arc<Ctx>) -> Result<Action, MaintenanceError> {
     let status = repo.status.clone().unwrap_or_default();
-    if repo.spec.repository_type != UploaderType::Restic
+    if repo.spec.repository_type == UploaderType::Unset
         || status.phase != Some(BackupRepositoryPhase::Ready)
     {
         return Ok(Action::await_change());
@@ -50,7 +50,10 @@ async fn reconcile(repo: Arc<BackupRepository>, ctx: Arc<Ctx>) -> Result<Action,
         .maintenance_frequency
         .to_std()
         .filter(|f| !f.is_zero())
-        .unwrap_or(Duration::from_secs(7 * 24 * 3600));
+        .unwrap_or(match repo.spec.repository_type {
+            UploaderType::Kopia => Duration::from_secs(3600),
+            _ => Duration::from_secs(7 * 24 * 3600),
+        });
     let now = jiff::Timestamp::now();
     // A new repository's first maintenance is one period after it became ready, as in Velero.
     let Some(last) = status.last_maintenance_time.as_ref().map(|t| t.0) else {
@@ -101,18 +104,21 @@ enum PruneError {
 }
 
 async fn prune(ctx: &Ctx, repo: &BackupRepository) -> Result<(), PruneError> {
+    let format = velero_podvolume::format_of(repo.spec.repository_type);
     let (location, password) = crate::pod_volume::repositories::find(
         &ctx.client,
         &ctx.namespace,
         &repo.spec.backup_storage_location,
         &repo.spec.volume_namespace,
+        format,
     )
     .await?;
     crate::pod_volume::repositories::with_repository(
+        format,
         location,
         password,
         crate::pod_volume::repositories::Open::Existing,
-        |r| r.prune(),
+        |mut r| r.maintain(),
     )
     .await?;
     Ok(())

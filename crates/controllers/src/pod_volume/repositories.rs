@@ -1,7 +1,9 @@
 //! Volume-data repositories as the server and the node agent reach them: the one of a volume
 //! namespace in a location's store, opened with the password Secret, used on a blocking thread.
 
-use velero_repository::{RepositoryError, RepositoryLocation, VolumeRepository};
+use velero_repository::{
+    OpenMode, RepositoryError, RepositoryFormat, RepositoryLocation, VolumeRepository,
+};
 
 /// Why a repository could not be reached: its location, or the password Secret.
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +21,13 @@ pub(crate) async fn find(
     namespace: &str,
     location: &str,
     volume_namespace: &str,
+    format: RepositoryFormat,
 ) -> Result<(RepositoryLocation, String), AccessError> {
     let bsl = crate::locations::get_location(client, namespace, location).await?;
     let store = crate::locations::open_store(client, namespace, &bsl).await?;
     let password = velero_podvolume::read_password(client, namespace).await?;
     Ok((
-        velero_podvolume::repository_location(&store, volume_namespace),
+        velero_podvolume::repository_location(&store, volume_namespace, format),
         password,
     ))
 }
@@ -40,8 +43,10 @@ pub(crate) enum Open {
     Existing,
 }
 
-/// Runs `work` on the opened repository on a blocking thread (rustic_core blocks on the store).
+/// Runs `work` on the opened repository of `format` on a blocking thread (both formats block on
+/// the store).
 pub(crate) async fn with_repository<T: Send + 'static>(
+    format: RepositoryFormat,
     location: RepositoryLocation,
     password: String,
     open: Open,
@@ -49,13 +54,12 @@ pub(crate) async fn with_repository<T: Send + 'static>(
 ) -> Result<T, RepositoryError> {
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let repo = match open {
-            Open::OrInit => VolumeRepository::open_or_init(&location, &password, runtime)?,
-            Open::OrInitCounting(progress) => VolumeRepository::open_or_init_with_progress(
-                &location, &password, runtime, progress,
-            )?,
-            Open::Existing => VolumeRepository::open(&location, &password, runtime)?,
+        let (mode, progress) = match open {
+            Open::OrInit => (OpenMode::OrCreate, None),
+            Open::OrInitCounting(progress) => (OpenMode::OrCreate, Some(progress)),
+            Open::Existing => (OpenMode::Existing, None),
         };
+        let repo = VolumeRepository::open(format, &location, &password, runtime, mode, progress)?;
         work(repo)
     })
     .await

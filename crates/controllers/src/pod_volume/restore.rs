@@ -78,7 +78,12 @@ async fn create(
             volume: snapshot.volume.clone(),
             backup_storage_location: snapshot.location.clone(),
             repo_identifier: snapshot.repo_identifier.clone(),
-            uploader_type: UploaderType::Restic,
+            // The PodVolumeBackup's own: a restic-path backup restores from restic's repository
+            // (an empty type is restic's, on backups from before the field existed).
+            uploader_type: velero_podvolume::uploader_of(velero_podvolume::format_of(
+                serde_json::from_value(Value::String(snapshot.uploader_type.clone()))
+                    .unwrap_or(UploaderType::Unset),
+            )),
             snapshot_id: snapshot.snapshot_id.clone(),
             source_namespace: source_namespace.to_string(),
             uploader_settings: None,

@@ -85,7 +85,11 @@ async fn volume_phases(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_volume_is_backed_up_by_the_node_agent_and_restic_restores_it() -> anyhow::Result<()>
 {
-    let env = support::setup_with_node().await?;
+    // restic's format: Debian's restic reads what the agent wrote.
+    let env = support::setup_with_node_and(|c| {
+        c.uploader_type = velero_api::v1::UploaderType::Restic;
+    })
+    .await?;
     let c = &env.client;
     let kubelet_root = env.cp.kubelet_root_dir().context("a node")?.to_path_buf();
     let _agent = start_agent(&env)?;
@@ -372,7 +376,11 @@ async fn a_pod_volume_is_backed_up_by_the_node_agent_and_restic_restores_it() ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volume_policies_choose_volumes_and_faults_give_clear_errors() -> anyhow::Result<()> {
-    let env = support::setup_with_node().await?;
+    // restic's format: Debian's restic reads what the agent wrote.
+    let env = support::setup_with_node_and(|c| {
+        c.uploader_type = velero_api::v1::UploaderType::Restic;
+    })
+    .await?;
     let c = &env.client;
     let _agent = start_agent(&env)?;
     let disks = tempfile::tempdir()?;

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, ensure};
 use velero_repository::{
-    ByteProgress, RepositoryError, RepositoryLocation, SnapshotInfo, VolumeRepository,
+    ByteProgress, RepositoryError, RepositoryLocation, ResticRepository, SnapshotInfo,
 };
 
 const PASSWORD: &str = "a-password-only-this-test-knows";
@@ -160,7 +160,7 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
     let progress = Arc::new(ByteProgress::default());
     let counted = progress.clone();
     let first: SnapshotInfo = blocking(move |rt| {
-        let repo = VolumeRepository::open_or_init_with_progress(&l, PASSWORD, rt, counted)?;
+        let repo = ResticRepository::open_or_init_with_progress(&l, PASSWORD, rt, counted)?;
         Ok(repo.backup(&s, "velero", &tags(), None)?.1)
     })
     .await?;
@@ -206,7 +206,7 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
     // Unchanged data: the second snapshot adds next to nothing.
     let (l, s, parent) = (loc.clone(), source.clone(), first.id.clone());
     let second = blocking(move |rt| {
-        let repo = VolumeRepository::open_or_init(&l, PASSWORD, rt)?;
+        let repo = ResticRepository::open_or_init(&l, PASSWORD, rt)?;
         Ok(repo.backup(&s, "velero", &tags(), Some(&parent))?.1)
     })
     .await?;
@@ -218,7 +218,7 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
     // The newest snapshot of a tag is the one a claim's next backup starts from.
     let l = loc.clone();
     let (latest, none) = blocking(move |rt| {
-        let repo = VolumeRepository::open_or_init(&l, PASSWORD, rt)?;
+        let repo = ResticRepository::open_or_init(&l, PASSWORD, rt)?;
         Ok((
             repo.latest_with_tag("volume=data")?,
             repo.latest_with_tag("pvc-uid=other")?,
@@ -243,7 +243,7 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
     let restore_progress = Arc::new(ByteProgress::default());
     let counted = restore_progress.clone();
     let left = blocking(move |rt| {
-        let repo = VolumeRepository::open_or_init(&l, PASSWORD, rt)?;
+        let repo = ResticRepository::open_or_init(&l, PASSWORD, rt)?;
         repo.forget(&[forget])?;
         repo.prune()?;
         let repo = repo.restore_counting(&keep, &t, &counted)?;
@@ -282,7 +282,7 @@ async fn restic_reads_what_we_write_and_maintenance_keeps_what_is_referenced() -
     // The wrong password says what to do.
     let l = loc.clone();
     let wrong = tokio::task::spawn_blocking(move || {
-        VolumeRepository::open_or_init(&l, "not-the-password", tokio::runtime::Handle::current())
+        ResticRepository::open_or_init(&l, "not-the-password", tokio::runtime::Handle::current())
             .map(|_| ())
     });
     let err = match wrong.await? {
@@ -328,7 +328,7 @@ async fn we_read_what_restic_writes() -> anyhow::Result<()> {
         let target = work.path().join(format!("ours-out-v{version}"));
         let (t, wanted) = (target.clone(), id.clone());
         let snapshots = blocking(move |rt| {
-            let repo = VolumeRepository::open_or_init(&loc, PASSWORD, rt)?;
+            let repo = ResticRepository::open_or_init(&loc, PASSWORD, rt)?;
             let found = repo.snapshots()?;
             repo.restore(&wanted, &t)?;
             Ok(found)
@@ -359,7 +359,7 @@ async fn a_damaged_pack_fails_the_restore_by_name() -> anyhow::Result<()> {
     let loc = location(&bucket, "app")?;
     let (l, s) = (loc.clone(), source.clone());
     let snap = blocking(move |rt| {
-        let repo = VolumeRepository::open_or_init(&l, PASSWORD, rt)?;
+        let repo = ResticRepository::open_or_init(&l, PASSWORD, rt)?;
         Ok(repo.backup(&s, "velero", &tags(), None)?.1)
     })
     .await?;
@@ -386,7 +386,7 @@ async fn a_damaged_pack_fails_the_restore_by_name() -> anyhow::Result<()> {
     let target = work.path().join("out");
     let (l, t, id) = (loc.clone(), target.clone(), snap.id.clone());
     let restored = tokio::task::spawn_blocking(move || {
-        VolumeRepository::open(&l, PASSWORD, tokio::runtime::Handle::current())?
+        ResticRepository::open(&l, PASSWORD, tokio::runtime::Handle::current())?
             .restore(&id, &t)
             .map(|_| ())
     })
@@ -438,14 +438,14 @@ async fn on_an_s3_location_restic_reads_what_we_write_and_we_restore_it() -> any
 
     let (l, s) = (loc.clone(), source.clone());
     let snap = blocking(move |rt| {
-        let repo = VolumeRepository::open_or_init(&l, PASSWORD, rt)?;
+        let repo = ResticRepository::open_or_init(&l, PASSWORD, rt)?;
         Ok(repo.backup(&s, "velero", &tags(), None)?.1)
     })
     .await?;
     let target = work.path().join("out");
     let (l, t, id) = (loc.clone(), target.clone(), snap.id.clone());
     blocking(move |rt| {
-        VolumeRepository::open(&l, PASSWORD, rt)?.restore(&id, &t)?;
+        ResticRepository::open(&l, PASSWORD, rt)?.restore(&id, &t)?;
         Ok(())
     })
     .await?;

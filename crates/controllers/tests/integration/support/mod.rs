@@ -41,8 +41,15 @@ pub async fn setup_with(
 
 /// [`setup`] on a control plane with a real node, for tests whose pods must run.
 pub async fn setup_with_node() -> anyhow::Result<Env> {
+    setup_with_node_and(|_| {}).await
+}
+
+/// [`setup_with_node`] with server settings adjusted by `tune`.
+pub async fn setup_with_node_and(
+    tune: impl FnOnce(&mut velero_controllers::ServerConfig),
+) -> anyhow::Result<Env> {
     let dir = tempfile::tempdir()?;
-    let mut env = setup_on(ControlPlane::start_with_node().await?, dir.path(), |_| {}).await?;
+    let mut env = setup_on(ControlPlane::start_with_node().await?, dir.path(), tune).await?;
     env._bucket = Some(dir);
     Ok(env)
 }

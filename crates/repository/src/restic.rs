@@ -1,12 +1,12 @@
-//! One volume-data repository: opened (or created) with its password, snapshots of directories
-//! into it, restores out of it, forgetting snapshots and pruning what nothing references.
+//! A restic-format repository (rustic_core): opened (or created) with its password, snapshots of
+//! directories into it, restores out of it, forgetting snapshots and pruning what nothing
+//! references.
 //!
 //! Every method blocks (rustic_core is synchronous); call them from blocking threads.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use rustic_core::repofile::SnapshotFile;
 use rustic_core::{
     BackupOptions, ConfigOptions, Credentials, KeyOptions, LocalDestination, LsOptions, OpenStatus,
@@ -19,32 +19,10 @@ use crate::error::RepositoryError;
 use crate::error::rustic;
 use crate::progress::Bars;
 use crate::progress::ByteProgress;
-
-/// Where a repository lives: a location's object store and the key prefix inside it.
-#[derive(Clone)]
-pub struct RepositoryLocation {
-    pub store: Arc<dyn ObjectStore>,
-    /// `<location prefix>/restic/<volume namespace>`.
-    pub root: object_store::path::Path,
-    /// rustic's cache of index and snapshot files; `None` for no cache.
-    pub cache_dir: Option<PathBuf>,
-}
-
-/// What a snapshot holds, as PodVolumeBackup status reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotInfo {
-    pub id: String,
-    /// Bytes of every file in the snapshot.
-    pub total_bytes: u64,
-    /// Bytes of data this snapshot added to the repository (before compression).
-    pub added_bytes: u64,
-    pub files: u64,
-    pub paths: Vec<String>,
-    pub tags: Vec<String>,
-}
+use crate::{RepositoryLocation, SnapshotInfo};
 
 impl SnapshotInfo {
-    fn of(snap: &SnapshotFile) -> Self {
+    pub(crate) fn of(snap: &SnapshotFile) -> Self {
         let summary = snap.summary.clone().unwrap_or_default();
         SnapshotInfo {
             id: snap.id.into_inner().to_hex().as_str().to_string(),
@@ -58,14 +36,14 @@ impl SnapshotInfo {
 }
 
 /// An open repository.
-pub struct VolumeRepository {
+pub struct ResticRepository {
     repo: Repository<OpenStatus>,
     /// The same backend the repository reads through, for reading pack ranges at once on restore.
     backend: Arc<ObjectStoreBackend>,
     location: String,
 }
 
-impl VolumeRepository {
+impl ResticRepository {
     /// Opens the repository at `location`, creating it first when it has no `config` yet.
     /// `runtime` is the Tokio runtime whose object store the calls block on.
     pub fn open_or_init(
@@ -148,7 +126,7 @@ impl VolumeRepository {
             )
             .map_err(rustic(format!("initialising the repository at {name}")))?
         };
-        Ok(VolumeRepository {
+        Ok(ResticRepository {
             repo,
             backend,
             location: name,
@@ -194,7 +172,7 @@ impl VolumeRepository {
             .backup(&options, &paths, snap)
             .map_err(rustic(format!("backing up {source_text}")))?;
         Ok((
-            VolumeRepository {
+            ResticRepository {
                 repo: indexed.drop_index(),
                 backend: self.backend,
                 location,
@@ -282,7 +260,7 @@ impl VolumeRepository {
         indexed
             .restore(plan, &options, listing, &destination)
             .map_err(rustic(format!("restoring {snapshot} into {target_text}")))?;
-        Ok(VolumeRepository {
+        Ok(ResticRepository {
             repo: indexed.drop_index(),
             backend: self.backend,
             location,
