@@ -327,3 +327,78 @@ fn kopia_verifies_and_restores_what_is_written_here_and_a_second_snapshot_reads_
         &second.snapshot_id,
     ]);
 }
+
+/// Deleting a snapshot and running maintenance: with kopia's safety margins nothing young is
+/// touched; without them the deleted snapshot's contents leave the index, and the repository stays
+/// one kopia verifies, restores from and runs its own full maintenance on.
+#[test]
+fn maintenance_keeps_the_repository_whole_for_kopia() {
+    let Some(kopia) = Kopia::find("maintenance_keeps_the_repository_whole_for_kopia") else {
+        return;
+    };
+    use velero_kopia::maintenance::{Safety, run_full};
+    let work = tempfile::tempdir().unwrap();
+    let (repo_dir, data) = (work.path().join("repo"), work.path().join("data"));
+    make_tree(&data);
+    let store = Arc::new(FsBlobStore::open(&repo_dir).unwrap());
+    let mut repo = Repository::create(store.clone(), PASSWORD).unwrap();
+    let options = SnapshotOptions {
+        source: source(),
+        description: String::new(),
+        tags: BTreeMap::new(),
+        pins: Vec::new(),
+        parent: None,
+    };
+    let (first, _) = velero_kopia::snapshot_directory(&mut repo, &data, &options, &|_| {}).unwrap();
+    std::fs::remove_file(data.join("big.bin")).unwrap();
+    std::fs::write(data.join("new.txt"), b"after the first snapshot\n").unwrap();
+    let (second, _) =
+        velero_kopia::snapshot_directory(&mut repo, &data, &options, &|_| {}).unwrap();
+    let mut writer = velero_kopia::writer::Writer::new(&mut repo).unwrap();
+    writer.delete_manifest(&first.snapshot_id);
+    writer.flush().unwrap();
+
+    let careful = run_full(&mut repo, "default@default", Safety::FULL).unwrap();
+    assert_eq!(
+        careful.contents_deleted, 0,
+        "nothing a day old yet: {careful:?}"
+    );
+    assert_eq!(careful.blobs_deleted, 0, "{careful:?}");
+    let eager = run_full(&mut repo, "default@default", Safety::NONE).unwrap();
+    assert!(eager.contents_deleted >= 3, "big.bin's parts: {eager:?}");
+    assert!(eager.watermark.is_some(), "{eager:?}");
+    assert_eq!(repo.snapshots(None).unwrap().len(), 1);
+    let refused = run_full(&mut repo, "someone@else", Safety::NONE).unwrap_err();
+    assert!(refused.to_string().contains("default@default"), "{refused}");
+
+    kopia.connect(&repo_dir);
+    kopia.run(&[
+        "snapshot",
+        "verify",
+        "--verify-files-percent=100",
+        &second.snapshot_id,
+    ]);
+    kopia.run(&["content", "verify", "--full"]);
+    kopia.run(&["maintenance", "run", "--full", "--safety=none"]);
+    kopia.run(&["content", "verify", "--full"]);
+    let back = work.path().join("back");
+    kopia.run(&[
+        "snapshot",
+        "restore",
+        &second.snapshot_id,
+        &back.to_string_lossy(),
+    ]);
+    assert_same_tree(&data, &back);
+    // And it still opens and restores here after kopia's own maintenance.
+    let reopened = Repository::open(store, PASSWORD).unwrap();
+    let ours = work.path().join("ours");
+    velero_kopia::restore(
+        &reopened,
+        &second.snapshot_id,
+        &ours,
+        RestoreOptions::default(),
+        &|_| {},
+    )
+    .unwrap();
+    assert_same_tree(&data, &ours);
+}
