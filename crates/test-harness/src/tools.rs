@@ -190,6 +190,28 @@ impl Drop for VeleroServer {
     }
 }
 
+/// A copy of the kopia repository whose blobs are the files directly in `flat` (a `local`
+/// location's `kopia/<namespace>` directory, one file per blob) laid out as kopia's `filesystem`
+/// backend reads it (`.shards` without sharding, `<id>.f`), in `dir`: so kopia can list, verify
+/// and restore what velero-rs wrote to a location on disk.
+pub fn kopia_filesystem_copy(flat: &Path, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join(".shards"),
+        "{\"default\":[],\"maxNonShardedLength\":255}\n",
+    )?;
+    for entry in std::fs::read_dir(flat).with_context(|| format!("reading {}", flat.display()))? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            let name = entry.file_name();
+            let mut target = name.clone();
+            target.push(".f");
+            std::fs::copy(entry.path(), dir.join(target))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -603,3 +603,259 @@ async fn volume_policies_choose_volumes_and_faults_give_clear_errors() -> anyhow
     );
     Ok(())
 }
+
+/// kopia 0.22.3 itself, run on a copy of the kopia repository in the test's `local` location.
+fn kopia_reads(
+    kopia: &Path,
+    bucket: &Path,
+    password: &str,
+    args: &[&[&str]],
+) -> anyhow::Result<Vec<String>> {
+    let view = tempfile::tempdir()?;
+    let repo = view.path().join("repo");
+    velero_test_harness::tools::kopia_filesystem_copy(&bucket.join("kopia").join(NS), &repo)?;
+    let config = view.path().join("repository.config");
+    let run = |args: &[&str]| -> anyhow::Result<String> {
+        let out = Command::new(kopia)
+            .env("KOPIA_PASSWORD", password)
+            .env("KOPIA_CHECK_FOR_UPDATES", "false")
+            .env("HOME", view.path())
+            .arg(format!("--config-file={}", config.display()))
+            .arg(format!("--log-dir={}", view.path().join("logs").display()))
+            .args(args)
+            .output()
+            .context("running kopia")?;
+        ensure!(
+            out.status.success(),
+            "kopia {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    run(&[
+        "repository",
+        "connect",
+        "filesystem",
+        &format!("--path={}", repo.display()),
+        &format!("--cache-directory={}", view.path().join("cache").display()),
+        "--override-username=default",
+        "--override-hostname=default",
+    ])?;
+    args.iter().map(|a| run(a)).collect()
+}
+
+/// The default uploader: a pod volume's backup is a kopia snapshot named as Velero names it, which
+/// kopia lists, verifies and restores byte for byte; an unchanged second backup uploads next to
+/// nothing; deleting the first backup deletes its snapshot; maintenance leaves a repository kopia
+/// verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_volume_backup_is_a_kopia_snapshot_kopia_verifies_and_restores() -> anyhow::Result<()>
+{
+    let Some(kopia) = velero_test_harness::tools::kopia_or_skip(
+        "a_pod_volume_backup_is_a_kopia_snapshot_kopia_verifies_and_restores",
+    ) else {
+        return Ok(());
+    };
+    let env = support::setup_with_node().await?;
+    let c = &env.client;
+    let _agent = start_agent(&env)?;
+    create_object(
+        c,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+    )
+    .await?;
+    let script = "mkdir -p /data/sub /data/empty && echo hello > /data/a.txt && chmod 4755 /data/a.txt \
+        && head -c 12000000 /dev/urandom > /data/big.bin && ln -s a.txt /data/link && ln /data/a.txt /data/sub/hard \
+        && dd if=/dev/urandom of=/data/sparse bs=4096 count=2 seek=2000 2>/dev/null \
+        && for i in $(seq 1 500); do echo $i > /data/sub/f$i; done && touch -d '2021-03-04 05:06:07' /data/sub/f1 \
+        && touch /data/ready && sleep 3600";
+    create_object(
+        c,
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "writer", "namespace": NS, "annotations": {
+                "backup.velero.io/backup-volumes": "data" } },
+            "spec": {
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{ "name": "app", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
+                    "command": ["/bin/sh", "-c", script],
+                    "volumeMounts": [{ "name": "data", "mountPath": "/data" }] }],
+                "volumes": [{ "name": "data", "emptyDir": {} }],
+            },
+        }),
+    )
+    .await?;
+    support::wait_running(c, NS, &["writer"]).await?;
+    wait_for("the pod to write its data", || async {
+        let out = velero_cluster::exec::exec_in_pod(
+            c,
+            NS,
+            "writer",
+            None,
+            &[
+                "test".to_string(),
+                "-e".to_string(),
+                "/data/ready".to_string(),
+            ],
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .ok()?;
+        (out.exit_code == 0).then_some(())
+    })
+    .await?;
+
+    let b = support::backup(c, "k1", json!({ "includedNamespaces": [NS] })).await?;
+    let pvbs: Api<PodVolumeBackup> = Api::namespaced(c.clone(), "velero");
+    let first = pvbs
+        .list(&ListParams::default().labels("velero.io/backup-name=k1"))
+        .await?
+        .items
+        .pop()
+        .context("k1's PodVolumeBackup")?;
+    assert_eq!(
+        first.spec.uploader_type,
+        velero_api::v1::UploaderType::Kopia
+    );
+    assert_eq!(
+        first.spec.repo_identifier, "",
+        "kopia repositories have no identifier"
+    );
+    let status = first.status.clone().unwrap_or_default();
+    assert_eq!(status.phase, Some(DataPathPhase::Completed), "{status:?}");
+    let snapshot = status.snapshot_id.clone().context("a snapshot ID")?;
+    assert_eq!(snapshot.len(), 32, "a kopia manifest ID: {snapshot}");
+    let repos: Api<BackupRepository> = Api::namespaced(c.clone(), "velero");
+    let repo = repos.get("app-default-kopia").await?;
+    assert_eq!(
+        repo.spec.repository_type,
+        velero_api::v1::UploaderType::Kopia
+    );
+    assert_eq!(
+        repo.metadata
+            .labels
+            .unwrap_or_default()
+            .get("velero.io/repository-type")
+            .map(String::as_str),
+        Some("kopia")
+    );
+    assert_eq!(
+        repo.status.and_then(|s| s.phase),
+        Some(BackupRepositoryPhase::Ready)
+    );
+    let info = support::gunzip_json(&env.bucket.join("backups/k1/k1-volumeinfo.json.gz"))?;
+    assert_eq!(info[0]["pvbInfo"]["uploaderType"], "kopia", "{info}");
+    ensure!(b.status.is_some());
+
+    let password = velero_podvolume::read_password(c, "velero").await?;
+    let volume = std::path::PathBuf::from(status.path.clone().context("the volume's path")?);
+    let restored = tempfile::tempdir()?;
+    let target = restored.path().join("volume");
+    let out = kopia_reads(
+        &kopia,
+        &env.bucket,
+        &password,
+        &[
+            &["snapshot", "list", "--all", "--json"],
+            &[
+                "snapshot",
+                "verify",
+                "--verify-files-percent=100",
+                &snapshot,
+            ],
+            &["content", "verify", "--full"],
+            &["snapshot", "restore", &snapshot, &target.to_string_lossy()],
+        ],
+    )?;
+    let listed: Value = serde_json::from_str(&out[0])?;
+    assert_eq!(listed[0]["id"], snapshot.as_str(), "{listed}");
+    assert_eq!(listed[0]["source"]["userName"], "default", "{listed}");
+    assert_eq!(listed[0]["source"]["host"], "default", "{listed}");
+    assert_eq!(
+        listed[0]["source"]["path"],
+        format!("snapshot-pod-volume/kopia/{NS}/writer/data"),
+        "{listed}"
+    );
+    assert_eq!(
+        listed[0]["tags"]["snapshot-requester"], "snapshot-pod-volume",
+        "{listed}"
+    );
+    assert_eq!(listed[0]["tags"]["snapshot-uploader"], "kopia", "{listed}");
+    velero_test_harness::tree::same_tree(&volume, &target).map_err(anyhow::Error::msg)?;
+
+    // Unchanged: the second backup reuses the first snapshot's files without reading them.
+    support::backup(c, "k2", json!({ "includedNamespaces": [NS] })).await?;
+    let second = pvbs
+        .list(&ListParams::default().labels("velero.io/backup-name=k2"))
+        .await?
+        .items
+        .pop()
+        .and_then(|p| p.status)
+        .context("k2's PodVolumeBackup")?;
+    let incremental = second.incremental_bytes.unwrap_or(i64::MAX);
+    ensure!(
+        incremental < 64 << 10,
+        "an unchanged volume uploads {incremental} bytes"
+    );
+    let second_snapshot = second.snapshot_id.context("k2's snapshot")?;
+
+    // Deleting k1 deletes its snapshot; maintenance leaves a repository kopia verifies.
+    let requests: Api<velero_api::v1::DeleteBackupRequest> = Api::namespaced(c.clone(), "velero");
+    let request: velero_api::v1::DeleteBackupRequest = serde_json::from_value(json!({
+        "apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
+        "metadata": { "name": "delete-k1", "namespace": "velero", "labels": { "velero.io/backup-name": "k1" } },
+        "spec": { "backupName": "k1" },
+    }))?;
+    requests.create(&Default::default(), &request).await?;
+    let backups: Api<velero_api::v1::Backup> = Api::namespaced(c.clone(), "velero");
+    wait_for("backup k1 to be deleted", || async {
+        backups.get_opt("k1").await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    let frequency = json!({ "spec": { "maintenanceFrequency": "1s" } });
+    repos
+        .patch(
+            "app-default-kopia",
+            &Default::default(),
+            &kube::api::Patch::Merge(&frequency),
+        )
+        .await?;
+    wait_for("a repository maintenance", || async {
+        let status = repos.get("app-default-kopia").await.ok()?.status?;
+        status
+            .recent_maintenance?
+            .iter()
+            .any(|m| m.result == Some(velero_api::v1::MaintenanceResult::Succeeded))
+            .then_some(())
+    })
+    .await?;
+    let out = kopia_reads(
+        &kopia,
+        &env.bucket,
+        &password,
+        &[
+            &["snapshot", "list", "--all", "--json"],
+            &[
+                "snapshot",
+                "verify",
+                "--verify-files-percent=100",
+                &second_snapshot,
+            ],
+            &["content", "verify", "--full"],
+        ],
+    )?;
+    let left: Value = serde_json::from_str(&out[0])?;
+    let ids: Vec<&str> = left
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [second_snapshot.as_str()],
+        "only k2's snapshot is left"
+    );
+    Ok(())
+}
