@@ -195,7 +195,7 @@ async fn volume_data_round_trip(
     let described = velero_ok(kubeconfig, &["backup", "describe", "files", "--details"])?;
     assert!(described.contains("Completed"), "{described}");
     assert!(
-        described.contains("Pod Volume Backups - restic:")
+        described.contains("Pod Volume Backups - kopia:")
             && described.contains("files/keeper: claim (size: ")
             && described.contains(", data (size: "),
         "{described}"
@@ -276,7 +276,7 @@ fn claim_volume(cluster: &ControlPlane) -> anyhow::Result<String> {
 }
 
 /// The node agent is killed while it reads a volume: the volume's backup is Failed (by the agent
-/// that starts next), the backup PartiallyFailed, the repository consistent for Debian's restic,
+/// that starts next), the backup PartiallyFailed, the repository consistent for kopia 0.22.3,
 /// and the next backup complete.
 async fn agent_killed_during_a_volume_backup(
     cluster: &ControlPlane,
@@ -371,26 +371,48 @@ async fn agent_killed_during_a_volume_backup(
         "{status:?}"
     );
 
-    // Debian's restic finds the repository consistent after the kill.
-    let password = velero_podvolume::read_password(client, "velero").await?;
-    let repo = claim_dir
-        .ancestors()
-        .nth(1)
-        .context("the disks' directory")?
-        .join("backups/restic/files");
-    let check = Command::new("restic")
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--no-cache", "check"])
-        .env("RESTIC_PASSWORD", &password)
-        .output()
-        .context("running restic")?;
-    ensure!(
-        check.status.success(),
-        "restic check after the kill: {}\n{}",
-        text(&check.stdout),
-        text(&check.stderr)
-    );
+    // kopia 0.22.3 finds the repository consistent after the kill.
+    if let Some(kopia) = velero_test_harness::tools::kopia_or_skip("the repository after the kill")
+    {
+        let password = velero_podvolume::read_password(client, "velero").await?;
+        let bucket = claim_dir
+            .ancestors()
+            .nth(1)
+            .context("the disks' directory")?
+            .join("backups");
+        let view = tempfile::tempdir()?;
+        let repo = view.path().join("repo");
+        velero_test_harness::tools::kopia_filesystem_copy(&bucket.join("kopia/files"), &repo)?;
+        for args in [
+            vec![
+                "repository".to_string(),
+                "connect".into(),
+                "filesystem".into(),
+                format!("--path={}", repo.display()),
+                format!("--cache-directory={}", view.path().join("cache").display()),
+            ],
+            vec!["content".into(), "verify".into(), "--full".into()],
+        ] {
+            let out = Command::new(&kopia)
+                .env("KOPIA_PASSWORD", &password)
+                .env("KOPIA_CHECK_FOR_UPDATES", "false")
+                .env("HOME", view.path())
+                .arg(format!(
+                    "--config-file={}",
+                    view.path().join("kopia.config").display()
+                ))
+                .arg(format!("--log-dir={}", view.path().join("logs").display()))
+                .args(&args)
+                .output()
+                .context("running kopia")?;
+            ensure!(
+                out.status.success(),
+                "kopia {args:?} after the kill: {}\n{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
+    }
 
     velero_ok(
         kubeconfig,
