@@ -1,6 +1,7 @@
-//! The repository format checked from outside: Debian's `restic` reads what velero-rs writes and
-//! velero-rs reads what `restic` writes, byte for byte, with modes, times and links; and the
-//! patched chunker hashes as the published one.
+//! The repository formats checked from outside: Debian's `restic` reads what velero-rs writes and
+//! velero-rs reads what `restic` writes, byte for byte, with modes, times and links; kopia 0.22.3
+//! reads the kopia repositories velero-rs writes to an S3 location; and the patched chunker hashes
+//! as the published one.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,4 +9,5 @@
 )]
 
 mod chunker_tables;
+mod kopia_interop;
 mod restic_interop;

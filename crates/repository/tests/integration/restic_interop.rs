@@ -11,7 +11,7 @@ use velero_repository::{
     ByteProgress, RepositoryError, RepositoryLocation, ResticRepository, SnapshotInfo,
 };
 
-const PASSWORD: &str = "a-password-only-this-test-knows";
+pub(crate) const PASSWORD: &str = "a-password-only-this-test-knows";
 
 /// A volume's worth of files: one large file, many small ones in subdirectories, a symlink,
 /// several modes, a sparse file and fixed modification times.
@@ -69,7 +69,7 @@ fn fixture(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// A work directory holding the [`fixture`] at `volume/`, and that path.
-fn fixture_volume() -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf)> {
+pub(crate) fn fixture_volume() -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf)> {
     let work = tempfile::tempdir()?;
     let source = work.path().join("volume");
     fixture(&source)?;
@@ -78,7 +78,7 @@ fn fixture_volume() -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf)> {
 
 /// Everything comparable about a tree: per relative path, its kind, mode, mtime (seconds) and
 /// content (or link target).
-fn same_tree(expected: &Path, actual: &Path) -> anyhow::Result<()> {
+pub(crate) fn same_tree(expected: &Path, actual: &Path) -> anyhow::Result<()> {
     velero_test_harness::tree::same_tree(expected, actual).map_err(anyhow::Error::msg)
 }
 
@@ -134,7 +134,7 @@ fn location(bucket: &Path, namespace: &str) -> anyhow::Result<RepositoryLocation
 }
 
 /// Runs a repository operation on a blocking thread, as the node agent does.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce(tokio::runtime::Handle) -> Result<T, RepositoryError> + Send + 'static,
 ) -> anyhow::Result<T> {
     let handle = tokio::runtime::Handle::current();
