@@ -744,5 +744,152 @@ pub fn run(args: &VolumeArgs) -> anyhow::Result<()> {
         mib(bench_rss)
     );
     println!("  both restores verified against the source (sizes and contents)");
+
+    // Kopia's format: velero-rs against kopia 0.22.3 itself, each step right before kopia's.
+    let Some(kopia) =
+        velero_test_harness::tools::kopia_or_skip("the kopia rows of the volume benchmark")
+    else {
+        return Ok(());
+    };
+    let kopia_home = work.join("kopia-home");
+    let kopia_repo = work.join("kopia-repo");
+    let cli = velero_test_harness::tools::KopiaCli::new(&kopia, &kopia_home, &password);
+    let setup = |args: &[&str]| cli.run(args).map(|_| ());
+    setup(&[
+        "repository",
+        "create",
+        "filesystem",
+        &format!("--path={}", kopia_repo.display()),
+        &format!("--cache-directory={}", kopia_home.join("cache").display()),
+    ])?;
+    // Maintenance would run after each snapshot; the node agent does not run it either.
+    setup(&[
+        "maintenance",
+        "set",
+        "--enable-quick=false",
+        "--enable-full=false",
+    ])?;
+    let ours_kopia = |op: &str, a: &Path, b: &str| {
+        let mut cmd = ours(op, a, b);
+        cmd.env(FORMAT_ENV, "kopia");
+        cmd
+    };
+    let source_text = source.to_string_lossy().into_owned();
+    let kopia_snapshot = || cli.command(&["snapshot", "create", &source_text]);
+    let k_first = step(
+        "velero-rs kopia first backup",
+        ours_kopia("backup", &source, "bench-1"),
+        "ours-kopia-backup-1.log",
+    )?;
+    let kopia_first = step(
+        "kopia snapshot create",
+        kopia_snapshot(),
+        "kopia-backup-1.log",
+    )?;
+    let k_second = step(
+        "velero-rs kopia second backup",
+        ours_kopia("backup", &source, "bench-2"),
+        "ours-kopia-backup-2.log",
+    )?;
+    let kopia_second = step(
+        "kopia second snapshot",
+        kopia_snapshot(),
+        "kopia-backup-2.log",
+    )?;
+    let k_first_line = snapshot_line(&k_first)?;
+    let k_snapshot = k_first_line
+        .split_whitespace()
+        .next()
+        .context("an empty snapshot line")?;
+    let k_restore_dir = work.join("restore-velero-rs-kopia");
+    fs::create_dir_all(&k_restore_dir)
+        .with_context(|| format!("creating {}", k_restore_dir.display()))?;
+    let k_restore = step(
+        "velero-rs kopia restore",
+        ours_kopia(
+            "restore",
+            Path::new(k_snapshot),
+            &k_restore_dir.to_string_lossy(),
+        ),
+        "ours-kopia-restore.log",
+    )?;
+    // "Created snapshot with root k… and ID <id> in …"
+    let kopia_id = kopia_first
+        .output
+        .split(" and ID ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .with_context(|| format!("no snapshot ID in kopia's output:\n{}", kopia_first.output))?
+        .to_string();
+    let kopia_restore_dir = work.join("restore-kopia");
+    let kopia_restore = step(
+        "kopia snapshot restore",
+        cli.command(&[
+            "snapshot",
+            "restore",
+            &kopia_id,
+            &kopia_restore_dir.to_string_lossy(),
+        ]),
+        "kopia-restore.log",
+    )?;
+    verify("velero-rs (kopia)", &source_manifest, &k_restore_dir)?;
+    verify("kopia", &source_manifest, &kopia_restore_dir)?;
+    println!("  | kopia format: step | seconds | MiB/s | files/s | CPU s | peak RSS |");
+    println!("  |---|---:|---:|---:|---:|---:|");
+    for (label, m) in [
+        ("velero-rs kopia first backup", &k_first),
+        ("kopia snapshot create", &kopia_first),
+        ("velero-rs kopia second backup", &k_second),
+        ("kopia second snapshot", &kopia_second),
+        ("velero-rs kopia restore", &k_restore),
+        ("kopia snapshot restore", &kopia_restore),
+    ] {
+        let s = m.elapsed.as_secs_f64();
+        println!(
+            "  | {label} | {s:.2} | {:.1} | {:.0} | {:.2} | {:.1} MiB |",
+            volume_mib / s,
+            files as f64 / s,
+            m.cpu.as_secs_f64(),
+            mib(m.peak_rss_kib)
+        );
+    }
+    let k_backup_ratio = ratio(&k_first, &kopia_first);
+    let k_restore_ratio = ratio(&k_restore, &kopia_restore);
+    let k_second_ratio = ratio(&k_second, &k_first);
+    let k_peak = [&k_first, &k_second, &k_restore]
+        .iter()
+        .map(|m| m.peak_rss_kib)
+        .max()
+        .unwrap_or(0);
+    println!(
+        "  kopia: ratio first backup / kopia snapshot create: {k_backup_ratio:.2} (target <= 1.0: {}; CPU {:.2})",
+        verdict(k_backup_ratio <= 1.0),
+        cpu_ratio(&k_first, &kopia_first)
+    );
+    println!(
+        "  kopia: ratio restore / kopia snapshot restore:     {k_restore_ratio:.2} (target <= 1.0: {}; CPU {:.2})",
+        verdict(k_restore_ratio <= 1.0),
+        cpu_ratio(&k_restore, &kopia_restore)
+    );
+    println!(
+        "  kopia: ratio second backup / first backup:         {k_second_ratio:.2} (target <= 0.2: {}; kopia's own: {:.2})",
+        verdict(k_second_ratio <= 0.2),
+        ratio(&kopia_second, &kopia_first)
+    );
+    println!(
+        "  kopia: velero-rs peak RSS:                         {:.1} MiB (target < 300 MB: {})",
+        mib(k_peak),
+        verdict(k_peak * 1024 < 300_000_000)
+    );
+    println!(
+        "  kopia: repository size: velero-rs {:.0} MiB, kopia {:.0} MiB",
+        tree_bytes(&bucket.join("kopia"))? as f64 / MIB as f64,
+        tree_bytes(&kopia_repo)? as f64 / MIB as f64
+    );
+    println!("  velero-rs kopia first backup:  {k_first_line}");
+    println!(
+        "  velero-rs kopia second backup: {}",
+        snapshot_line(&k_second)?
+    );
     Ok(())
 }

@@ -7,8 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::{Seek as _, Write as _};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 
 use velero_kopia::{FsBlobStore, Repository, RestoreOptions, SnapshotOptions, SourceInfo};
@@ -16,54 +15,26 @@ use velero_kopia::{FsBlobStore, Repository, RestoreOptions, SnapshotOptions, Sou
 const PASSWORD: &str = "static-passw0rd";
 
 struct Kopia {
-    bin: PathBuf,
+    cli: velero_test_harness::tools::KopiaCli,
     home: tempfile::TempDir,
 }
 
 impl Kopia {
     fn find(test: &str) -> Option<Kopia> {
         let bin = velero_test_harness::tools::kopia_or_skip(test)?;
+        let home = tempfile::tempdir().unwrap();
         Some(Kopia {
-            bin,
-            home: tempfile::tempdir().unwrap(),
+            cli: velero_test_harness::tools::KopiaCli::new(&bin, home.path(), PASSWORD),
+            home,
         })
     }
 
     fn run(&self, args: &[&str]) -> String {
-        let home = self.home.path();
-        let out = Command::new(&self.bin)
-            .env("KOPIA_PASSWORD", PASSWORD)
-            .env("KOPIA_CHECK_FOR_UPDATES", "false")
-            .env("HOME", home)
-            .arg(format!(
-                "--config-file={}",
-                home.join("repository.config").display()
-            ))
-            .arg(format!("--log-dir={}", home.join("logs").display()))
-            .arg("--no-progress")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "kopia {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.cli.run(args).unwrap()
     }
 
     fn connect(&self, repo: &Path) {
-        let cache = self.home.path().join("cache");
-        self.run(&[
-            "repository",
-            "connect",
-            "filesystem",
-            &format!("--path={}", repo.display()),
-            &format!("--cache-directory={}", cache.display()),
-            "--override-username=default",
-            "--override-hostname=default",
-        ]);
+        self.cli.connect_filesystem(repo).unwrap();
     }
 }
 

@@ -190,6 +190,70 @@ impl Drop for VeleroServer {
     }
 }
 
+/// The kopia CLI with a home of its own (config, cache, logs under `home`) and a repository
+/// password, as tests and benchmarks run it.
+pub struct KopiaCli {
+    bin: PathBuf,
+    home: PathBuf,
+    password: String,
+}
+
+impl KopiaCli {
+    pub fn new(bin: &Path, home: &Path, password: &str) -> Self {
+        KopiaCli {
+            bin: bin.to_path_buf(),
+            home: home.to_path_buf(),
+            password: password.to_string(),
+        }
+    }
+
+    /// `kopia <args>`, not yet run.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.bin);
+        cmd.env("KOPIA_PASSWORD", &self.password)
+            .env("KOPIA_CHECK_FOR_UPDATES", "false")
+            .env("HOME", &self.home)
+            .arg(format!(
+                "--config-file={}",
+                self.home.join("repository.config").display()
+            ))
+            .arg(format!("--log-dir={}", self.home.join("logs").display()))
+            .arg("--no-progress")
+            .args(args);
+        cmd
+    }
+
+    /// Runs `kopia <args>`; its stdout, or an error with everything it said.
+    pub fn run(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self
+            .command(args)
+            .output()
+            .with_context(|| format!("running {}", self.bin.display()))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "kopia {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Connects to the filesystem repository at `path` as Velero's client identity
+    /// (`default@default`, the maintenance owner Velero and velero-rs name).
+    pub fn connect_filesystem(&self, path: &Path) -> anyhow::Result<()> {
+        self.run(&[
+            "repository",
+            "connect",
+            "filesystem",
+            &format!("--path={}", path.display()),
+            &format!("--cache-directory={}", self.home.join("cache").display()),
+            "--override-username=default",
+            "--override-hostname=default",
+        ])
+        .map(|_| ())
+    }
+}
+
 /// A copy of the kopia repository whose blobs are the files directly in `flat` (a `local`
 /// location's `kopia/<namespace>` directory, one file per blob) laid out as kopia's `filesystem`
 /// backend reads it (`.shards` without sharding, `<id>.f`), in `dir`: so kopia can list, verify

@@ -383,35 +383,10 @@ async fn agent_killed_during_a_volume_backup(
         let view = tempfile::tempdir()?;
         let repo = view.path().join("repo");
         velero_test_harness::tools::kopia_filesystem_copy(&bucket.join("kopia/files"), &repo)?;
-        for args in [
-            vec![
-                "repository".to_string(),
-                "connect".into(),
-                "filesystem".into(),
-                format!("--path={}", repo.display()),
-                format!("--cache-directory={}", view.path().join("cache").display()),
-            ],
-            vec!["content".into(), "verify".into(), "--full".into()],
-        ] {
-            let out = Command::new(&kopia)
-                .env("KOPIA_PASSWORD", &password)
-                .env("KOPIA_CHECK_FOR_UPDATES", "false")
-                .env("HOME", view.path())
-                .arg(format!(
-                    "--config-file={}",
-                    view.path().join("kopia.config").display()
-                ))
-                .arg(format!("--log-dir={}", view.path().join("logs").display()))
-                .args(&args)
-                .output()
-                .context("running kopia")?;
-            ensure!(
-                out.status.success(),
-                "kopia {args:?} after the kill: {}\n{}",
-                text(&out.stdout),
-                text(&out.stderr)
-            );
-        }
+        let cli = velero_test_harness::tools::KopiaCli::new(&kopia, view.path(), &password);
+        cli.connect_filesystem(&repo)?;
+        cli.run(&["content", "verify", "--full"])
+            .context("kopia content verify after the kill")?;
     }
 
     velero_ok(

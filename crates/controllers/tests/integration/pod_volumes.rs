@@ -614,35 +614,9 @@ fn kopia_reads(
     let view = tempfile::tempdir()?;
     let repo = view.path().join("repo");
     velero_test_harness::tools::kopia_filesystem_copy(&bucket.join("kopia").join(NS), &repo)?;
-    let config = view.path().join("repository.config");
-    let run = |args: &[&str]| -> anyhow::Result<String> {
-        let out = Command::new(kopia)
-            .env("KOPIA_PASSWORD", password)
-            .env("KOPIA_CHECK_FOR_UPDATES", "false")
-            .env("HOME", view.path())
-            .arg(format!("--config-file={}", config.display()))
-            .arg(format!("--log-dir={}", view.path().join("logs").display()))
-            .args(args)
-            .output()
-            .context("running kopia")?;
-        ensure!(
-            out.status.success(),
-            "kopia {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8(out.stdout)?)
-    };
-    run(&[
-        "repository",
-        "connect",
-        "filesystem",
-        &format!("--path={}", repo.display()),
-        &format!("--cache-directory={}", view.path().join("cache").display()),
-        "--override-username=default",
-        "--override-hostname=default",
-    ])?;
-    args.iter().map(|a| run(a)).collect()
+    let cli = velero_test_harness::tools::KopiaCli::new(kopia, view.path(), password);
+    cli.connect_filesystem(&repo)?;
+    args.iter().map(|a| cli.run(a)).collect()
 }
 
 /// The default uploader: a pod volume's backup is a kopia snapshot named as Velero names it, which

@@ -3,8 +3,6 @@
 //! `<prefix>/kopia/<namespace>/` kopia connects to over S3, lists with Velero's source and tags,
 //! verifies and restores; and the faults an operator meets give errors that say what to check.
 
-use std::process::Command;
-
 use anyhow::{Context, ensure};
 use velero_repository::{
     ByteProgress, OpenMode, RepositoryError, RepositoryFormat, RepositoryLocation,
@@ -89,27 +87,8 @@ async fn on_an_s3_location_kopia_reads_what_we_write_and_faults_are_named() -> a
     let home = tempfile::tempdir()?;
     let endpoint = s3.endpoint();
     let host = endpoint.trim_start_matches("http://").to_string();
-    let kopia_run = |args: &[&str]| -> anyhow::Result<String> {
-        let out = Command::new(&kopia)
-            .env("KOPIA_PASSWORD", PASSWORD)
-            .env("KOPIA_CHECK_FOR_UPDATES", "false")
-            .env("HOME", home.path())
-            .arg(format!(
-                "--config-file={}",
-                home.path().join("repository.config").display()
-            ))
-            .arg(format!("--log-dir={}", home.path().join("logs").display()))
-            .args(args)
-            .output()
-            .context("running kopia")?;
-        ensure!(
-            out.status.success(),
-            "kopia {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8(out.stdout)?)
-    };
+    let cli = velero_test_harness::tools::KopiaCli::new(&kopia, home.path(), PASSWORD);
+    let kopia_run = |args: &[&str]| cli.run(args);
     let restored_by_kopia = work.path().join("by-kopia");
     // kopia's calls block; the S3 server runs on this test's runtime.
     let listed = tokio::task::block_in_place(|| -> anyhow::Result<String> {
