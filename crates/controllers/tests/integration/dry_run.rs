@@ -229,6 +229,18 @@ async fn a_dry_run_plans_updates_creates_and_refusals_and_changes_nothing() -> a
         "/apis/example.com/v1/namespaces/tight/widgets",
         "/apis/apps/v1/namespaces/tight/deployments",
     ];
+    // The controller manager fills a new namespace in its own time (its root CA ConfigMap, the
+    // default ServiceAccount's token); what it adds later must not pass for the restore's work.
+    wait_for("the controller manager to fill namespace tight", || async {
+        get(c, "/api/v1/namespaces/tight/configmaps/kube-root-ca.crt").await?;
+        let secrets = get(c, "/api/v1/namespaces/tight/secrets").await?;
+        secrets["items"]
+            .as_array()?
+            .iter()
+            .any(|s| s["type"] == "kubernetes.io/service-account-token")
+            .then_some(())
+    })
+    .await?;
     let tight_before = versions(c, &tight_lists).await;
     let done = restore(
         c,
