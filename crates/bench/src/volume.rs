@@ -480,6 +480,75 @@ pub fn step(args: &[String]) -> anyhow::Result<()> {
     })
 }
 
+/// One format's six timed steps: velero-rs and the format's own tool, each backing up the volume
+/// twice and restoring it.
+struct Six<'a> {
+    ours_first: &'a Measured,
+    theirs_first: &'a Measured,
+    ours_second: &'a Measured,
+    theirs_second: &'a Measured,
+    ours_restore: &'a Measured,
+    theirs_restore: &'a Measured,
+}
+
+impl Six<'_> {
+    /// The table and the targets' verdicts, `tool` (restic or kopia) being the baseline.
+    fn print(&self, tool: &str, volume_mib: f64, files: u64) {
+        println!("  | {tool} format: step | seconds | MiB/s | files/s | CPU s | peak RSS |");
+        println!("  |---|---:|---:|---:|---:|---:|");
+        for (label, m) in [
+            ("velero-rs first backup".to_string(), self.ours_first),
+            (format!("{tool} first backup"), self.theirs_first),
+            ("velero-rs second backup".to_string(), self.ours_second),
+            (format!("{tool} second backup"), self.theirs_second),
+            ("velero-rs restore".to_string(), self.ours_restore),
+            (format!("{tool} restore"), self.theirs_restore),
+        ] {
+            let s = m.elapsed.as_secs_f64();
+            println!(
+                "  | {label} | {s:.2} | {:.1} | {:.0} | {:.2} | {:.1} MiB |",
+                volume_mib / s,
+                files as f64 / s,
+                m.cpu.as_secs_f64(),
+                mib(m.peak_rss_kib)
+            );
+        }
+        let ratio = |a: &Measured, b: &Measured| a.elapsed.as_secs_f64() / b.elapsed.as_secs_f64();
+        // CPU seconds too: on a shared machine they move much less than wall time with the other
+        // load.
+        let cpu_ratio = |a: &Measured, b: &Measured| a.cpu.as_secs_f64() / b.cpu.as_secs_f64();
+        let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+        let backup_ratio = ratio(self.ours_first, self.theirs_first);
+        let restore_ratio = ratio(self.ours_restore, self.theirs_restore);
+        let second_ratio = ratio(self.ours_second, self.ours_first);
+        let peak = [self.ours_first, self.ours_second, self.ours_restore]
+            .iter()
+            .map(|m| m.peak_rss_kib)
+            .max()
+            .unwrap_or(0);
+        println!(
+            "  {tool}: ratio first backup / {tool}'s:   {backup_ratio:.2} (target <= 1.0: {}; CPU {:.2})",
+            verdict(backup_ratio <= 1.0),
+            cpu_ratio(self.ours_first, self.theirs_first)
+        );
+        println!(
+            "  {tool}: ratio restore / {tool}'s:        {restore_ratio:.2} (target <= 1.0: {}; CPU {:.2})",
+            verdict(restore_ratio <= 1.0),
+            cpu_ratio(self.ours_restore, self.theirs_restore)
+        );
+        println!(
+            "  {tool}: ratio second / first backup:    {second_ratio:.2} (target <= 0.2: {}; {tool}'s own: {:.2})",
+            verdict(second_ratio <= 0.2),
+            ratio(self.theirs_second, self.theirs_first)
+        );
+        println!(
+            "  {tool}: velero-rs peak RSS:             {:.1} MiB (target < 300 MB: {})",
+            mib(peak),
+            verdict(peak * 1024 < 300_000_000)
+        );
+    }
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -680,57 +749,15 @@ pub fn run(args: &VolumeArgs) -> anyhow::Result<()> {
             "warm page cache (could not drop it)"
         }
     );
-    println!("  | step | seconds | MiB/s | files/s | CPU s | peak RSS |");
-    println!("  |---|---:|---:|---:|---:|---:|");
-    for (label, m) in [
-        ("velero-rs first backup", &first),
-        ("restic backup", &restic_first),
-        ("velero-rs second backup", &second),
-        ("restic second backup", &restic_second),
-        ("velero-rs restore", &restore),
-        ("restic restore", &restic_restore),
-    ] {
-        let s = m.elapsed.as_secs_f64();
-        println!(
-            "  | {label} | {s:.2} | {:.1} | {:.0} | {:.2} | {:.1} MiB |",
-            volume_mib / s,
-            files as f64 / s,
-            m.cpu.as_secs_f64(),
-            mib(m.peak_rss_kib)
-        );
-    }
-    let ratio = |a: &Measured, b: &Measured| a.elapsed.as_secs_f64() / b.elapsed.as_secs_f64();
-    let backup_ratio = ratio(&first, &restic_first);
-    let restore_ratio = ratio(&restore, &restic_restore);
-    let second_ratio = ratio(&second, &first);
-    let our_peak = [&first, &second, &restore]
-        .iter()
-        .map(|m| m.peak_rss_kib)
-        .max()
-        .unwrap_or(0);
-    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-    // CPU seconds too: on a shared machine they move much less than wall time with the other load.
-    let cpu_ratio = |a: &Measured, b: &Measured| a.cpu.as_secs_f64() / b.cpu.as_secs_f64();
-    println!(
-        "  ratio first backup / restic backup:  {backup_ratio:.2} (target <= 1.0: {}; CPU {:.2})",
-        verdict(backup_ratio <= 1.0),
-        cpu_ratio(&first, &restic_first)
-    );
-    println!(
-        "  ratio restore / restic restore:      {restore_ratio:.2} (target <= 1.0: {}; CPU {:.2})",
-        verdict(restore_ratio <= 1.0),
-        cpu_ratio(&restore, &restic_restore)
-    );
-    println!(
-        "  ratio second backup / first backup:  {second_ratio:.2} (target <= 0.2: {}; restic's own: {:.2})",
-        verdict(second_ratio <= 0.2),
-        ratio(&restic_second, &restic_first)
-    );
-    println!(
-        "  velero-rs peak RSS:                  {:.1} MiB (target < 300 MB: {})",
-        mib(our_peak),
-        verdict(our_peak * 1024 < 300_000_000)
-    );
+    let six = Six {
+        ours_first: &first,
+        theirs_first: &restic_first,
+        ours_second: &second,
+        theirs_second: &restic_second,
+        ours_restore: &restore,
+        theirs_restore: &restic_restore,
+    };
+    six.print("restic", volume_mib, files);
     println!("  velero-rs first backup:              {first_line}");
     println!("  velero-rs second backup:             {second_line}");
     println!(
@@ -834,53 +861,15 @@ pub fn run(args: &VolumeArgs) -> anyhow::Result<()> {
     )?;
     verify("velero-rs (kopia)", &source_manifest, &k_restore_dir)?;
     verify("kopia", &source_manifest, &kopia_restore_dir)?;
-    println!("  | kopia format: step | seconds | MiB/s | files/s | CPU s | peak RSS |");
-    println!("  |---|---:|---:|---:|---:|---:|");
-    for (label, m) in [
-        ("velero-rs kopia first backup", &k_first),
-        ("kopia snapshot create", &kopia_first),
-        ("velero-rs kopia second backup", &k_second),
-        ("kopia second snapshot", &kopia_second),
-        ("velero-rs kopia restore", &k_restore),
-        ("kopia snapshot restore", &kopia_restore),
-    ] {
-        let s = m.elapsed.as_secs_f64();
-        println!(
-            "  | {label} | {s:.2} | {:.1} | {:.0} | {:.2} | {:.1} MiB |",
-            volume_mib / s,
-            files as f64 / s,
-            m.cpu.as_secs_f64(),
-            mib(m.peak_rss_kib)
-        );
-    }
-    let k_backup_ratio = ratio(&k_first, &kopia_first);
-    let k_restore_ratio = ratio(&k_restore, &kopia_restore);
-    let k_second_ratio = ratio(&k_second, &k_first);
-    let k_peak = [&k_first, &k_second, &k_restore]
-        .iter()
-        .map(|m| m.peak_rss_kib)
-        .max()
-        .unwrap_or(0);
-    println!(
-        "  kopia: ratio first backup / kopia snapshot create: {k_backup_ratio:.2} (target <= 1.0: {}; CPU {:.2})",
-        verdict(k_backup_ratio <= 1.0),
-        cpu_ratio(&k_first, &kopia_first)
-    );
-    println!(
-        "  kopia: ratio restore / kopia snapshot restore:     {k_restore_ratio:.2} (target <= 1.0: {}; CPU {:.2})",
-        verdict(k_restore_ratio <= 1.0),
-        cpu_ratio(&k_restore, &kopia_restore)
-    );
-    println!(
-        "  kopia: ratio second backup / first backup:         {k_second_ratio:.2} (target <= 0.2: {}; kopia's own: {:.2})",
-        verdict(k_second_ratio <= 0.2),
-        ratio(&kopia_second, &kopia_first)
-    );
-    println!(
-        "  kopia: velero-rs peak RSS:                         {:.1} MiB (target < 300 MB: {})",
-        mib(k_peak),
-        verdict(k_peak * 1024 < 300_000_000)
-    );
+    let six = Six {
+        ours_first: &k_first,
+        theirs_first: &kopia_first,
+        ours_second: &k_second,
+        theirs_second: &kopia_second,
+        ours_restore: &k_restore,
+        theirs_restore: &kopia_restore,
+    };
+    six.print("kopia", volume_mib, files);
     println!(
         "  kopia: repository size: velero-rs {:.0} MiB, kopia {:.0} MiB",
         tree_bytes(&bucket.join("kopia"))? as f64 / MIB as f64,

@@ -119,7 +119,15 @@ fn fingerprint(root: &Path) -> BTreeMap<String, Fingerprint> {
     out
 }
 
-fn assert_same_tree(expected: &Path, actual: &Path) {
+/// Directory times compared or not: kopia's own restore gives a directory the newest time found
+/// below it (its summary's `maxTime`, kopia's snapshotfs), not the directory's own.
+#[derive(Clone, Copy, PartialEq)]
+enum DirTimes {
+    Compared,
+    Kopias,
+}
+
+fn assert_same_tree(expected: &Path, actual: &Path, dir_times: DirTimes) {
     let (a, b) = (fingerprint(expected), fingerprint(actual));
     assert_eq!(
         a.keys().collect::<Vec<_>>(),
@@ -128,12 +136,62 @@ fn assert_same_tree(expected: &Path, actual: &Path) {
     );
     for (path, want) in &a {
         let got = &b[path];
+        let times = |f: &Fingerprint| {
+            if f.0 == 'd' && dir_times == DirTimes::Kopias {
+                (0, 0)
+            } else {
+                (f.3, f.4)
+            }
+        };
         assert_eq!(
-            (want.0, want.1, want.2, want.3, want.4),
-            (got.0, got.1, got.2, got.3, got.4),
+            (want.0, want.1, want.2, times(want)),
+            (got.0, got.1, got.2, times(got)),
             "{path}: kind, mode, size, mtime"
         );
         assert!(want.5 == got.5, "{path}: content differs");
+    }
+}
+
+/// A work directory with the test tree in `data/` and a new repository of ours in `repo/`.
+struct Fresh {
+    work: tempfile::TempDir,
+    repo_dir: std::path::PathBuf,
+    data: std::path::PathBuf,
+    store: Arc<FsBlobStore>,
+    repo: Repository,
+    /// The first snapshot of the tree, taken as Velero's kopia uploader takes one.
+    first: velero_kopia::UploadOutcome,
+}
+
+fn fresh() -> Fresh {
+    let work = tempfile::tempdir().unwrap();
+    let (repo_dir, data) = (work.path().join("repo"), work.path().join("data"));
+    make_tree(&data);
+    let store = Arc::new(FsBlobStore::open(&repo_dir).unwrap());
+    let mut repo = Repository::create(store.clone(), PASSWORD).unwrap();
+    let (first, _) =
+        velero_kopia::snapshot_directory(&mut repo, &data, &velero_options(), &|_| {}).unwrap();
+    Fresh {
+        work,
+        repo_dir,
+        data,
+        store,
+        repo,
+        first,
+    }
+}
+
+/// A snapshot as Velero's kopia uploader takes it: its source, description, tags and pin.
+fn velero_options() -> SnapshotOptions {
+    SnapshotOptions {
+        source: source(),
+        description: "Kopia Uploader".into(),
+        tags: BTreeMap::from([
+            ("snapshot-requester".into(), "snapshot-pod-volume".into()),
+            ("snapshot-uploader".into(), "kopia".into()),
+        ]),
+        pins: vec!["velero-pin".into()],
+        parent: None,
     }
 }
 
@@ -196,7 +254,7 @@ fn a_repository_kopia_wrote_restores_here_file_for_file() {
     )
     .unwrap();
     assert_eq!(stats.symlinks, 1);
-    assert_same_tree(&data, &target);
+    assert_same_tree(&data, &target, DirTimes::Compared);
 
     // A wrong password is refused by name, and a damaged pack is reported by name.
     let wrong = Repository::open(store.clone(), "not-it").unwrap_err();
@@ -227,61 +285,48 @@ fn kopia_verifies_and_restores_what_is_written_here_and_a_second_snapshot_reads_
     ) else {
         return;
     };
-    let work = tempfile::tempdir().unwrap();
-    let (repo_dir, data) = (work.path().join("repo"), work.path().join("data"));
-    make_tree(&data);
-    let store = Arc::new(FsBlobStore::open(&repo_dir).unwrap());
-    let mut repo = Repository::create(store.clone(), PASSWORD).unwrap();
-    let options = SnapshotOptions {
-        source: source(),
-        description: "Kopia Uploader".into(),
-        tags: BTreeMap::from([
-            ("snapshot-requester".into(), "snapshot-pod-volume".into()),
-            ("snapshot-uploader".into(), "kopia".into()),
-        ]),
-        pins: vec!["velero-pin".into()],
-        parent: None,
-    };
-    let (first, _) = velero_kopia::snapshot_directory(&mut repo, &data, &options, &|_| {}).unwrap();
-    assert_eq!(first.files, 305);
-    assert!(first.added_bytes >= 12 << 20, "{first:?}");
+    let (fresh, options) = (fresh(), velero_options());
+    let mut repo = fresh.repo;
+    assert_eq!(fresh.first.files, 305);
+    assert!(fresh.first.added_bytes >= 12 << 20, "{:?}", fresh.first);
 
-    kopia.connect(&repo_dir);
+    kopia.connect(&fresh.repo_dir);
     let listed = kopia.run(&["snapshot", "list", "--all", "--json"]);
     let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
-    assert_eq!(listed[0]["id"], first.snapshot_id.as_str());
+    assert_eq!(listed[0]["id"], fresh.first.snapshot_id.as_str());
     assert_eq!(listed[0]["source"]["path"], source().path.as_str());
     assert_eq!(listed[0]["tags"]["snapshot-uploader"], "kopia");
     kopia.run(&[
         "snapshot",
         "verify",
         "--verify-files-percent=100",
-        &first.snapshot_id,
+        &fresh.first.snapshot_id,
     ]);
     kopia.run(&["content", "verify", "--full"]);
-    let by_kopia = work.path().join("by-kopia");
+    let by_kopia = fresh.work.path().join("by-kopia");
     kopia.run(&[
         "snapshot",
         "restore",
-        &first.snapshot_id,
+        &fresh.first.snapshot_id,
         &by_kopia.to_string_lossy(),
     ]);
-    assert_same_tree(&data, &by_kopia);
+    assert_same_tree(&fresh.data, &by_kopia, DirTimes::Kopias);
 
     // Unchanged: every file is reused from the parent, nothing of theirs is read or stored.
     let second_options = SnapshotOptions {
-        parent: Some(first.snapshot_id.clone()),
+        parent: Some(fresh.first.snapshot_id.clone()),
         ..options
     };
     let read = std::sync::atomic::AtomicU64::new(0);
-    let (second, _) = velero_kopia::snapshot_directory(&mut repo, &data, &second_options, &|n| {
-        read.store(n, std::sync::atomic::Ordering::Relaxed)
-    })
-    .unwrap();
+    let (second, _) =
+        velero_kopia::snapshot_directory(&mut repo, &fresh.data, &second_options, &|n| {
+            read.store(n, std::sync::atomic::Ordering::Relaxed)
+        })
+        .unwrap();
     assert_eq!(second.cached_files, 305, "{second:?}");
     assert!(second.added_bytes < 64 << 10, "{second:?}");
-    let ours = work.path().join("ours");
-    let reopened = Repository::open(store, PASSWORD).unwrap();
+    let ours = fresh.work.path().join("ours");
+    let reopened = Repository::open(fresh.store.clone(), PASSWORD).unwrap();
     velero_kopia::restore(
         &reopened,
         &second.snapshot_id,
@@ -290,7 +335,7 @@ fn kopia_verifies_and_restores_what_is_written_here_and_a_second_snapshot_reads_
         &|_| {},
     )
     .unwrap();
-    assert_same_tree(&data, &ours);
+    assert_same_tree(&fresh.data, &ours, DirTimes::Compared);
     kopia.run(&[
         "snapshot",
         "verify",
@@ -308,25 +353,18 @@ fn maintenance_keeps_the_repository_whole_for_kopia() {
         return;
     };
     use velero_kopia::maintenance::{Safety, run_full};
-    let work = tempfile::tempdir().unwrap();
-    let (repo_dir, data) = (work.path().join("repo"), work.path().join("data"));
-    make_tree(&data);
-    let store = Arc::new(FsBlobStore::open(&repo_dir).unwrap());
-    let mut repo = Repository::create(store.clone(), PASSWORD).unwrap();
-    let options = SnapshotOptions {
-        source: source(),
-        description: String::new(),
-        tags: BTreeMap::new(),
-        pins: Vec::new(),
-        parent: None,
-    };
-    let (first, _) = velero_kopia::snapshot_directory(&mut repo, &data, &options, &|_| {}).unwrap();
-    std::fs::remove_file(data.join("big.bin")).unwrap();
-    std::fs::write(data.join("new.txt"), b"after the first snapshot\n").unwrap();
+    let (fresh, options) = (fresh(), velero_options());
+    let mut repo = fresh.repo;
+    std::fs::remove_file(fresh.data.join("big.bin")).unwrap();
+    std::fs::write(
+        fresh.data.join("new.txt"),
+        b"after the fresh.first snapshot\n",
+    )
+    .unwrap();
     let (second, _) =
-        velero_kopia::snapshot_directory(&mut repo, &data, &options, &|_| {}).unwrap();
+        velero_kopia::snapshot_directory(&mut repo, &fresh.data, &options, &|_| {}).unwrap();
     let mut writer = velero_kopia::writer::Writer::new(&mut repo).unwrap();
-    writer.delete_manifest(&first.snapshot_id);
+    writer.delete_manifest(&fresh.first.snapshot_id);
     writer.flush().unwrap();
 
     let careful = run_full(&mut repo, "default@default", Safety::FULL).unwrap();
@@ -342,7 +380,7 @@ fn maintenance_keeps_the_repository_whole_for_kopia() {
     let refused = run_full(&mut repo, "someone@else", Safety::NONE).unwrap_err();
     assert!(refused.to_string().contains("default@default"), "{refused}");
 
-    kopia.connect(&repo_dir);
+    kopia.connect(&fresh.repo_dir);
     kopia.run(&[
         "snapshot",
         "verify",
@@ -352,17 +390,17 @@ fn maintenance_keeps_the_repository_whole_for_kopia() {
     kopia.run(&["content", "verify", "--full"]);
     kopia.run(&["maintenance", "run", "--full", "--safety=none"]);
     kopia.run(&["content", "verify", "--full"]);
-    let back = work.path().join("back");
+    let back = fresh.work.path().join("back");
     kopia.run(&[
         "snapshot",
         "restore",
         &second.snapshot_id,
         &back.to_string_lossy(),
     ]);
-    assert_same_tree(&data, &back);
+    assert_same_tree(&fresh.data, &back, DirTimes::Kopias);
     // And it still opens and restores here after kopia's own maintenance.
-    let reopened = Repository::open(store, PASSWORD).unwrap();
-    let ours = work.path().join("ours");
+    let reopened = Repository::open(fresh.store.clone(), PASSWORD).unwrap();
+    let ours = fresh.work.path().join("ours");
     velero_kopia::restore(
         &reopened,
         &second.snapshot_id,
@@ -371,5 +409,5 @@ fn maintenance_keeps_the_repository_whole_for_kopia() {
         &|_| {},
     )
     .unwrap();
-    assert_same_tree(&data, &ours);
+    assert_same_tree(&fresh.data, &ours, DirTimes::Compared);
 }

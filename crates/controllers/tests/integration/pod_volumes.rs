@@ -58,6 +58,62 @@ fn start_agent(env: &support::Env) -> anyhow::Result<tokio::task::JoinHandle<()>
     }))
 }
 
+/// Waits until the pod `writer` in the test namespace runs and its script has reached
+/// `/data/ready`.
+async fn wait_written(c: &kube::Client) -> anyhow::Result<()> {
+    support::wait_running(c, NS, &["writer"]).await?;
+    wait_for("the pod to write its data", || async {
+        let out = velero_cluster::exec::exec_in_pod(
+            c,
+            NS,
+            "writer",
+            None,
+            &[
+                "test".to_string(),
+                "-e".to_string(),
+                "/data/ready".to_string(),
+            ],
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .ok()?;
+        (out.exit_code == 0).then_some(())
+    })
+    .await
+}
+
+/// The `id`s of a JSON list of snapshots (restic's or kopia's `--json` listing).
+fn snapshot_ids(listed: &Value) -> Vec<&str> {
+    listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str())
+        .collect()
+}
+
+/// Runs the repository's maintenance now (its frequency down to a second) and waits for a
+/// successful one.
+async fn maintain_now(repos: &Api<BackupRepository>, name: &str) -> anyhow::Result<()> {
+    let frequency = json!({ "spec": { "maintenanceFrequency": "1s" } });
+    repos
+        .patch(
+            name,
+            &Default::default(),
+            &kube::api::Patch::Merge(&frequency),
+        )
+        .await?;
+    wait_for("a repository maintenance", || async {
+        let status = repos.get(name).await.ok()?.status?;
+        status
+            .recent_maintenance?
+            .iter()
+            .any(|m| m.result == Some(velero_api::v1::MaintenanceResult::Succeeded))
+            .then_some(())
+    })
+    .await
+}
+
 /// The volumes of the PodVolumeBackups of backup `name`, sorted, with their phases.
 async fn volume_phases(
     c: &kube::Client,
@@ -116,25 +172,7 @@ async fn a_pod_volume_is_backed_up_by_the_node_agent_and_restic_restores_it() ->
             "volumes": [{ "name": "data", "emptyDir": {} }, { "name": "settings", "configMap": { "name": "absent", "optional": true } }],
         },
     })).await?;
-    wait_for("the pod to write its data", || async {
-        let out = velero_cluster::exec::exec_in_pod(
-            c,
-            NS,
-            "writer",
-            None,
-            &[
-                "test".to_string(),
-                "-e".to_string(),
-                "/data/ready".to_string(),
-            ],
-            std::time::Duration::from_secs(10),
-        )
-        .await
-        .ok()?;
-        (out.exit_code == 0).then_some(())
-    })
-    .await?;
-    support::wait_running(c, NS, &["writer"]).await?;
+    wait_written(c).await?;
 
     let b = support::backup_ended(c, "vol", json!({ "includedNamespaces": [NS] })).await?;
     assert_eq!(
@@ -273,48 +311,16 @@ async fn a_pod_volume_is_backed_up_by_the_node_agent_and_restic_restores_it() ->
 
     // Deleting the first backup forgets its snapshot; maintenance prunes what only it used, and
     // the second still restores.
-    let requests: Api<velero_api::v1::DeleteBackupRequest> = Api::namespaced(c.clone(), "velero");
-    let request: velero_api::v1::DeleteBackupRequest = serde_json::from_value(json!({
-        "apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
-        "metadata": { "name": "delete-vol", "namespace": "velero", "labels": { "velero.io/backup-name": "vol" } },
-        "spec": { "backupName": "vol" },
-    }))?;
-    requests.create(&Default::default(), &request).await?;
-    let backups: Api<velero_api::v1::Backup> = Api::namespaced(c.clone(), "velero");
-    wait_for("backup vol to be deleted", || async {
-        backups.get_opt("vol").await.ok()?.is_none().then_some(())
-    })
-    .await?;
+    support::delete_backup(c, "vol").await?;
     let left: Value =
         serde_json::from_str(&restic(&repo_dir, &password, &["snapshots", "--json"])?)?;
-    let ids: Vec<&str> = left
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["id"].as_str())
-        .collect();
+    let ids = snapshot_ids(&left);
     assert_eq!(
         ids,
         [second_snapshot.as_str()],
         "only the second backup's snapshot is left"
     );
-    let frequency = json!({ "spec": { "maintenanceFrequency": "1s" } });
-    repos
-        .patch(
-            "app-default-restic",
-            &Default::default(),
-            &kube::api::Patch::Merge(&frequency),
-        )
-        .await?;
-    wait_for("a repository maintenance", || async {
-        let status = repos.get("app-default-restic").await.ok()?.status?;
-        status
-            .recent_maintenance?
-            .iter()
-            .any(|m| m.result == Some(velero_api::v1::MaintenanceResult::Succeeded))
-            .then_some(())
-    })
-    .await?;
+    maintain_now(&repos, "app-default-restic").await?;
     restic(&repo_dir, &password, &["check", "--read-data"])?;
     let out2 = tempfile::tempdir()?;
     restic(
@@ -604,19 +610,28 @@ async fn volume_policies_choose_volumes_and_faults_give_clear_errors() -> anyhow
     Ok(())
 }
 
-/// kopia 0.22.3 itself, run on a copy of the kopia repository in the test's `local` location.
-fn kopia_reads(
+/// kopia 0.22.3 itself on a copy of the kopia repository in the test's `local` location: it lists
+/// every snapshot (returned), verifies `snapshot` (every file) and every content, and restores
+/// `snapshot` into `restore_to` when given.
+fn kopia_verifies(
     kopia: &Path,
     bucket: &Path,
     password: &str,
-    args: &[&[&str]],
-) -> anyhow::Result<Vec<String>> {
+    snapshot: &str,
+    restore_to: Option<&Path>,
+) -> anyhow::Result<Value> {
     let view = tempfile::tempdir()?;
     let repo = view.path().join("repo");
     velero_test_harness::tools::kopia_filesystem_copy(&bucket.join("kopia").join(NS), &repo)?;
     let cli = velero_test_harness::tools::KopiaCli::new(kopia, view.path(), password);
     cli.connect_filesystem(&repo)?;
-    args.iter().map(|a| cli.run(a)).collect()
+    let listed = serde_json::from_str(&cli.run(&["snapshot", "list", "--all", "--json"])?)?;
+    cli.run(&["snapshot", "verify", "--verify-files-percent=100", snapshot])?;
+    cli.run(&["content", "verify", "--full"])?;
+    if let Some(target) = restore_to {
+        cli.run(&["snapshot", "restore", snapshot, &target.to_string_lossy()])?;
+    }
+    Ok(listed)
 }
 
 /// The default uploader: a pod volume's backup is a kopia snapshot named as Velero names it, which
@@ -660,25 +675,7 @@ async fn a_pod_volume_backup_is_a_kopia_snapshot_kopia_verifies_and_restores() -
         }),
     )
     .await?;
-    support::wait_running(c, NS, &["writer"]).await?;
-    wait_for("the pod to write its data", || async {
-        let out = velero_cluster::exec::exec_in_pod(
-            c,
-            NS,
-            "writer",
-            None,
-            &[
-                "test".to_string(),
-                "-e".to_string(),
-                "/data/ready".to_string(),
-            ],
-            std::time::Duration::from_secs(10),
-        )
-        .await
-        .ok()?;
-        (out.exit_code == 0).then_some(())
-    })
-    .await?;
+    wait_written(c).await?;
 
     let b = support::backup(c, "k1", json!({ "includedNamespaces": [NS] })).await?;
     let pvbs: Api<PodVolumeBackup> = Api::namespaced(c.clone(), "velero");
@@ -726,23 +723,7 @@ async fn a_pod_volume_backup_is_a_kopia_snapshot_kopia_verifies_and_restores() -
     let volume = std::path::PathBuf::from(status.path.clone().context("the volume's path")?);
     let restored = tempfile::tempdir()?;
     let target = restored.path().join("volume");
-    let out = kopia_reads(
-        &kopia,
-        &env.bucket,
-        &password,
-        &[
-            &["snapshot", "list", "--all", "--json"],
-            &[
-                "snapshot",
-                "verify",
-                "--verify-files-percent=100",
-                &snapshot,
-            ],
-            &["content", "verify", "--full"],
-            &["snapshot", "restore", &snapshot, &target.to_string_lossy()],
-        ],
-    )?;
-    let listed: Value = serde_json::from_str(&out[0])?;
+    let listed = kopia_verifies(&kopia, &env.bucket, &password, &snapshot, Some(&target))?;
     assert_eq!(listed[0]["id"], snapshot.as_str(), "{listed}");
     assert_eq!(listed[0]["source"]["userName"], "default", "{listed}");
     assert_eq!(listed[0]["source"]["host"], "default", "{listed}");
@@ -775,57 +756,10 @@ async fn a_pod_volume_backup_is_a_kopia_snapshot_kopia_verifies_and_restores() -
     let second_snapshot = second.snapshot_id.context("k2's snapshot")?;
 
     // Deleting k1 deletes its snapshot; maintenance leaves a repository kopia verifies.
-    let requests: Api<velero_api::v1::DeleteBackupRequest> = Api::namespaced(c.clone(), "velero");
-    let request: velero_api::v1::DeleteBackupRequest = serde_json::from_value(json!({
-        "apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
-        "metadata": { "name": "delete-k1", "namespace": "velero", "labels": { "velero.io/backup-name": "k1" } },
-        "spec": { "backupName": "k1" },
-    }))?;
-    requests.create(&Default::default(), &request).await?;
-    let backups: Api<velero_api::v1::Backup> = Api::namespaced(c.clone(), "velero");
-    wait_for("backup k1 to be deleted", || async {
-        backups.get_opt("k1").await.ok()?.is_none().then_some(())
-    })
-    .await?;
-    let frequency = json!({ "spec": { "maintenanceFrequency": "1s" } });
-    repos
-        .patch(
-            "app-default-kopia",
-            &Default::default(),
-            &kube::api::Patch::Merge(&frequency),
-        )
-        .await?;
-    wait_for("a repository maintenance", || async {
-        let status = repos.get("app-default-kopia").await.ok()?.status?;
-        status
-            .recent_maintenance?
-            .iter()
-            .any(|m| m.result == Some(velero_api::v1::MaintenanceResult::Succeeded))
-            .then_some(())
-    })
-    .await?;
-    let out = kopia_reads(
-        &kopia,
-        &env.bucket,
-        &password,
-        &[
-            &["snapshot", "list", "--all", "--json"],
-            &[
-                "snapshot",
-                "verify",
-                "--verify-files-percent=100",
-                &second_snapshot,
-            ],
-            &["content", "verify", "--full"],
-        ],
-    )?;
-    let left: Value = serde_json::from_str(&out[0])?;
-    let ids: Vec<&str> = left
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["id"].as_str())
-        .collect();
+    support::delete_backup(c, "k1").await?;
+    maintain_now(&repos, "app-default-kopia").await?;
+    let left = kopia_verifies(&kopia, &env.bucket, &password, &second_snapshot, None)?;
+    let ids = snapshot_ids(&left);
     assert_eq!(
         ids,
         [second_snapshot.as_str()],

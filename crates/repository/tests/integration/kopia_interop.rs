@@ -9,7 +9,7 @@ use velero_repository::{
     VolumeRepository, VolumeSource,
 };
 
-use crate::restic_interop::{PASSWORD, blocking, fixture_volume, same_tree};
+use crate::restic_interop::{PASSWORD, blocking, fixture_volume, s3_location, same_tree};
 
 fn volume() -> VolumeSource {
     VolumeSource {
@@ -37,25 +37,7 @@ async fn on_an_s3_location_kopia_reads_what_we_write_and_faults_are_named() -> a
         return Ok(());
     };
     let (work, source) = fixture_volume()?;
-    let s3 = velero_test_harness::S3Server::start().await?;
-    s3.create_bucket("volumes")?;
-    let config = [
-        ("region", "minio"),
-        ("s3ForcePathStyle", "true"),
-        ("s3Url", s3.endpoint().as_str()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let location_config = velero_storage::LocationConfig {
-        provider: "aws".into(),
-        bucket: "volumes".into(),
-        prefix: "cluster-a".into(),
-        config,
-        credentials: Some(s3.credentials_file().into_bytes()),
-        ca_cert: None,
-    };
-    let store = velero_storage::BackupStore::open(&location_config)?;
+    let (s3, store) = s3_location().await?;
     // Where velero_podvolume::repository_location puts a kopia repository, as Velero does.
     let loc = RepositoryLocation {
         store: store.store().clone(),

@@ -406,12 +406,10 @@ async fn a_damaged_pack_fails_the_restore_by_name() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// On an S3 location (the harness's S3 server on loopback, opened as a BSL's `aws` provider is):
-/// our backup restores through ranged GETs of pack runs, restic pointed at the same bucket and
-/// prefix lists the snapshot, and restic finds every byte we uploaded sound.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_an_s3_location_restic_reads_what_we_write_and_we_restore_it() -> anyhow::Result<()> {
-    let (work, source) = fixture_volume()?;
+/// The harness's S3 server with a bucket `volumes`, opened as a BSL's `aws` provider opens it
+/// with prefix `cluster-a`.
+pub(crate) async fn s3_location()
+-> anyhow::Result<(velero_test_harness::S3Server, velero_storage::BackupStore)> {
     let s3 = velero_test_harness::S3Server::start().await?;
     s3.create_bucket("volumes")?;
     let config = [
@@ -430,6 +428,16 @@ async fn on_an_s3_location_restic_reads_what_we_write_and_we_restore_it() -> any
         credentials: Some(s3.credentials_file().into_bytes()),
         ca_cert: None,
     })?;
+    Ok((s3, store))
+}
+
+/// On an S3 location (the harness's S3 server on loopback, opened as a BSL's `aws` provider is):
+/// our backup restores through ranged GETs of pack runs, restic pointed at the same bucket and
+/// prefix lists the snapshot, and restic finds every byte we uploaded sound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_an_s3_location_restic_reads_what_we_write_and_we_restore_it() -> anyhow::Result<()> {
+    let (work, source) = fixture_volume()?;
+    let (s3, store) = s3_location().await?;
     let loc = RepositoryLocation {
         store: store.store().clone(),
         root: object_store::path::Path::from("cluster-a/restic/app"),

@@ -179,6 +179,24 @@ pub async fn wait_running(
     .await
 }
 
+/// Deletes backup `name` as `velero backup delete` does (a DeleteBackupRequest) and waits until
+/// it is gone.
+pub async fn delete_backup(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let requests: Api<velero_api::v1::DeleteBackupRequest> = Api::namespaced(client.clone(), NS);
+    let request: velero_api::v1::DeleteBackupRequest = serde_json::from_value(json!({
+        "apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
+        "metadata": { "name": format!("delete-{name}"), "namespace": NS,
+            "labels": { "velero.io/backup-name": name } },
+        "spec": { "backupName": name },
+    }))?;
+    requests.create(&PostParams::default(), &request).await?;
+    let backups: Api<Backup> = Api::namespaced(client.clone(), NS);
+    wait_for(&format!("backup {name} to be deleted"), || async {
+        backups.get_opt(name).await.ok()?.is_none().then_some(())
+    })
+    .await
+}
+
 /// Creates a Backup and waits for it to end, whatever its phase.
 pub async fn backup_ended(
     client: &kube::Client,
