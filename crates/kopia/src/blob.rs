@@ -26,8 +26,9 @@ pub trait BlobStore: Send + Sync {
     fn get(&self, id: &str) -> Result<Vec<u8>, BlobError>;
     /// `length` bytes from `offset`.
     fn get_range(&self, id: &str, offset: u64, length: u64) -> Result<Vec<u8>, BlobError>;
-    /// Writes the whole blob at once (a reader never sees part of it).
-    fn put(&self, id: &str, data: &[u8]) -> Result<(), BlobError>;
+    /// Writes the whole blob at once (a reader never sees part of it). Takes the bytes, so a
+    /// store that keeps them (an upload) needs no copy of a 20 MiB pack.
+    fn put(&self, id: &str, data: Vec<u8>) -> Result<(), BlobError>;
     /// Removes it; removing a blob that is not there is not an error.
     fn delete(&self, id: &str) -> Result<(), BlobError>;
 }
@@ -171,7 +172,7 @@ impl BlobStore for FsBlobStore {
         Ok(out)
     }
 
-    fn put(&self, id: &str, data: &[u8]) -> Result<(), BlobError> {
+    fn put(&self, id: &str, data: Vec<u8>) -> Result<(), BlobError> {
         let path = self.path_of(id);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(failed("write", id))?;
@@ -219,8 +220,8 @@ mod tests {
             store.path_of("kopia.repository"),
             dir.path().join("kopia.repository.f")
         );
-        store.put(pack, b"data").unwrap();
-        store.put("kopia.repository", b"{}").unwrap();
+        store.put(pack, b"data".to_vec()).unwrap();
+        store.put("kopia.repository", b"{}".to_vec()).unwrap();
         let listed: Vec<String> = store.list("").unwrap().into_iter().map(|b| b.id).collect();
         assert_eq!(listed, ["kopia.repository", pack]);
         assert_eq!(store.get_range(pack, 1, 2).unwrap(), b"at");

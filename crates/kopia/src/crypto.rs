@@ -4,8 +4,6 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use blake2::digest::FixedOutput;
-use blake2::digest::consts::U32;
 
 use crate::error::KopiaError;
 
@@ -125,13 +123,12 @@ impl ContentCipher {
 
     /// `BLAKE2B-256-128`: keyed BLAKE2b with a 32-byte digest, truncated to 16 bytes.
     pub fn hash(&self, data: &[u8]) -> ContentHash {
-        let mut mac =
-            <blake2::Blake2bMac<U32> as blake2::digest::Mac>::new_from_slice(&self.hmac_secret)
-                .unwrap_or_else(|_| unreachable!("a 32-byte BLAKE2b key is valid"));
-        blake2::digest::Mac::update(&mut mac, data);
-        let full = mac.finalize_fixed();
+        let full = blake2b_simd::Params::new()
+            .hash_length(32)
+            .key(&self.hmac_secret)
+            .hash(data);
         let mut hash = [0u8; HASH_BYTES];
-        hash.copy_from_slice(&full[..HASH_BYTES]);
+        hash.copy_from_slice(&full.as_bytes()[..HASH_BYTES]);
         hash
     }
 

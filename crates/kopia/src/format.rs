@@ -248,7 +248,7 @@ pub fn create(store: &dyn BlobStore, password: &str) -> Result<Keys, KopiaError>
     let format_key = crypto::format_key(password, &unique_id)?;
     let format_cipher = FormatCipher::new(&format_key, &unique_id);
     // No retention: the blob configuration is the empty object.
-    store.put(BLOB_CONFIG_BLOB, &format_cipher.encrypt(b"{}")?)?;
+    store.put(BLOB_CONFIG_BLOB, format_cipher.encrypt(b"{}")?)?;
     let plain = serde_json::to_vec(&EncryptedConfig {
         format: config.clone(),
     })
@@ -265,7 +265,7 @@ pub fn create(store: &dyn BlobStore, password: &str) -> Result<Keys, KopiaError>
     let mut text = serde_json::to_vec_pretty(&blob)
         .map_err(|e| KopiaError::Unsupported(format!("encoding the format blob: {e}")))?;
     text.push(b'\n');
-    store.put(FORMAT_BLOB, &text)?;
+    store.put(FORMAT_BLOB, text)?;
     Ok(Keys {
         cipher: ContentCipher::new(secret, master_key),
         config,

@@ -123,7 +123,7 @@ fn write_schedule(repo: &Repository, schedule: &Schedule) -> Result<(), KopiaErr
     let plain = serde_json::to_vec(schedule)
         .map_err(|e| KopiaError::Unsupported(format!("encoding {SCHEDULE_BLOB}: {e}")))?;
     let sealed = ContentCipher::seal_with(&schedule_key(repo), SCHEDULE_AAD, &plain)?;
-    repo.store.put(SCHEDULE_BLOB, &sealed)?;
+    repo.store.put(SCHEDULE_BLOB, sealed)?;
     Ok(())
 }
 
@@ -251,7 +251,7 @@ pub fn run_full(repo: &mut Repository, owner: &str, safety: Safety) -> Result<Re
     {
         repo.store.put(
             &format!("{}{safe}", crate::epoch::WATERMARK),
-            b"deletion-watermark",
+            b"deletion-watermark".to_vec(),
         )?;
         report.watermark = Some(safe);
         record(&mut schedule, DROP_TASK, drop_start, &Ok(()));

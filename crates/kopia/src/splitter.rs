@@ -72,7 +72,24 @@ impl Splitter {
     /// How many bytes of `data` belong to the current chunk before it ends, or `None` when all of
     /// them do and it goes on.
     pub fn next_boundary(&mut self, data: &[u8]) -> Option<usize> {
-        for (i, &byte) in data.iter().enumerate() {
+        let mut i = 0;
+        while i < data.len() {
+            // No chunk ends before MIN_SIZE, and the hash depends on the last 64 bytes only:
+            // bytes that leave the window before then are counted, not hashed (kopia does the
+            // same), and the window restarts from zeros, whose hash is zero.
+            let skip_to = MIN_SIZE - WINDOW;
+            if self.count < skip_to {
+                let skip = (skip_to - self.count).min(data.len() - i);
+                self.count += skip;
+                i += skip;
+                if self.count == skip_to {
+                    self.window = [0; WINDOW];
+                    self.oldest = 0;
+                    self.hash = 0;
+                }
+                continue;
+            }
+            let byte = data[i];
             let out = self.window[self.oldest];
             self.window[self.oldest] = byte;
             self.oldest = (self.oldest + 1) % WINDOW;
@@ -80,9 +97,10 @@ impl Splitter {
             self.hash =
                 self.hash.rotate_left(1) ^ TABLE[usize::from(out)] ^ TABLE[usize::from(byte)];
             self.count += 1;
+            i += 1;
             if (self.count >= MIN_SIZE && self.hash & MASK == 0) || self.count >= MAX_SIZE {
                 self.count = 0;
-                return Some(i + 1);
+                return Some(i);
             }
         }
         None

@@ -32,8 +32,38 @@ pub struct Writer<'r> {
     entries: Vec<Info>,
     written: HashSet<ContentId>,
     manifests: Vec<Entry>,
+    /// Finished packs go to the store from a thread of their own while the next fills.
+    uploads: Option<Uploader>,
     /// Bytes of new contents (before sealing), what the session added to the repository.
     pub added_bytes: u64,
+}
+
+/// Stores finished packs in the background, one at a time; at most one waits, so memory stays
+/// within two packs whatever the volume.
+struct Uploader {
+    queue: std::sync::mpsc::SyncSender<(String, Vec<u8>)>,
+    done: std::thread::JoinHandle<Result<(), KopiaError>>,
+}
+
+impl Uploader {
+    fn start(store: std::sync::Arc<dyn crate::blob::BlobStore>) -> Self {
+        let (queue, packs) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(1);
+        let done = std::thread::spawn(move || {
+            for (name, blob) in packs {
+                store.put(&name, blob)?;
+            }
+            Ok(())
+        });
+        Uploader { queue, done }
+    }
+
+    /// Waits for every pack sent so far to be stored.
+    fn finish(self) -> Result<(), KopiaError> {
+        drop(self.queue);
+        self.done
+            .join()
+            .map_err(|_| KopiaError::Unsupported("the pack upload thread panicked".into()))?
+    }
 }
 
 impl<'r> Writer<'r> {
@@ -48,6 +78,7 @@ impl<'r> Writer<'r> {
             entries: Vec::new(),
             written: HashSet::new(),
             manifests: Vec::new(),
+            uploads: None,
             added_bytes: 0,
         })
     }
@@ -96,13 +127,28 @@ impl<'r> Writer<'r> {
             return Ok(());
         };
         let finished = pack.finish(self.repo.cipher())?;
-        self.repo.store.put(&finished.name, &finished.blob)?;
+        let store = self.repo.store.clone();
+        let uploads = self.uploads.get_or_insert_with(|| Uploader::start(store));
+        if uploads
+            .queue
+            .send((finished.name.to_string(), finished.blob))
+            .is_err()
+        {
+            // The uploader stopped at an error: it says which.
+            if let Some(stopped) = self.uploads.take() {
+                stopped.finish()?;
+            }
+            return Err(KopiaError::Unsupported(
+                "the pack upload thread stopped".into(),
+            ));
+        }
         self.entries.extend(finished.entries);
         Ok(())
     }
 
     /// Stores everything `reader` gives as one object, split as kopia splits it; its ID and
-    /// length. Reads at most a chunk ahead, whatever the object's size.
+    /// length. Reads at most a few chunks ahead, whatever the object's size. An object longer than
+    /// a read block is split on this thread while another hashes and seals its chunks.
     pub fn write_object(
         &mut self,
         reader: &mut dyn Read,
@@ -110,33 +156,51 @@ impl<'r> Writer<'r> {
         compress: bool,
     ) -> Result<(ObjectId, u64), KopiaError> {
         let mut splitter = Splitter::default();
-        let mut chunk: Vec<u8> = Vec::with_capacity(READ_BLOCK);
         let mut block = vec![0u8; READ_BLOCK];
+        let first = read_full(reader, &mut block)?;
         let mut parts: Vec<IndirectEntry> = Vec::new();
         let mut total = 0u64;
-        loop {
-            let n = match reader.read(&mut block) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(KopiaError::Io {
-                        path: "(object being written)".into(),
-                        source: e,
-                    });
-                }
-            };
-            let mut rest = &block[..n];
+        if first < READ_BLOCK {
+            // All of it in one block (most files): no thread.
+            let mut rest = &block[..first];
+            let mut chunk = Vec::with_capacity(first);
             while let Some(cut) = splitter.next_boundary(rest) {
                 chunk.extend_from_slice(&rest[..cut]);
                 rest = &rest[cut..];
                 self.part(&mut chunk, &mut parts, &mut total, prefix, compress)?;
             }
             chunk.extend_from_slice(rest);
-        }
-        // The rest is the last part; an empty object is one empty content.
-        if !chunk.is_empty() || parts.is_empty() {
-            self.part(&mut chunk, &mut parts, &mut total, prefix, compress)?;
+            if !chunk.is_empty() || parts.is_empty() {
+                self.part(&mut chunk, &mut parts, &mut total, prefix, compress)?;
+            }
+        } else {
+            let (chunks, sealed) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+            let writer = &mut *self;
+            let (parts_out, total_out) = std::thread::scope(|scope| {
+                let sealing = scope.spawn(move || -> Result<_, KopiaError> {
+                    let (mut parts, mut total) = (Vec::new(), 0u64);
+                    for mut chunk in sealed {
+                        writer.part(&mut chunk, &mut parts, &mut total, prefix, compress)?;
+                    }
+                    Ok((parts, total))
+                });
+                let split = split_into(reader, &mut splitter, block, first, &chunks);
+                drop(chunks);
+                let sealed = sealing
+                    .join()
+                    .map_err(|_| KopiaError::Unsupported("the sealing thread panicked".into()))?;
+                // When sealing failed, splitting stopped because of it: its error is the cause.
+                // Otherwise a reading error is.
+                match (split, sealed) {
+                    (_, Err(e)) | (Err(e), Ok(_)) => Err(e),
+                    (Ok(()), Ok(done)) => Ok(done),
+                }
+            })?;
+            parts = parts_out;
+            total = total_out;
+            if parts.is_empty() {
+                self.part(&mut Vec::new(), &mut parts, &mut total, prefix, compress)?;
+            }
         }
         if let [only] = parts.as_slice() {
             return Ok((only.object, total));
@@ -240,6 +304,10 @@ impl<'r> Writer<'r> {
         }
         self.finish_pack(false)?;
         self.finish_pack(true)?;
+        // Every pack stored before the index that names them.
+        if let Some(uploads) = self.uploads.take() {
+            uploads.finish()?;
+        }
         if self.entries.is_empty() {
             return Ok(());
         }
@@ -266,7 +334,7 @@ impl<'r> Writer<'r> {
                 crate::id::encode_hex(&iv),
                 self.session
             );
-            self.repo.store.put(&name, &sealed)?;
+            self.repo.store.put(&name, sealed.clone())?;
             // Kopia's safety check: if maintenance advanced two epochs meanwhile, it may have
             // compacted the epoch without this blob; write it again into the current one.
             let now_epoch = self.write_epoch()?;
@@ -288,4 +356,55 @@ impl<'r> Writer<'r> {
             .max()
             .unwrap_or(0))
     }
+}
+
+/// Fills `block` from `reader` as far as it goes; how many bytes it holds (less only at the end).
+fn read_full(reader: &mut dyn Read, block: &mut [u8]) -> Result<usize, KopiaError> {
+    let mut filled = 0;
+    while filled < block.len() {
+        match reader.read(&mut block[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(KopiaError::Io {
+                    path: "(object being written)".into(),
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(filled)
+}
+
+/// Splits what `reader` gives (after the `first` bytes already in `block`) into chunks, sent to
+/// `chunks` in order; the last one too, even when empty but for an empty object.
+fn split_into(
+    reader: &mut dyn Read,
+    splitter: &mut Splitter,
+    mut block: Vec<u8>,
+    first: usize,
+    chunks: &std::sync::mpsc::SyncSender<Vec<u8>>,
+) -> Result<(), KopiaError> {
+    let stopped = || KopiaError::Unsupported("the sealing thread stopped".into());
+    let mut chunk: Vec<u8> = Vec::with_capacity(Splitter::max_chunk());
+    let mut filled = first;
+    loop {
+        let mut rest = &block[..filled];
+        while let Some(cut) = splitter.next_boundary(rest) {
+            chunk.extend_from_slice(&rest[..cut]);
+            rest = &rest[cut..];
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(Splitter::max_chunk()));
+            chunks.send(full).map_err(|_| stopped())?;
+        }
+        chunk.extend_from_slice(rest);
+        filled = read_full(reader, &mut block)?;
+        if filled == 0 {
+            break;
+        }
+    }
+    if !chunk.is_empty() {
+        chunks.send(chunk).map_err(|_| stopped())?;
+    }
+    Ok(())
 }

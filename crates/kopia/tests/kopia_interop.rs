@@ -266,7 +266,7 @@ fn a_repository_kopia_wrote_restores_here_file_for_file() {
         .unwrap();
     let mut bytes = velero_kopia::BlobStore::get(&*store, &pack.id).unwrap();
     bytes[100] ^= 0xff;
-    velero_kopia::BlobStore::put(&*store, &pack.id, &bytes).unwrap();
+    velero_kopia::BlobStore::put(&*store, &pack.id, bytes).unwrap();
     let err = velero_kopia::restore(
         &repo,
         &kopia_id,

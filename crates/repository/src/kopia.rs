@@ -223,7 +223,7 @@ fn write_udmrepo_blob(
     use base64::Engine as _;
     let unique = base64::engine::general_purpose::STANDARD.encode(repo.unique_id());
     let body = serde_json::json!({ "uniqueID": unique });
-    blobs.put(UDMREPO_BLOB, body.to_string().as_bytes())?;
+    blobs.put(UDMREPO_BLOB, body.to_string().into_bytes())?;
     Ok(())
 }
 

@@ -86,9 +86,9 @@ impl BlobStore for ObjectStoreBlobs {
             .map_err(|e| Self::fail("read", id, e))
     }
 
-    fn put(&self, id: &str, data: &[u8]) -> Result<(), BlobError> {
+    fn put(&self, id: &str, data: Vec<u8>) -> Result<(), BlobError> {
         let path = self.path(id);
-        let payload = PutPayload::from(bytes::Bytes::copy_from_slice(data));
+        let payload = PutPayload::from(bytes::Bytes::from(data));
         self.runtime
             .block_on(self.store.put(&path, payload))
             .map(|_| ())
