@@ -34,6 +34,16 @@ fn range_of(id: &str) -> Option<(u64, u64)> {
     Some((first, parts[1].parse().ok()?))
 }
 
+/// The epoch new index blobs go into: the newest epoch marker's, 0 before the first.
+pub fn write_epoch<'a>(markers: impl IntoIterator<Item = &'a BlobMeta>) -> u64 {
+    markers
+        .into_iter()
+        .filter(|b| b.id.starts_with(MARKER))
+        .filter_map(|b| epoch_of(&b.id))
+        .max()
+        .unwrap_or(0)
+}
+
 /// Kopia's complete sets (internal/completeset): blobs named `…-s<set>-c<count>` belong together,
 /// and count only once all `count` of them are present. The first complete set, in listing order.
 fn first_complete_set(blobs: &[&BlobMeta]) -> Option<Vec<String>> {
@@ -78,11 +88,7 @@ impl Epochs {
                 .filter(|b| b.id.starts_with(prefix))
                 .collect()
         };
-        let write_epoch = with(MARKER)
-            .iter()
-            .filter_map(|b| epoch_of(&b.id))
-            .max()
-            .unwrap_or(0);
+        let write_epoch = write_epoch(with(MARKER));
         let deletion_watermark = with(WATERMARK)
             .iter()
             .filter_map(|b| b.id[WATERMARK.len()..].parse::<i64>().ok())

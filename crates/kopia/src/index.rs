@@ -30,6 +30,17 @@ impl Info {
     }
 }
 
+/// Adds `info` to `index` unless the entry already there supersedes it: how kopia merges the
+/// entries of several index blobs, and the entries of one session.
+pub fn merge(index: &mut HashMap<ContentId, Info>, info: Info) {
+    match index.get(&info.content) {
+        Some(existing) if !info.supersedes(existing) => {}
+        _ => {
+            index.insert(info.content, info);
+        }
+    }
+}
+
 const VERSION: u8 = 2;
 const HEADER: usize = 17;
 const KEY_SIZE: usize = 17;

@@ -96,12 +96,7 @@ impl Repository {
         let mut merged: HashMap<ContentId, Info> = HashMap::new();
         for blob in &self.epochs.index_blobs {
             for info in self.read_index_blob(blob)? {
-                match merged.get(&info.content) {
-                    Some(existing) if !info.supersedes(existing) => {}
-                    _ => {
-                        merged.insert(info.content, info);
-                    }
-                }
+                index::merge(&mut merged, info);
             }
         }
         let watermark = self.epochs.deletion_watermark;

@@ -4,7 +4,7 @@
 //! before [`Writer::flush`] puts the index, and a writer that stops before it leaves only packs
 //! that maintenance removes later.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 
 use serde_json::value::RawValue;
@@ -296,10 +296,10 @@ impl<'r> Writer<'r> {
     /// Writes the pending manifests and packs, then the index blob that makes them visible, in
     /// the current write epoch; the repository's view then includes them.
     pub fn flush(mut self) -> Result<(), KopiaError> {
-        if !self.manifests.is_empty() {
-            let bytes = manifest::encode(&self.manifests)
-                .map_err(|e| KopiaError::Unsupported(e.to_string()))?;
-            self.manifests.clear();
+        let manifests = std::mem::take(&mut self.manifests);
+        if !manifests.is_empty() {
+            let bytes =
+                manifest::encode(&manifests).map_err(|e| KopiaError::Unsupported(e.to_string()))?;
             self.write_content(&bytes, Some(manifest::PREFIX), true)?;
         }
         self.finish_pack(false)?;
@@ -312,14 +312,9 @@ impl<'r> Writer<'r> {
             return Ok(());
         }
         // One entry per content: a later one (a deletion) wins.
-        let mut latest: BTreeMap<[u8; 17], Info> = BTreeMap::new();
+        let mut latest = HashMap::new();
         for info in self.entries.drain(..) {
-            match latest.get(&info.content.key()) {
-                Some(existing) if !info.supersedes(existing) => {}
-                _ => {
-                    latest.insert(info.content.key(), info);
-                }
-            }
+            index::merge(&mut latest, info);
         }
         let entries: Vec<Info> = latest.into_values().collect();
         let plain = index::build(&entries)
@@ -344,17 +339,19 @@ impl<'r> Writer<'r> {
             self.repo.store.delete(&name)?;
             epoch = now_epoch;
         }
-        // Read back as any reader would: the index blob written is now part of the state.
-        self.repo.refresh()
+        // What was written joins the repository's view as it would after a refresh, without
+        // reading every index blob and manifest again.
+        for info in entries {
+            index::merge(&mut self.repo.index, info);
+        }
+        self.repo.manifests.merge(manifests);
+        Ok(())
     }
 
     fn write_epoch(&self) -> Result<u64, KopiaError> {
-        let markers = self.repo.store.list(crate::epoch::MARKER)?;
-        Ok(markers
-            .iter()
-            .filter_map(|b| crate::epoch::epoch_of(&b.id))
-            .max()
-            .unwrap_or(0))
+        Ok(crate::epoch::write_epoch(
+            &self.repo.store.list(crate::epoch::MARKER)?,
+        ))
     }
 }
 

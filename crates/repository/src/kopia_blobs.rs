@@ -46,9 +46,18 @@ impl ObjectStoreBlobs {
 
 impl BlobStore for ObjectStoreBlobs {
     fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError> {
+        // Names before the prefix cannot match: S3 and GCS skip them server-side (listing the
+        // index blobs `x…` need not page through every pack `p…`/`q…` first). The offset is
+        // exclusive, and no blob is named as bare as a prefix.
+        let listing = if prefix.is_empty() {
+            self.store.list(Some(&self.root))
+        } else {
+            self.store
+                .list_with_offset(Some(&self.root), &self.root.clone().join(prefix))
+        };
         let listed: Vec<object_store::ObjectMeta> = self
             .runtime
-            .block_on(self.store.list(Some(&self.root)).try_collect())
+            .block_on(listing.try_collect())
             .map_err(|e| Self::fail("list", prefix, e))?;
         let mut blobs: Vec<BlobMeta> = listed
             .into_iter()
