@@ -7,6 +7,11 @@
   oci-image.py velero --binary PATH --ref REF --out FILE
       the velero-rs image: the binary at /velero (and /velero-restore-helper, the same program),
       the shared libraries it links, CA certificates, a non-root user (65532) by default.
+  oci-image.py upstream-velero --binary VELERO --helper PATH --ref REF --out FILE
+      an image of Velero itself for the tests that exchange volume data with it: Velero's static
+      binary at /velero, run as root as Velero's node agent is, and at /velero-restore-helper the
+      program given (velero-rs's, which acts as Velero's helper when called by that name: Velero's
+      helper is a separate build the project does not make).
 
 Each archive is an OCI image layout (oci-layout, index.json, blobs/sha256/...) that also carries
 Docker's manifest.json, so `ctr images import`, `skopeo copy oci-archive:FILE ...` and `docker load`
@@ -189,27 +194,23 @@ def shared_libraries(binary):
     return paths
 
 
-def velero_image(binary, ref, out, strip):
-    if not os.access(binary, os.X_OK):
-        sys.exit(f"{binary} is not an executable: build velero first (cargo build -p velero-cli)")
+def velero_image(binary, ref, out, strip, helper=None, user=NONROOT, title="velero-rs"):
+    for program in [binary] + ([helper] if helper else []):
+        if not os.access(program, os.X_OK):
+            sys.exit(f"{program} is not an executable: build velero first (cargo build -p velero-cli)")
     layer = base_layer([("root", 0, "/root", "/sbin/nologin"),
                         ("nonroot", NONROOT, "/home/nonroot", "/sbin/nologin")])
     layer.dir("home/nonroot", 0o700, NONROOT)
     layer.dir("scratch", 0o1777)
-    program = binary
-    if strip:
-        stripped = out + ".velero.stripped"
-        # Debug sections are most of a debug build's size and nothing the image needs.
-        subprocess.run(["objcopy", "--strip-debug", binary, stripped], check=True)
-        program = stripped
-    with open(program, "rb") as f:
-        layer.file("velero", f.read(), 0o755)
-    if program != binary:
-        os.remove(program)
-    # Velero's images carry the restore helper as its own file; ours is the same program, which
-    # acts as the helper when called by that name.
-    layer.symlink("velero-restore-helper", "/velero")
-    for lib in shared_libraries(binary):
+    add_program(layer, "velero", binary, strip, out)
+    if helper:
+        add_program(layer, "velero-restore-helper", helper, True, out)
+    else:
+        # Velero's images carry the restore helper as its own file; ours is the same program,
+        # which acts as the helper when called by that name.
+        layer.symlink("velero-restore-helper", "/velero")
+    linked = shared_libraries(binary) + (shared_libraries(helper) if helper else [])
+    for lib in sorted(set(linked)):
         with open(os.path.realpath(lib), "rb") as f:
             layer.file(lib.lstrip("/"), f.read(), 0o755)
     with open(CA_BUNDLE, "rb") as f:
@@ -217,11 +218,23 @@ def velero_image(binary, ref, out, strip):
     write_archive(out, ref, layer.tar(), {
         "Env": [PATH_ENV, "SSL_CERT_FILE=" + CA_BUNDLE],
         "WorkingDir": "/",
-        "User": f"{NONROOT}:{NONROOT}",
+        "User": f"{user}:{user}",
         "Entrypoint": ["/velero"],
-        "Labels": {"org.opencontainers.image.title": "velero-rs",
+        "Labels": {"org.opencontainers.image.title": title,
                    "org.opencontainers.image.source": "https://github.com/velero-rs/velero-rs"},
     })
+
+
+def add_program(layer, name, binary, strip, out):
+    program = binary
+    if strip:
+        program = f"{out}.{name}.stripped"
+        # Debug sections are most of a debug build's size and nothing the image needs.
+        subprocess.run(["objcopy", "--strip-debug", binary, program], check=True)
+    with open(program, "rb") as f:
+        layer.file(name, f.read(), 0o755)
+    if program != binary:
+        os.remove(program)
 
 
 def main():
@@ -234,11 +247,20 @@ def main():
     velero.add_argument("--ref", required=True)
     velero.add_argument("--out", required=True)
     velero.add_argument("--no-strip", action="store_true")
+    upstream = sub.add_parser("upstream-velero", help="Velero's own binary, for exchange tests")
+    upstream.add_argument("--binary", required=True)
+    upstream.add_argument("--helper", required=True)
+    upstream.add_argument("--ref", required=True)
+    upstream.add_argument("--out", required=True)
     args = parser.parse_args()
     if args.command == "test-images":
         test_images(args.outdir)
-    else:
+    elif args.command == "velero":
         velero_image(args.binary, args.ref, args.out, not args.no_strip)
+    else:
+        # Velero's binary is kept as built (the helper loses its debug sections all the same).
+        velero_image(args.binary, args.ref, args.out, False, helper=args.helper, user=0,
+                     title="velero (Velero 1.18.1, for velero-rs's exchange tests)")
 
 
 if __name__ == "__main__":

@@ -531,6 +531,14 @@ impl ControlPlane {
         self.node.as_ref().map(|n| n.slot.bridge())
     }
 
+    /// The host's address on the node's bridge (10.88.N.1): the one address of this machine its
+    /// pods reach, for servers the pods must talk to (an S3 server, say).
+    pub fn node_host_address(&self) -> Option<std::net::IpAddr> {
+        self.node
+            .as_ref()
+            .and_then(|n| n.slot.bridge_address().parse().ok())
+    }
+
     /// Whether this cluster has a node (pods run).
     pub fn has_node(&self) -> bool {
         self.node.is_some()

@@ -47,6 +47,13 @@ impl S3Server {
     /// Starts a server with an empty root directory and fresh random credentials. Must be called
     /// within a Tokio runtime.
     pub async fn start() -> anyhow::Result<S3Server> {
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    /// [`start`](Self::start) on another of this machine's addresses: a node's bridge address
+    /// ([`ControlPlane::node_host_address`](crate::ControlPlane::node_host_address)), which its
+    /// pods reach as well as the host does.
+    pub async fn start_on(ip: std::net::IpAddr) -> anyhow::Result<S3Server> {
         let root = tempfile::Builder::new()
             .prefix("velero-rs-s3-")
             .tempdir()
@@ -71,9 +78,9 @@ impl S3Server {
         });
         let service = builder.build();
 
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let listener = TcpListener::bind((ip, 0))
             .await
-            .context("binding the S3 server to 127.0.0.1:0")?;
+            .with_context(|| format!("binding the S3 server to {ip}:0"))?;
         let addr = listener
             .local_addr()
             .context("reading the S3 server's address")?;
@@ -88,7 +95,7 @@ impl S3Server {
         })
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://<address>:<port>`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }

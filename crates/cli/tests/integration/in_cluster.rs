@@ -5,12 +5,12 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use common::{run, text, velero};
+use common::{exec_sh, run, running_pods, text, velero};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use velero_test_harness::ControlPlane;
@@ -19,30 +19,6 @@ use velero_test_harness::ControlPlane;
 const IMAGE: &str = "velero-rs:test";
 /// The non-root user of the image, who must be able to write the `local` location's directory.
 const IMAGE_USER: u32 = 65532;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The image, made from the `velero` binary this test runs.
-fn build_image(dir: &Path) -> anyhow::Result<PathBuf> {
-    let archive = dir.join("velero-rs.tar");
-    let out = Command::new("python3")
-        .arg(workspace_root().join("scripts/oci-image.py"))
-        .args([
-            "velero",
-            "--binary",
-            env!("CARGO_BIN_EXE_velero"),
-            "--ref",
-            IMAGE,
-            "--out",
-        ])
-        .arg(&archive)
-        .output()
-        .context("running scripts/oci-image.py")?;
-    ensure!(out.status.success(), "oci-image.py: {}", text(&out.stderr));
-    Ok(archive)
-}
 
 fn kubectl_ok(cluster: &ControlPlane, args: &[&str]) -> anyhow::Result<String> {
     let out = cluster.kubectl().args(args).output()?;
@@ -63,47 +39,6 @@ fn velero_ok(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<String> {
         text(&out.stderr)
     );
     Ok(text(&out.stdout))
-}
-
-async fn running_pods(pods: &Api<Pod>, selector: &str) -> anyhow::Result<Vec<Pod>> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let list = pods.list(&ListParams::default().labels(selector)).await?;
-        let running: Vec<Pod> = list
-            .items
-            .into_iter()
-            .filter(|p| {
-                p.metadata.deletion_timestamp.is_none()
-                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-            })
-            .collect();
-        if !running.is_empty() {
-            return Ok(running);
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "no Running pod with {selector} after 120 s"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn exec_sh(
-    client: &kube::Client,
-    namespace: &str,
-    pod: &str,
-    script: &str,
-) -> anyhow::Result<velero_cluster::exec::ExecOutput> {
-    let command = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
-    Ok(velero_cluster::exec::exec_in_pod(
-        client,
-        namespace,
-        pod,
-        None,
-        &command,
-        Duration::from_secs(30),
-    )
-    .await?)
 }
 
 /// What the tests compare of a volume's files: path, mode, size, mtime, kind and content hash
@@ -432,7 +367,7 @@ async fn velero_runs_in_the_cluster_from_its_image() -> anyhow::Result<()> {
     let kubeconfig = cluster.kubeconfig_path().to_owned();
     let client = cluster.client().await?;
     let work = tempfile::tempdir()?;
-    cluster.import_image(&build_image(work.path())?)?;
+    cluster.import_image(&common::build_image(work.path(), IMAGE)?)?;
 
     // A `local` location the pods mount from the node: writable by the image's user.
     let backups = work.path().join("backups");

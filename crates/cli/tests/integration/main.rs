@@ -17,3 +17,4 @@ mod restore_cli;
 mod schedule_cli;
 mod snapshot_location_cli;
 mod velero_exchange;
+mod velero_volume_exchange;

@@ -610,21 +610,28 @@ async fn volume_policies_choose_volumes_and_faults_give_clear_errors() -> anyhow
     Ok(())
 }
 
-/// kopia 0.22.3 itself on a copy of the kopia repository in the test's `local` location: it lists
-/// every snapshot (returned), verifies `snapshot` (every file) and every content, and restores
-/// `snapshot` into `restore_to` when given.
-fn kopia_verifies(
+/// kopia 0.22.3 itself, connected to a copy of the kopia repository in the test's `local`
+/// location (the copy lives as long as the returned directory).
+fn kopia_view(
     kopia: &Path,
     bucket: &Path,
     password: &str,
-    snapshot: &str,
-    restore_to: Option<&Path>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<(tempfile::TempDir, velero_test_harness::tools::KopiaCli)> {
     let view = tempfile::tempdir()?;
     let repo = view.path().join("repo");
     velero_test_harness::tools::kopia_filesystem_copy(&bucket.join("kopia").join(NS), &repo)?;
     let cli = velero_test_harness::tools::KopiaCli::new(kopia, view.path(), password);
     cli.connect_filesystem(&repo)?;
+    Ok((view, cli))
+}
+
+/// kopia lists every snapshot (returned), verifies `snapshot` (every file) and every content, and
+/// restores `snapshot` into `restore_to` when given.
+fn kopia_verifies(
+    cli: &velero_test_harness::tools::KopiaCli,
+    snapshot: &str,
+    restore_to: Option<&Path>,
+) -> anyhow::Result<Value> {
     let listed = serde_json::from_str(&cli.run(&["snapshot", "list", "--all", "--json"])?)?;
     cli.run(&["snapshot", "verify", "--verify-files-percent=100", snapshot])?;
     cli.run(&["content", "verify", "--full"])?;
@@ -723,7 +730,8 @@ async fn a_pod_volume_backup_is_a_kopia_snapshot_kopia_verifies_and_restores() -
     let volume = std::path::PathBuf::from(status.path.clone().context("the volume's path")?);
     let restored = tempfile::tempdir()?;
     let target = restored.path().join("volume");
-    let listed = kopia_verifies(&kopia, &env.bucket, &password, &snapshot, Some(&target))?;
+    let (_view, cli) = kopia_view(&kopia, &env.bucket, &password)?;
+    let listed = kopia_verifies(&cli, &snapshot, Some(&target))?;
     assert_eq!(listed[0]["id"], snapshot.as_str(), "{listed}");
     assert_eq!(listed[0]["source"]["userName"], "default", "{listed}");
     assert_eq!(listed[0]["source"]["host"], "default", "{listed}");
@@ -755,15 +763,26 @@ async fn a_pod_volume_backup_is_a_kopia_snapshot_kopia_verifies_and_restores() -
     );
     let second_snapshot = second.snapshot_id.context("k2's snapshot")?;
 
-    // Deleting k1 deletes its snapshot; maintenance leaves a repository kopia verifies.
+    // Deleting k1 deletes its snapshot; maintenance leaves a repository kopia verifies and from
+    // which k2 restores.
     support::delete_backup(c, "k1").await?;
     maintain_now(&repos, "app-default-kopia").await?;
-    let left = kopia_verifies(&kopia, &env.bucket, &password, &second_snapshot, None)?;
+    let (view, cli) = kopia_view(&kopia, &env.bucket, &password)?;
+    let after_ours = view.path().join("after-our-maintenance");
+    let left = kopia_verifies(&cli, &second_snapshot, Some(&after_ours))?;
     let ids = snapshot_ids(&left);
     assert_eq!(
         ids,
         [second_snapshot.as_str()],
         "only k2's snapshot is left"
     );
+    velero_test_harness::tree::same_tree(&volume, &after_ours).map_err(anyhow::Error::msg)?;
+
+    // kopia's own full maintenance on what ours left succeeds and loses nothing.
+    cli.run(&["maintenance", "run", "--full", "--safety=none"])?;
+    let after_kopia = view.path().join("after-kopia-maintenance");
+    let left = kopia_verifies(&cli, &second_snapshot, Some(&after_kopia))?;
+    assert_eq!(snapshot_ids(&left), [second_snapshot.as_str()]);
+    velero_test_harness::tree::same_tree(&volume, &after_kopia).map_err(anyhow::Error::msg)?;
     Ok(())
 }

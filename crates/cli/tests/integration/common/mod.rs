@@ -1,8 +1,12 @@
 //! Running the `velero` binary against a test control plane.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
 
 /// `velero` talking to the cluster of `kubeconfig`, never to the developer's own cluster or
 /// client config.
@@ -136,4 +140,101 @@ pub fn kubectl_apply(cp: &velero_test_harness::ControlPlane, manifest: &[u8]) ->
         text(&out.stderr)
     );
     text(&out.stdout)
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `scripts/oci-image.py ARGS --out DIR/FILE`: the archive it wrote.
+fn oci_image(dir: &Path, file: &str, args: &[&str]) -> anyhow::Result<PathBuf> {
+    let archive = dir.join(file);
+    let out = Command::new("python3")
+        .arg(workspace_root().join("scripts/oci-image.py"))
+        .args(args)
+        .arg("--out")
+        .arg(&archive)
+        .output()
+        .context("running scripts/oci-image.py")?;
+    ensure!(out.status.success(), "oci-image.py: {}", text(&out.stderr));
+    Ok(archive)
+}
+
+/// The velero-rs image named `reference`, made from the `velero` binary these tests run.
+#[allow(dead_code)]
+pub fn build_image(dir: &Path, reference: &str) -> anyhow::Result<PathBuf> {
+    let binary = env!("CARGO_BIN_EXE_velero");
+    oci_image(
+        dir,
+        "velero-rs.tar",
+        &["velero", "--binary", binary, "--ref", reference],
+    )
+}
+
+/// An image of Velero itself (`velero`, Velero's binary) named `reference`, its restore helper
+/// being velero-rs's (`scripts/oci-image.py upstream-velero`).
+#[allow(dead_code)]
+pub fn build_upstream_image(dir: &Path, velero: &Path, reference: &str) -> anyhow::Result<PathBuf> {
+    let velero = velero
+        .to_str()
+        .context("the Velero binary's path is UTF-8")?;
+    let helper = env!("CARGO_BIN_EXE_velero");
+    oci_image(
+        dir,
+        "velero-upstream.tar",
+        &[
+            "upstream-velero",
+            "--binary",
+            velero,
+            "--helper",
+            helper,
+            "--ref",
+            reference,
+        ],
+    )
+}
+
+/// The pods matching `selector` once at least one is Running (at most two minutes).
+#[allow(dead_code)]
+pub async fn running_pods(pods: &Api<Pod>, selector: &str) -> anyhow::Result<Vec<Pod>> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let list = pods.list(&ListParams::default().labels(selector)).await?;
+        let running: Vec<Pod> = list
+            .items
+            .into_iter()
+            .filter(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            })
+            .collect();
+        if !running.is_empty() {
+            return Ok(running);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no Running pod with {selector} after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `sh -c SCRIPT` in the pod's first container, through the API server.
+#[allow(dead_code)]
+pub async fn exec_sh(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    script: &str,
+) -> anyhow::Result<velero_cluster::exec::ExecOutput> {
+    let command = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+    Ok(velero_cluster::exec::exec_in_pod(
+        client,
+        namespace,
+        pod,
+        None,
+        &command,
+        Duration::from_secs(30),
+    )
+    .await?)
 }
