@@ -1,7 +1,7 @@
 //! Kopia's epoch index manager, the reader's and writer's part (internal/epoch): which index blobs
 //! make up the current state, and which epoch new index blobs are written into. Maintenance
-//! advances epochs, compacts them and writes deletion watermarks; those rules are in
-//! [`crate::maintenance`].
+//! advances epochs, compacts them and cleans up after them ([`crate::compaction`]) and writes
+//! deletion watermarks ([`crate::maintenance`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,7 +22,7 @@ pub fn epoch_of(id: &str) -> Option<u64> {
         .ok()
 }
 
-fn range_of(id: &str) -> Option<(u64, u64)> {
+pub(crate) fn range_of(id: &str) -> Option<(u64, u64)> {
     let parts: Vec<&str> = id.split('_').collect();
     if parts.len() < 3 {
         return None;
@@ -46,8 +46,8 @@ pub fn write_epoch<'a>(markers: impl IntoIterator<Item = &'a BlobMeta>) -> u64 {
 
 /// Kopia's complete sets (internal/completeset): blobs named `…-s<set>-c<count>` belong together,
 /// and count only once all `count` of them are present. The first complete set, in listing order.
-fn first_complete_set(blobs: &[&BlobMeta]) -> Option<Vec<String>> {
-    let mut sets: HashMap<&str, (usize, Vec<String>)> = HashMap::new();
+fn first_complete_set(blobs: &[&BlobMeta]) -> Option<Vec<BlobMeta>> {
+    let mut sets: HashMap<&str, (usize, Vec<BlobMeta>)> = HashMap::new();
     for b in blobs {
         let parts: Vec<&str> = b.id.split('-').collect();
         let set = parts.get(1).filter(|p| p.starts_with('s'));
@@ -58,12 +58,12 @@ fn first_complete_set(blobs: &[&BlobMeta]) -> Option<Vec<String>> {
         match (set, count) {
             (Some(set), Some(count)) => {
                 let entry = sets.entry(set).or_insert((count, Vec::new()));
-                entry.1.push(b.id.clone());
+                entry.1.push((*b).clone());
                 if entry.1.len() == entry.0 {
                     return Some(entry.1.clone());
                 }
             }
-            _ => return Some(vec![b.id.clone()]),
+            _ => return Some(vec![(*b).clone()]),
         }
     }
     None
@@ -82,14 +82,37 @@ pub struct Epochs {
 
 impl Epochs {
     pub fn from_listing(x_blobs: &[BlobMeta]) -> Self {
+        Layout::from_listing(x_blobs).epochs()
+    }
+}
+
+/// Every kind of `x` blob, sorted out as kopia's epoch manager sees them (its CurrentSnapshot):
+/// what readers need, and what maintenance decides from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub write_epoch: u64,
+    pub deletion_watermark: i64,
+    pub markers: Vec<BlobMeta>,
+    pub watermarks: Vec<BlobMeta>,
+    /// Uncompacted index blobs, by epoch.
+    pub uncompacted: BTreeMap<u64, Vec<BlobMeta>>,
+    /// Complete single-epoch compactions, by epoch.
+    pub singles: BTreeMap<u64, Vec<BlobMeta>>,
+    /// The longest chain of complete range checkpoints from epoch 0.
+    pub ranges: Vec<((u64, u64), Vec<BlobMeta>)>,
+}
+
+impl Layout {
+    pub fn from_listing(x_blobs: &[BlobMeta]) -> Self {
         let with = |prefix: &str| -> Vec<&BlobMeta> {
             x_blobs
                 .iter()
                 .filter(|b| b.id.starts_with(prefix))
                 .collect()
         };
-        let write_epoch = write_epoch(with(MARKER));
-        let deletion_watermark = with(WATERMARK)
+        let markers: Vec<BlobMeta> = with(MARKER).into_iter().cloned().collect();
+        let watermarks: Vec<BlobMeta> = with(WATERMARK).into_iter().cloned().collect();
+        let deletion_watermark = watermarks
             .iter()
             .filter_map(|b| b.id[WATERMARK.len()..].parse::<i64>().ok())
             .max()
@@ -101,7 +124,7 @@ impl Epochs {
                 singles.entry(e).or_default().push(b);
             }
         }
-        let single_sets: BTreeMap<u64, Vec<String>> = singles
+        let singles = singles
             .into_iter()
             .filter_map(|(e, blobs)| Some((e, first_complete_set(&blobs)?)))
             .collect();
@@ -112,37 +135,63 @@ impl Epochs {
                 ranges.entry(r).or_default().push(b);
             }
         }
-        let range_sets: Vec<((u64, u64), Vec<String>)> = ranges
+        let range_sets: Vec<((u64, u64), Vec<BlobMeta>)> = ranges
             .into_iter()
             .filter_map(|(r, blobs)| Some((r, first_complete_set(&blobs)?)))
             .collect();
-        let chain = longest_chain(&range_sets);
 
-        let mut uncompacted: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        let mut uncompacted: BTreeMap<u64, Vec<BlobMeta>> = BTreeMap::new();
         for b in with(UNCOMPACTED) {
             if let Some(e) = epoch_of(&b.id) {
-                uncompacted.entry(e).or_default().push(b.id.clone());
+                uncompacted.entry(e).or_default().push(b.clone());
             }
         }
+        Layout {
+            write_epoch: write_epoch(&markers),
+            deletion_watermark,
+            markers,
+            watermarks,
+            uncompacted,
+            singles,
+            ranges: longest_chain(&range_sets),
+        }
+    }
 
+    /// Whether no client writes into `epoch` any more (kopia's isSettledEpochNumber: two behind
+    /// the write epoch).
+    pub fn is_settled(&self, epoch: u64) -> bool {
+        epoch + 2 <= self.write_epoch
+    }
+
+    /// The first epoch the range checkpoints do not cover.
+    pub fn after_ranges(&self) -> u64 {
+        self.ranges.last().map_or(0, |((_, last), _)| last + 1)
+    }
+
+    /// The index blobs of one epoch: its compaction once settled and compacted, else its
+    /// uncompacted blobs.
+    pub fn epoch_blobs(&self, epoch: u64) -> Vec<BlobMeta> {
+        match self.singles.get(&epoch).filter(|_| self.is_settled(epoch)) {
+            Some(blobs) => blobs.clone(),
+            None => self.uncompacted.get(&epoch).cloned().unwrap_or_default(),
+        }
+    }
+
+    pub fn epochs(&self) -> Epochs {
         let mut index_blobs = Vec::new();
         let mut start = 0;
-        for (range, blobs) in &chain {
+        for (range, blobs) in &self.ranges {
             if range.1 > start {
-                index_blobs.extend(blobs.iter().cloned());
+                index_blobs.extend(blobs.iter().map(|b| b.id.clone()));
                 start = range.1 + 1;
             }
         }
-        for e in start..=write_epoch + 1 {
-            let settled = e + 2 <= write_epoch;
-            match single_sets.get(&e).filter(|_| settled) {
-                Some(blobs) => index_blobs.extend(blobs.iter().cloned()),
-                None => index_blobs.extend(uncompacted.get(&e).into_iter().flatten().cloned()),
-            }
+        for e in start..=self.write_epoch + 1 {
+            index_blobs.extend(self.epoch_blobs(e).into_iter().map(|b| b.id));
         }
         Epochs {
-            write_epoch,
-            deletion_watermark,
+            write_epoch: self.write_epoch,
+            deletion_watermark: self.deletion_watermark,
             index_blobs,
         }
     }
@@ -150,12 +199,12 @@ impl Epochs {
 
 /// Range checkpoints `[0,a],[a+1,b],…` reaching the furthest epoch, with the fewest ranges on a
 /// tie (kopia's findLongestRangeCheckpoint).
-fn longest_chain(ranges: &[((u64, u64), Vec<String>)]) -> Vec<((u64, u64), Vec<String>)> {
+fn longest_chain(ranges: &[((u64, u64), Vec<BlobMeta>)]) -> Vec<((u64, u64), Vec<BlobMeta>)> {
     /// From one start epoch: the furthest epoch reached, the ranges used, and which they are.
     type Best = Option<(u64, usize, Vec<usize>)>;
     fn best_from(
         start: u64,
-        ranges: &[((u64, u64), Vec<String>)],
+        ranges: &[((u64, u64), Vec<BlobMeta>)],
         memo: &mut HashMap<u64, Best>,
     ) -> Best {
         if let Some(known) = memo.get(&start) {

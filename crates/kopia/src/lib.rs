@@ -17,6 +17,7 @@
 //! behind it.
 
 pub mod blob;
+pub mod compaction;
 pub mod compression;
 pub mod crypto;
 pub mod epoch;

@@ -25,6 +25,7 @@ const MAINTENANCE_TYPE: &str = "maintenance";
 const GC_TASK: &str = "snapshot-gc";
 const DROP_TASK: &str = "full-drop-deleted-content";
 const DELETE_BLOBS_TASK: &str = "full-delete-blobs";
+const EPOCH_TASK: &str = "epoch-maintenance-full";
 const MAX_RUNS: usize = 50;
 const HOUR: i64 = 3600;
 
@@ -68,6 +69,8 @@ pub struct Report {
     /// Deleted contents at or before this time left every reader's index.
     pub watermark: Option<i64>,
     pub blobs_deleted: usize,
+    /// What the epoch maintenance did (index compaction and clean-up).
+    pub epochs: crate::compaction::EpochReport,
 }
 
 /// `kopia.maintenance`: when maintenance runs next and what each task did.
@@ -220,7 +223,8 @@ fn mark(repo: &Repository, id: &ObjectId, seen: &mut HashSet<ContentId>) -> Resu
 }
 
 /// Full maintenance as `owner`: snapshot garbage collection, dropping deleted contents past the
-/// watermark, deleting the packs nothing references.
+/// watermark, deleting the packs nothing references, then the epochs' (kopia's order:
+/// runFullMaintenance ends with runTaskEpochMaintenanceFull).
 pub fn run_full(repo: &mut Repository, owner: &str, safety: Safety) -> Result<Report, KopiaError> {
     ensure_owner(repo, owner)?;
     repo.refresh()?;
@@ -267,6 +271,17 @@ pub fn run_full(repo: &mut Repository, owner: &str, safety: Safety) -> Result<Re
         &deleted.as_ref().map(|_| ()).map_err(|e| e.to_string()),
     );
     report.blobs_deleted = deleted?;
+
+    let epochs_start = Time::now();
+    let epochs = crate::compaction::run_full(repo);
+    record(
+        &mut schedule,
+        EPOCH_TASK,
+        epochs_start,
+        &epochs.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+    );
+    report.epochs = epochs?;
+    repo.refresh()?;
     write_schedule(repo, &schedule)?;
     Ok(report)
 }

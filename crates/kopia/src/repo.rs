@@ -105,7 +105,17 @@ impl Repository {
         self.load_manifests()
     }
 
-    fn read_index_blob(&self, id: &str) -> Result<Vec<Info>, KopiaError> {
+    /// An index of `entries`, sealed as kopia seals index blobs: what to store, and the hash that
+    /// names the blob (its IV).
+    pub(crate) fn seal_index(&self, entries: &[Info]) -> Result<([u8; 16], Vec<u8>), KopiaError> {
+        let plain = index::build(entries)
+            .map_err(|e| KopiaError::Unsupported(format!("building an index: {e}")))?;
+        let iv = self.cipher().hash(&plain);
+        let sealed = self.cipher().encrypt(&iv, &plain)?;
+        Ok((iv, sealed))
+    }
+
+    pub(crate) fn read_index_blob(&self, id: &str) -> Result<Vec<Info>, KopiaError> {
         let sealed = self.store.get(id)?;
         let iv = blob_iv(id).ok_or_else(|| KopiaError::damaged(id, "its name holds no hash"))?;
         let plain = self

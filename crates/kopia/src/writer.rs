@@ -317,10 +317,7 @@ impl<'r> Writer<'r> {
             index::merge(&mut latest, info);
         }
         let entries: Vec<Info> = latest.into_values().collect();
-        let plain = index::build(&entries)
-            .map_err(|e| KopiaError::Unsupported(format!("building the index: {e}")))?;
-        let iv = self.repo.cipher().hash(&plain);
-        let sealed = self.repo.cipher().encrypt(&iv, &plain)?;
+        let (iv, sealed) = self.repo.seal_index(&entries)?;
         let mut epoch = self.write_epoch()?;
         loop {
             let name = format!(

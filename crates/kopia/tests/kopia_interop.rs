@@ -411,3 +411,165 @@ fn maintenance_keeps_the_repository_whole_for_kopia() {
     .unwrap();
     assert_same_tree(&fresh.data, &ours, DirTimes::Compared);
 }
+
+/// Sets the store time of every blob whose ID starts with `prefix` back by `seconds` (a
+/// filesystem repository's blob time is its file's mtime; kopia's sharding splits the ID into
+/// directories).
+fn age_blobs(repo_dir: &Path, prefix: &str, seconds: i64) -> usize {
+    fn walk(dir: &Path, id: &str, prefix: &str, seconds: i64, aged: &mut usize) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                walk(&entry.path(), &format!("{id}{name}"), prefix, seconds, aged);
+            } else if let Some(stem) = name.strip_suffix(".f")
+                && format!("{id}{stem}").starts_with(prefix)
+            {
+                let meta = entry.metadata().unwrap();
+                let t = filetime::FileTime::from_unix_time(meta.mtime() - seconds, 0);
+                filetime::set_file_mtime(entry.path(), t).unwrap();
+                *aged += 1;
+            }
+        }
+    }
+    let mut aged = 0;
+    walk(repo_dir, "", prefix, seconds, &mut aged);
+    aged
+}
+
+/// Kopia's epoch maintenance done here: settled epochs are compacted and folded into a range
+/// checkpoint that kopia reads in place of the blobs it replaced, old markers go, and an epoch's
+/// uncompacted index blobs are deleted once its compaction is old enough for every client to
+/// have seen it. Every snapshot stays listed and whole, for kopia and for velero-kopia, and
+/// kopia's own maintenance carries on from there.
+#[test]
+fn epoch_maintenance_compacts_indexes_kopia_reads_in_their_place() {
+    let Some(kopia) = Kopia::find("epoch_maintenance_compacts_indexes_kopia_reads_in_their_place")
+    else {
+        return;
+    };
+    use velero_kopia::BlobStore as _;
+    use velero_kopia::maintenance::{Safety, run_full};
+    let (fresh, options) = (fresh(), velero_options());
+    let mut repo = fresh.repo;
+    let mut snapshots = vec![fresh.first.snapshot_id.clone()];
+    // Ten epochs with a snapshot each. Each marker stands for a day of writes: kopia advances the
+    // write epoch once it spans a day and holds 20 index blobs or 10 MB (compaction's unit tests
+    // check that rule), which a test cannot wait for.
+    for epoch in 1..=10 {
+        fresh
+            .store
+            .put(&format!("xe{epoch}"), b"epoch-marker".to_vec())
+            .unwrap();
+        std::fs::write(fresh.data.join("changing"), format!("epoch {epoch}\n")).unwrap();
+        let (snap, _) =
+            velero_kopia::snapshot_directory(&mut repo, &fresh.data, &options, &|_| {}).unwrap();
+        snapshots.push(snap.snapshot_id);
+    }
+    let listed = |prefix: &str| fresh.store.list(prefix).unwrap().len();
+    assert_eq!(listed("xn"), 11, "one index blob per snapshot");
+    let settled_uncompacted = || {
+        fresh
+            .store
+            .list("xn")
+            .unwrap()
+            .iter()
+            .filter(|b| velero_kopia::epoch::epoch_of(&b.id).is_some_and(|e| e <= 8))
+            .count()
+    };
+
+    let report = run_full(&mut repo, "default@default", Safety::FULL)
+        .unwrap()
+        .epochs;
+    assert_eq!(report.compacted_epoch, Some(0), "{report:?}");
+    assert_eq!(
+        report.range,
+        Some((0, 8)),
+        "epochs 0-8 are settled: {report:?}"
+    );
+    assert_eq!(report.advanced_to, None, "epoch 10 is young: {report:?}");
+    assert_eq!((listed("xs0_"), listed("xr0_8_")), (1, 1));
+    assert_eq!(listed("xe"), 2, "markers before epoch 9 are gone");
+    assert_eq!(
+        settled_uncompacted(),
+        9,
+        "nothing replaced is deleted within the safety margin"
+    );
+
+    // The range checkpoint, not the blobs it replaced, is what readers read now.
+    let state = velero_kopia::epoch::Epochs::from_listing(&fresh.store.list("x").unwrap());
+    assert!(state.index_blobs[0].starts_with("xr0_8_"), "{state:?}");
+    assert!(
+        state.index_blobs[1..]
+            .iter()
+            .all(|b| velero_kopia::epoch::epoch_of(b).is_some_and(|e| e > 8)),
+        "the range and the epochs after it: {state:?}"
+    );
+    // Out of the way while kopia reads: it must find everything through the range checkpoint.
+    let replaced: Vec<(String, Vec<u8>)> = fresh
+        .store
+        .list("xn")
+        .unwrap()
+        .into_iter()
+        .filter(|b| velero_kopia::epoch::epoch_of(&b.id).is_some_and(|e| e <= 8))
+        .map(|b| (b.id.clone(), fresh.store.get(&b.id).unwrap()))
+        .collect();
+    assert_eq!(replaced.len(), settled_uncompacted());
+    for (id, _) in &replaced {
+        fresh.store.delete(id).unwrap();
+    }
+    kopia.connect(&fresh.repo_dir);
+    let verify_all = || {
+        let list: serde_json::Value =
+            serde_json::from_str(&kopia.run(&["snapshot", "list", "--all", "--json"])).unwrap();
+        let ids: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["id"].as_str())
+            .collect();
+        assert_eq!(ids.len(), snapshots.len(), "{list}");
+        assert!(
+            snapshots.iter().all(|s| ids.contains(&s.as_str())),
+            "{list}"
+        );
+        kopia.run(&["content", "verify", "--full"]);
+        kopia.run(&["snapshot", "verify", "--verify-files-percent=100"]);
+    };
+    verify_all();
+    let reopened = Repository::open(fresh.store.clone(), PASSWORD).unwrap();
+    assert_eq!(reopened.snapshots(None).unwrap().len(), snapshots.len());
+    for (id, data) in replaced {
+        fresh.store.put(&id, data).unwrap();
+    }
+
+    // Five hours later (by the store's clock: the newest index blob) epoch 0's compaction has had
+    // time to reach every client: its uncompacted blob goes.
+    assert_eq!(age_blobs(&fresh.repo_dir, "xs0_", 5 * 3600), 1);
+    let report = run_full(&mut repo, "default@default", Safety::FULL)
+        .unwrap()
+        .epochs;
+    assert_eq!(report.blobs_deleted, 1, "{report:?}");
+    assert_eq!(listed("xn0_"), 0);
+    assert_eq!(
+        settled_uncompacted(),
+        8,
+        "epochs 1-8 have no compaction of their own"
+    );
+    verify_all();
+
+    // kopia's own full maintenance carries on from what was done here.
+    kopia.run(&["maintenance", "run", "--full", "--safety=none"]);
+    verify_all();
+    let reopened = Repository::open(fresh.store.clone(), PASSWORD).unwrap();
+    let back = fresh.work.path().join("back");
+    velero_kopia::restore(
+        &reopened,
+        snapshots.last().unwrap(),
+        &back,
+        RestoreOptions::default(),
+        &|_| {},
+    )
+    .unwrap();
+    assert_same_tree(&fresh.data, &back, DirTimes::Compared);
+}
