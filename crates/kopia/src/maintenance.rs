@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::blob::BlobMeta;
 use crate::crypto::{self, ContentCipher};
 use crate::error::{BlobError, KopiaError};
 use crate::id::{ContentId, ObjectId};
@@ -25,7 +26,15 @@ const MAINTENANCE_TYPE: &str = "maintenance";
 const GC_TASK: &str = "snapshot-gc";
 const DROP_TASK: &str = "full-drop-deleted-content";
 const DELETE_BLOBS_TASK: &str = "full-delete-blobs";
-const EPOCH_TASK: &str = "epoch-maintenance-full";
+/// The tasks of kopia's full epoch maintenance, which `compaction::run_full` runs in one go.
+const EPOCH_TASKS: [&str; 5] = [
+    "compact-single-epoch",
+    "advance-epoch",
+    "generate-epoch-range-index",
+    "cleanup-epoch-markers",
+    "delete-superseded-epoch-indexes",
+];
+const LOGS_TASK: &str = "cleanup-logs";
 const MAX_RUNS: usize = 50;
 const HOUR: i64 = 3600;
 
@@ -71,6 +80,8 @@ pub struct Report {
     pub blobs_deleted: usize,
     /// What the epoch maintenance did (index compaction and clean-up).
     pub epochs: crate::compaction::EpochReport,
+    /// Kopia's log blobs past its retention.
+    pub logs_deleted: usize,
 }
 
 /// `kopia.maintenance`: when maintenance runs next and what each task did.
@@ -274,16 +285,52 @@ pub fn run_full(repo: &mut Repository, owner: &str, safety: Safety) -> Result<Re
 
     let epochs_start = Time::now();
     let epochs = crate::compaction::run_full(repo);
-    record(
-        &mut schedule,
-        EPOCH_TASK,
-        epochs_start,
-        &epochs.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-    );
+    let result = epochs.as_ref().map(|_| ()).map_err(|e| e.to_string());
+    for task in EPOCH_TASKS {
+        record(&mut schedule, task, epochs_start, &result);
+    }
     report.epochs = epochs?;
     repo.refresh()?;
+
+    let logs_start = Time::now();
+    let logs = cleanup_logs(repo, Time::now().seconds);
+    record(
+        &mut schedule,
+        LOGS_TASK,
+        logs_start,
+        &logs.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+    );
+    report.logs_deleted = logs?;
     write_schedule(repo, &schedule)?;
     Ok(report)
+}
+
+/// Kopia's log retention (repo/maintenance/cleanup_logs.go, its defaults): the newest logs are
+/// kept up to 1 GiB, 10,000 blobs and 30 days; the first log past any limit and every older one
+/// go. velero-rs writes no logs; Velero's kopia does (`_log_…` blobs).
+fn logs_to_delete(mut logs: Vec<BlobMeta>, now: i64) -> Vec<String> {
+    const MAX_TOTAL: u64 = 1 << 30;
+    const MAX_COUNT: usize = 10_000;
+    const MAX_AGE: i64 = 30 * 24 * HOUR;
+    logs.sort_by_key(|b| std::cmp::Reverse(b.timestamp));
+    let mut kept = 0u64;
+    let cut = logs
+        .iter()
+        .enumerate()
+        .position(|(i, log)| {
+            kept += log.length;
+            kept > MAX_TOTAL || i >= MAX_COUNT || now - log.timestamp > MAX_AGE
+        })
+        .unwrap_or(logs.len());
+    logs.split_off(cut).into_iter().map(|b| b.id).collect()
+}
+
+fn cleanup_logs(repo: &Repository, now: i64) -> Result<usize, KopiaError> {
+    let doomed = logs_to_delete(repo.store.list("_")?, now);
+    for id in &doomed {
+        repo.store.delete(id)?;
+    }
+    Ok(doomed.len())
 }
 
 fn garbage_collect(
@@ -375,4 +422,40 @@ fn delete_unreferenced_blobs(
         }
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(id: &str, timestamp: i64, length: u64) -> BlobMeta {
+        BlobMeta {
+            id: id.to_string(),
+            length,
+            timestamp,
+        }
+    }
+
+    #[test]
+    fn logs_go_past_kopias_age_and_size_limits_newest_kept() {
+        let now = 100 * 24 * HOUR;
+        let logs = vec![
+            log("_log_old", now - 31 * 24 * HOUR, 10),
+            log("_log_new", now - HOUR, 10),
+            log("_log_older", now - 40 * 24 * HOUR, 10),
+            log("_log_recent", now - 29 * 24 * HOUR, 10),
+        ];
+        let mut doomed = logs_to_delete(logs, now);
+        doomed.sort();
+        assert_eq!(doomed, ["_log_old", "_log_older"]);
+
+        // Past 1 GiB, the log that crosses it and every older one go.
+        let logs = vec![
+            log("_a", now - 3, 600 << 20),
+            log("_b", now - 2, 300 << 20),
+            log("_c", now - 1, 200 << 20),
+        ];
+        assert_eq!(logs_to_delete(logs, now), ["_a"]);
+        assert!(logs_to_delete(Vec::new(), now).is_empty());
+    }
 }
