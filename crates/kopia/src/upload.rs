@@ -139,8 +139,45 @@ fn same_metadata(previous: &DirEntry, entry: &DirEntry) -> bool {
         && previous.size == entry.size
 }
 
+/// Files up to this size are read ahead, on a thread of their own, while this one hashes and
+/// seals the ones before them (kopia reads several files at once too). Larger ones go through
+/// the writer's split/seal pipeline as they are read.
+const READ_AHEAD_MAX: u64 = 1 << 20;
+/// How many read-ahead files may wait: at most this many megabytes held, usually far less.
+const READ_AHEAD_DEPTH: usize = 32;
+
+/// A file read ahead: its bytes, or the news that it grew past [`READ_AHEAD_MAX`] since it was
+/// listed (it is then read as it is read without read-ahead).
+enum ReadAhead {
+    Bytes(Vec<u8>),
+    Grew,
+}
+
+fn read_ahead(path: &Path) -> std::io::Result<ReadAhead> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(READ_AHEAD_MAX + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(if bytes.len() as u64 > READ_AHEAD_MAX {
+        ReadAhead::Grew
+    } else {
+        ReadAhead::Bytes(bytes)
+    })
+}
+
+/// A directory's child, as listed.
+struct Child {
+    entry: DirEntry,
+    path: std::path::PathBuf,
+    /// The parent snapshot's object for this file when its metadata is unchanged.
+    reused: Option<ObjectId>,
+}
+
 impl Upload<'_, '_> {
     /// The directory's object and summary; `parent` is the same directory in the parent snapshot.
+    /// Its files are stored first (small ones read ahead), then its subdirectories, one at a time;
+    /// the listing keeps name order.
     fn directory(
         &mut self,
         path: &Path,
@@ -154,13 +191,10 @@ impl Upload<'_, '_> {
         names.sort();
         let meta = std::fs::metadata(path).map_err(KopiaError::io(path))?;
         let own_time = Time::from_system(meta.modified().map_err(KopiaError::io(path))?);
-        let mut entries = Vec::with_capacity(names.len());
-        let mut summary = DirectorySummary::default();
+        let mut children = Vec::with_capacity(names.len());
         for name in names {
             let child = path.join(&name);
             let meta = std::fs::symlink_metadata(&child).map_err(KopiaError::io(&child))?;
-            let name = name.to_string_lossy().into_owned();
-            let previous = parent.and_then(|p| p.entries().iter().find(|e| e.name == name));
             let kind = if meta.is_dir() {
                 EntryType::Directory
             } else if meta.is_file() {
@@ -171,81 +205,61 @@ impl Upload<'_, '_> {
                 // Sockets, devices, FIFOs: kopia ignores unknown types, and so does Velero.
                 continue;
             };
-            let mut entry = DirEntry {
-                name,
+            let entry = DirEntry {
+                name: name.to_string_lossy().into_owned(),
                 kind,
                 mode: mode_string(meta.mode()),
-                size: 0,
+                size: if kind == EntryType::File {
+                    i64::try_from(meta.len()).unwrap_or(i64::MAX)
+                } else {
+                    0
+                },
                 mtime: Time::from_system(meta.modified().map_err(KopiaError::io(&child))?),
                 uid: meta.uid(),
                 gid: meta.gid(),
                 obj: ObjectId::direct(crate::ContentId::new(None, [0; 16])),
                 summ: None,
             };
-            match kind {
-                EntryType::Directory => {
-                    let previous_dir = match previous.filter(|p| p.kind == EntryType::Directory) {
-                        Some(p) => Some(self.writer.repository().directory(&p.obj)?),
-                        None => None,
-                    };
-                    let (obj, child_summary) = self.directory(&child, previous_dir.as_ref())?;
-                    entry.obj = obj;
-                    summary.size += child_summary.size;
-                    summary.files += child_summary.files;
-                    summary.dirs += child_summary.dirs;
-                    summary.symlinks += child_summary.symlinks;
-                    summary.num_failed += child_summary.num_failed;
-                    summary.max_time = summary.max_time.max(child_summary.max_time);
-                    entry.summ = Some(child_summary);
-                    self.stats.dir_count += 1;
-                }
-                EntryType::File => {
-                    entry.size = i64::try_from(meta.len()).unwrap_or(i64::MAX);
-                    match previous.filter(|p| same_metadata(p, &entry)) {
-                        Some(p) => {
-                            entry.obj = p.obj;
-                            self.stats.cached_files += 1;
-                            self.done += meta.len();
-                            (self.progress)(self.done);
-                        }
-                        None => {
-                            let mut file =
-                                std::fs::File::open(&child).map_err(KopiaError::io(&child))?;
-                            let before = self.done;
-                            let mut counting = Counting {
-                                inner: &mut file,
-                                done: before,
-                                progress: self.progress,
-                            };
-                            let (obj, length) = self
-                                .writer
-                                .write_object(&mut counting, None, false)
-                                .map_err(|e| with_path(e, &child))?;
-                            entry.obj = obj;
-                            // What was read is what is recorded, even if the file grew.
-                            entry.size = i64::try_from(length).unwrap_or(i64::MAX);
-                            self.done = before + length;
-                            self.stats.non_cached_files += 1;
-                        }
-                    }
-                    summary.files += 1;
-                    summary.size += entry.size;
-                    self.stats.file_count += 1;
-                    self.stats.total_size += entry.size;
-                }
-                EntryType::Symlink => {
-                    let target = std::fs::read_link(&child).map_err(KopiaError::io(&child))?;
-                    let bytes = target.as_os_str().as_encoded_bytes().to_vec();
-                    entry.size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
-                    let (obj, _) = self
-                        .writer
-                        .write_object(&mut bytes.as_slice(), None, false)?;
-                    entry.obj = obj;
-                    summary.symlinks += 1;
-                }
+            let previous = parent.and_then(|p| p.entries().iter().find(|e| e.name == entry.name));
+            let reused = previous
+                .filter(|p| kind == EntryType::File && same_metadata(p, &entry))
+                .map(|p| p.obj);
+            children.push(Child {
+                entry,
+                path: child,
+                reused,
+            });
+        }
+
+        let mut summary = DirectorySummary::default();
+        self.files(&mut children, &mut summary)?;
+        for child in &mut children {
+            if child.entry.kind != EntryType::Directory {
+                continue;
             }
+            let previous = parent.and_then(|p| {
+                p.entries()
+                    .iter()
+                    .find(|e| e.name == child.entry.name && e.kind == EntryType::Directory)
+            });
+            let previous_dir = match previous {
+                Some(p) => Some(self.writer.repository().directory(&p.obj)?),
+                None => None,
+            };
+            let (obj, child_summary) = self.directory(&child.path, previous_dir.as_ref())?;
+            child.entry.obj = obj;
+            summary.size += child_summary.size;
+            summary.files += child_summary.files;
+            summary.dirs += child_summary.dirs;
+            summary.symlinks += child_summary.symlinks;
+            summary.num_failed += child_summary.num_failed;
+            summary.max_time = summary.max_time.max(child_summary.max_time);
+            child.entry.summ = Some(child_summary);
+            self.stats.dir_count += 1;
+        }
+        let entries: Vec<DirEntry> = children.into_iter().map(|c| c.entry).collect();
+        for entry in &entries {
             summary.max_time = summary.max_time.max(entry.mtime);
-            entries.push(entry);
         }
         summary.dirs += 1;
         if entries.is_empty() {
@@ -261,6 +275,123 @@ impl Upload<'_, '_> {
             .write_object(&mut json.as_slice(), Some(b'k'), false)?;
         Ok((obj, summary))
     }
+
+    /// Stores a directory's files and symlinks, in name order; files that must be read and are
+    /// small are read ahead on another thread.
+    fn files(
+        &mut self,
+        children: &mut [Child],
+        summary: &mut DirectorySummary,
+    ) -> Result<(), KopiaError> {
+        let ahead: Vec<std::path::PathBuf> = children
+            .iter()
+            .filter(|c| read_ahead_wanted(c))
+            .map(|c| c.path.clone())
+            .collect();
+        std::thread::scope(|scope| {
+            let (sender, read) = std::sync::mpsc::sync_channel(READ_AHEAD_DEPTH);
+            if !ahead.is_empty() {
+                scope.spawn(move || {
+                    for path in ahead {
+                        // The receiver gone means the snapshot stopped: so does reading.
+                        if sender.send(read_ahead(&path)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            for child in children.iter_mut() {
+                match child.entry.kind {
+                    EntryType::File => {
+                        let wanted = read_ahead_wanted(child);
+                        self.file(child, wanted.then_some(&read))?;
+                        summary.files += 1;
+                        summary.size += child.entry.size;
+                        self.stats.file_count += 1;
+                        self.stats.total_size += child.entry.size;
+                    }
+                    EntryType::Symlink => {
+                        let target =
+                            std::fs::read_link(&child.path).map_err(KopiaError::io(&child.path))?;
+                        let bytes = target.as_os_str().as_encoded_bytes().to_vec();
+                        child.entry.size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+                        let (obj, _) =
+                            self.writer
+                                .write_object(&mut bytes.as_slice(), None, false)?;
+                        child.entry.obj = obj;
+                        summary.symlinks += 1;
+                    }
+                    EntryType::Directory => {}
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Stores one file: reused from the parent, taken from the read-ahead thread (`ahead`), or
+    /// read here.
+    fn file(
+        &mut self,
+        child: &mut Child,
+        ahead: Option<&std::sync::mpsc::Receiver<std::io::Result<ReadAhead>>>,
+    ) -> Result<(), KopiaError> {
+        if let Some(obj) = child.reused {
+            child.entry.obj = obj;
+            self.stats.cached_files += 1;
+            self.done += u64::try_from(child.entry.size).unwrap_or(0);
+            (self.progress)(self.done);
+            return Ok(());
+        }
+        let before = self.done;
+        let prefetched = match ahead {
+            Some(read) => match read.recv() {
+                Ok(Ok(ReadAhead::Bytes(bytes))) => Some(bytes),
+                Ok(Ok(ReadAhead::Grew)) => None,
+                Ok(Err(e)) => return Err(KopiaError::io(&child.path)(e)),
+                Err(_) => {
+                    return Err(KopiaError::Unsupported(
+                        "the read-ahead thread stopped".into(),
+                    ));
+                }
+            },
+            None => None,
+        };
+        let (obj, length) = match prefetched {
+            Some(bytes) => {
+                let stored = self
+                    .writer
+                    .write_object(&mut bytes.as_slice(), None, false)
+                    .map_err(|e| with_path(e, &child.path))?;
+                (self.progress)(before + stored.1);
+                stored
+            }
+            None => {
+                let mut file =
+                    std::fs::File::open(&child.path).map_err(KopiaError::io(&child.path))?;
+                let mut counting = Counting {
+                    inner: &mut file,
+                    done: before,
+                    progress: self.progress,
+                };
+                self.writer
+                    .write_object(&mut counting, None, false)
+                    .map_err(|e| with_path(e, &child.path))?
+            }
+        };
+        child.entry.obj = obj;
+        // What was read is what is recorded, even if the file grew.
+        child.entry.size = i64::try_from(length).unwrap_or(i64::MAX);
+        self.done = before + length;
+        self.stats.non_cached_files += 1;
+        Ok(())
+    }
+}
+
+/// Whether a file is read ahead: it must be read, and is small.
+fn read_ahead_wanted(child: &Child) -> bool {
+    child.entry.kind == EntryType::File
+        && child.reused.is_none()
+        && u64::try_from(child.entry.size).is_ok_and(|size| size <= READ_AHEAD_MAX)
 }
 
 /// A read error names the file it came from.

@@ -156,8 +156,8 @@ impl<'r> Writer<'r> {
         compress: bool,
     ) -> Result<(ObjectId, u64), KopiaError> {
         let mut splitter = Splitter::default();
-        let mut block = vec![0u8; READ_BLOCK];
-        let first = read_full(reader, &mut block)?;
+        let block = read_first_block(reader)?;
+        let first = block.len();
         let mut parts: Vec<IndirectEntry> = Vec::new();
         let mut total = 0u64;
         if first < READ_BLOCK {
@@ -350,6 +350,24 @@ impl<'r> Writer<'r> {
             &self.repo.store.list(crate::epoch::MARKER)?,
         ))
     }
+}
+
+/// What a first read reserves: most files fit, and a larger one grows the buffer as it is read.
+const FIRST_CAPACITY: usize = 64 << 10;
+
+/// Up to a read block of the object's first bytes, in a buffer that grows with what is read: a
+/// small file costs about its own size, where a zeroed block per file cost a megabyte of memset
+/// each (30,000 small files: 30 GB written to memory for nothing).
+fn read_first_block(reader: &mut dyn Read) -> Result<Vec<u8>, KopiaError> {
+    let mut block = Vec::with_capacity(FIRST_CAPACITY);
+    reader
+        .take(READ_BLOCK as u64)
+        .read_to_end(&mut block)
+        .map_err(|source| KopiaError::Io {
+            path: "(object being written)".into(),
+            source,
+        })?;
+    Ok(block)
 }
 
 /// Fills `block` from `reader` as far as it goes; how many bytes it holds (less only at the end).

@@ -41,12 +41,6 @@ fn velero_ok(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<String> {
     Ok(text(&out.stdout))
 }
 
-/// What the tests compare of a volume's files: path, mode, size, mtime, kind and content hash
-/// of everything below `/data` and `/claim`, except the app's own start record and the helper's
-/// markers.
-const FINGERPRINT: &str = "cd / && find data claim -mindepth 1 ! -name seen-at-start ! -path '*/.velero*' | sort | \
-    while read f; do stat -c '%n %a %s %Y %F' \"$f\"; if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then md5sum \"$f\"; fi; done";
-
 /// File-system backup and restore of an emptyDir and of a claim on a local PersistentVolume
 /// through the installed server, node-agent DaemonSet and restore helper: the restored pod's app
 /// container starts on its restored data, every file as it was (content, mode, mtime, symlink,
@@ -72,9 +66,10 @@ async fn volume_data_round_trip(
     let script = "ls -A /data /claim > /tmp/seen; cp /tmp/seen /data/seen-at-start; \
         if [ ! -e /claim/origin ]; then for d in /data /claim; do \
           echo hello > $d/a.txt && chmod 640 $d/a.txt && head -c 20000000 /dev/urandom > $d/big.bin && chmod 755 $d/big.bin \
-          && mkdir $d/sub && for i in $(seq 1 300); do echo $i > $d/sub/f$i; done && chmod 750 $d/sub \
-          && ln -s a.txt $d/link && dd if=/dev/urandom of=$d/sparse bs=4096 count=2 seek=5000 2>/dev/null \
-          && touch -d '2021-03-04 05:06:07' $d/a.txt $d/sub/f1 $d/sparse $d/sub; \
+          && mkdir $d/sub && for i in $(seq 1 2000); do echo $i > $d/sub/f$i; done && chmod 750 $d/sub \
+          && ln -s a.txt $d/link && ln $d/big.bin $d/hard.bin && mkdir $d/empty \
+          && dd if=/dev/urandom of=$d/sparse bs=4096 count=2 seek=5000 2>/dev/null \
+          && touch -d '2021-03-04 05:06:07' $d/a.txt $d/sub/f1 $d/sparse $d/sub $d/empty; \
         done && echo written > /claim/origin; fi; sleep 3600";
     let pod = serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -101,7 +96,8 @@ async fn volume_data_round_trip(
         ensure!(Instant::now() < deadline, "the app never wrote its data");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let before = exec_sh(client, "files", "keeper", FINGERPRINT)
+    let fingerprint = common::fingerprint_script("/", "data claim");
+    let before = exec_sh(client, "files", "keeper", &fingerprint)
         .await?
         .stdout;
     ensure!(
@@ -167,13 +163,15 @@ async fn volume_data_round_trip(
         other,
         "the claim is provisioned anew, not bound to its old volume {first}"
     );
-    let after = exec_sh(client, "files", "keeper", FINGERPRINT)
+    let after = exec_sh(client, "files", "keeper", &fingerprint)
         .await?
         .stdout;
-    assert_eq!(
-        after, before,
-        "the restored volumes hold the backed-up files, modes and mtimes"
-    );
+    common::same_fingerprint(
+        &before,
+        &after,
+        common::DirectoryTimes::Kept,
+        "the restored volumes hold the backed-up files, modes and mtimes",
+    )?;
     let seen = exec_sh(
         client,
         "files",
@@ -191,7 +189,76 @@ async fn volume_data_round_trip(
         "the helper removed its markers: {seen}"
     );
 
+    kopia_restores_the_same(client, &disks.join("backups"), &before).await?;
     agent_killed_during_a_volume_backup(cluster, kubeconfig, client, &disks.join(other)).await
+}
+
+/// kopia 0.22.3 itself on the repository the installed node agent wrote for backup `files`: each
+/// volume's snapshot is listed with Velero's source and tags, verified file by file and content
+/// by content, and restored with the same files as the pod had (`before`).
+async fn kopia_restores_the_same(
+    client: &kube::Client,
+    bucket: &Path,
+    before: &str,
+) -> anyhow::Result<()> {
+    let Some(kopia) = velero_test_harness::tools::kopia_or_skip("kopia on the installed agent's repository")
+    else {
+        return Ok(());
+    };
+    let password = velero_podvolume::read_password(client, "velero").await?;
+    let view = tempfile::tempdir()?;
+    let repo = view.path().join("repo");
+    velero_test_harness::tools::kopia_filesystem_copy(&bucket.join("kopia/files"), &repo)?;
+    let cli = velero_test_harness::tools::KopiaCli::new(&kopia, view.path(), &password);
+    cli.connect_filesystem(&repo)?;
+    let listed: serde_json::Value =
+        serde_json::from_str(&cli.run(&["snapshot", "list", "--all", "--json"])?)?;
+    let pvbs: Api<velero_api::v1::PodVolumeBackup> = Api::namespaced(client.clone(), "velero");
+    let restored = view.path().join("restored");
+    for pvb in pvbs
+        .list(&ListParams::default().labels("velero.io/backup-name=files"))
+        .await?
+        .items
+    {
+        let volume = pvb.spec.volume.clone();
+        let id = pvb
+            .status
+            .and_then(|s| s.snapshot_id)
+            .context("a Completed volume's snapshot")?;
+        let snapshot = listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["id"] == id.as_str())
+            .with_context(|| format!("kopia lists {id}: {listed}"))?;
+        ensure!(
+            snapshot["source"]["userName"] == "default"
+                && snapshot["source"]["host"] == "default"
+                && snapshot["source"]["path"]
+                    == format!("snapshot-pod-volume/kopia/files/keeper/{volume}").as_str()
+                && snapshot["tags"]["snapshot-requester"] == "snapshot-pod-volume"
+                && snapshot["tags"]["snapshot-uploader"] == "kopia",
+            "Velero's source and tags: {snapshot}"
+        );
+        cli.run(&["snapshot", "verify", "--verify-files-percent=100", &id])?;
+        let target = restored.join(&volume);
+        cli.run(&["snapshot", "restore", &id, &target.to_string_lossy()])?;
+    }
+    cli.run(&["content", "verify", "--full"])?;
+    let script = common::fingerprint_script(&restored.to_string_lossy(), "data claim");
+    let out = Command::new("sh")
+        .env("LC_ALL", "C")
+        .args(["-c", &script])
+        .output()?;
+    ensure!(out.status.success(), "{}", text(&out.stderr));
+    // kopia's restore gives a directory the newest time below it (its snapshotfs reads a
+    // subdirectory's time from its summary), not its own.
+    common::same_fingerprint(
+        before,
+        &text(&out.stdout),
+        common::DirectoryTimes::NotKept,
+        "kopia's restore of the installed agent's snapshots",
+    )
 }
 
 /// The PersistentVolume the test namespace's claim is bound to.

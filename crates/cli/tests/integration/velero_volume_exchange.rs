@@ -17,7 +17,7 @@ use kube::api::{Api, ListParams};
 use serde_json::Value;
 use velero_test_harness::{ControlPlane, S3Server, tools};
 
-use common::{exec_sh, kubectl, kubectl_apply, run, running_pods, text, velero};
+use common::{DirectoryTimes, exec_sh, kubectl, kubectl_apply, run, running_pods, text, velero};
 
 /// velero-rs's image, from the binary these tests run.
 const OURS: &str = "velero-rs:exchange";
@@ -35,11 +35,6 @@ const APP: &str = "ls -A /data > /tmp/seen; cp /tmp/seen /data/seen-at-start; cd
       && mkdir empty && ln -s a.txt link && dd if=/dev/urandom of=sparse bs=4096 count=2 seek=5000 2>/dev/null \
       && touch -d '2021-03-04 05:06:07' a.txt sub/f1 sparse sub empty && echo written > origin; \
     fi; sleep 3600";
-
-/// Path, mode, size, mtime, kind and content hash of everything in the volume but the app's start
-/// record and the restore helper's markers.
-const FINGERPRINT: &str = "cd / && find data -mindepth 1 ! -name seen-at-start ! -path '*/.velero*' | sort | \
-    while read f; do stat -c '%n %a %s %Y %F' \"$f\"; if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then md5sum \"$f\"; fi; done";
 
 fn app_pod() -> Value {
     serde_json::json!({
@@ -140,62 +135,9 @@ async fn app_data(client: &kube::Client) -> anyhow::Result<String> {
         ensure!(Instant::now() < deadline, "the app's data is not there");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let out = exec_sh(client, "files", "keeper", FINGERPRINT).await?;
+    let out = exec_sh(client, "files", "keeper", &common::fingerprint_script("/", "data")).await?;
     ensure!(out.exit_code == 0, "fingerprint: {}", out.stderr);
     Ok(out.stdout)
-}
-
-/// Whether a restore is expected to bring back the mtimes of directories.
-#[derive(Clone, Copy, PartialEq)]
-enum DirectoryTimes {
-    Kept,
-    /// Velero restores with kopia's restore (pkg/uploader/kopia/snapshot.go, in parallel at the
-    /// number of CPUs), which does not bring back a directory's own time: it sets the newest time
-    /// found below it (kopia's snapshotfs reads a subdirectory's time from its summary), and files
-    /// still being created in it afterwards leave it at the time of the restore. The snapshot
-    /// holds the directory's own time (in its parent's listing), and velero-rs restores it.
-    NotKeptByVelero,
-}
-
-/// A fingerprint's lines, without directories' sizes (how much room the file system gave a
-/// directory's listing depends on the order its entries were made in) and, when a restore does
-/// not bring them back, their mtimes.
-fn fingerprint_lines(fingerprint: &str, times: DirectoryTimes) -> Vec<String> {
-    fingerprint
-        .lines()
-        .map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            match fields.as_slice() {
-                [name, mode, _size, mtime, "directory"] => match times {
-                    DirectoryTimes::Kept => format!("{name} {mode} {mtime} directory"),
-                    DirectoryTimes::NotKeptByVelero => format!("{name} {mode} directory"),
-                },
-                _ => line.to_string(),
-            }
-        })
-        .collect()
-}
-
-/// The two fingerprints are the same; else the lines that differ.
-fn same_data(
-    original: &str,
-    restored: &str,
-    times: DirectoryTimes,
-    what: &str,
-) -> anyhow::Result<()> {
-    let (original, restored) = (
-        fingerprint_lines(original, times),
-        fingerprint_lines(restored, times),
-    );
-    let a: std::collections::BTreeSet<&String> = original.iter().collect();
-    let b: std::collections::BTreeSet<&String> = restored.iter().collect();
-    let lost: Vec<&&String> = a.difference(&b).take(20).collect();
-    let gained: Vec<&&String> = b.difference(&a).take(20).collect();
-    ensure!(
-        lost.is_empty() && gained.is_empty() && original == restored,
-        "{what}: the volume differs\nbacked up: {lost:#?}\nrestored: {gained:#?}"
-    );
-    Ok(())
 }
 
 /// The restored pod's init containers, and that the app started on restored data.
@@ -392,7 +334,7 @@ async fn volume_data_crosses_both_ways_with_velero_on_a_real_node() -> anyhow::R
         text(&out.stderr)
     );
     restored_with_helper(&client, OURS).await?;
-    same_data(
+    common::same_fingerprint(
         &original,
         &app_data(&client).await?,
         DirectoryTimes::Kept,
@@ -436,10 +378,15 @@ async fn volume_data_crosses_both_ways_with_velero_on_a_real_node() -> anyhow::R
         log()
     );
     restored_with_helper(&client, VELERO).await?;
-    same_data(
+    // Velero restores with kopia's restore (pkg/uploader/kopia/snapshot.go, in parallel at the
+    // number of CPUs), which does not bring back a directory's own time: it sets the newest time
+    // found below it (kopia's snapshotfs reads a subdirectory's time from its summary), and files
+    // still being created in it afterwards leave it at the time of the restore. The snapshot
+    // holds the directory's own time (checked below), and velero-rs restores it.
+    common::same_fingerprint(
         &original,
         &app_data(&client).await?,
-        DirectoryTimes::NotKeptByVelero,
+        DirectoryTimes::NotKept,
         "velero-rs's backup restored by Velero",
     )?;
     drop(velero_server);
