@@ -2,7 +2,7 @@
 //! scrypt key that opens `kopia.repository`, the keyed BLAKE2b content hash, and AES-256-GCM with
 //! a per-content key (`AES256-GCM-HMAC-SHA256`).
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 
 use crate::error::KopiaError;
@@ -140,6 +140,30 @@ impl ContentCipher {
     /// authenticated data.
     pub fn encrypt(&self, iv: &[u8], plain: &[u8]) -> Result<Vec<u8>, KopiaError> {
         seal(&self.key_for(iv), iv, plain)
+    }
+
+    /// [`encrypt`](Self::encrypt), appended to `out` (a pack being filled) and sealed where it
+    /// lies: no copy of the content but the one into the pack. How many bytes were appended.
+    pub fn encrypt_into(
+        &self,
+        iv: &[u8],
+        plain: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<usize, KopiaError> {
+        let nonce: [u8; NONCE_BYTES] = random()?;
+        let start = out.len();
+        out.reserve(NONCE_BYTES + plain.len() + TAG_BYTES);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plain);
+        let tag = Aes256Gcm::new((&self.key_for(iv)).into())
+            .encrypt_in_place_detached(
+                Nonce::from_slice(&nonce),
+                iv,
+                &mut out[start + NONCE_BYTES..],
+            )
+            .map_err(|_| KopiaError::Unsupported("AES-GCM refused to encrypt".into()))?;
+        out.extend_from_slice(&tag);
+        Ok(out.len() - start)
     }
 
     pub fn decrypt(&self, iv: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {

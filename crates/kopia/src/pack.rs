@@ -92,6 +92,11 @@ impl PackWriter {
         self.entries.is_empty()
     }
 
+    /// Makes room for `bytes` more, so filling a data pack does not copy it as it grows.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.data.reserve(bytes);
+    }
+
     /// Seals `data` (already hashed as `id`) into the pack, compressed with zstd when `compress`
     /// and that is smaller; returns its index entry.
     pub fn add(
@@ -111,15 +116,15 @@ impl PackWriter {
             Some(c) => (c.as_slice(), compression::ZSTD_FASTEST),
             None => (data, 0),
         };
-        let sealed = cipher.encrypt(id.hash(), payload)?;
         let too_long = |what: &str| KopiaError::Unsupported(format!("a content {what}"));
+        let offset =
+            u32::try_from(self.data.len()).map_err(|_| too_long("beyond 4 GiB into a pack"))?;
+        let sealed = cipher.encrypt_into(id.hash(), payload, &mut self.data)?;
         let info = Info {
             content: id,
             pack: self.name.clone(),
-            pack_offset: u32::try_from(self.data.len())
-                .map_err(|_| too_long("beyond 4 GiB into a pack"))?,
-            packed_length: u32::try_from(sealed.len())
-                .map_err(|_| too_long("of more than 4 GiB"))?,
+            pack_offset: offset,
+            packed_length: u32::try_from(sealed).map_err(|_| too_long("of more than 4 GiB"))?,
             original_length: u32::try_from(data.len())
                 .map_err(|_| too_long("of more than 4 GiB"))?,
             timestamp,
@@ -127,7 +132,6 @@ impl PackWriter {
             compression,
             format_version: CONTENT_FORMAT_VERSION,
         };
-        self.data.extend_from_slice(&sealed);
         self.entries.push(info.clone());
         Ok(info)
     }

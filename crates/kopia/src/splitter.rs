@@ -73,37 +73,71 @@ impl Splitter {
     /// them do and it goes on.
     pub fn next_boundary(&mut self, data: &[u8]) -> Option<usize> {
         let mut i = 0;
-        while i < data.len() {
-            // No chunk ends before MIN_SIZE, and the hash depends on the last 64 bytes only:
-            // bytes that leave the window before then are counted, not hashed (kopia does the
-            // same), and the window restarts from zeros, whose hash is zero.
-            let skip_to = MIN_SIZE - WINDOW;
+        // No chunk ends before MIN_SIZE, and the hash depends on the last 64 bytes only: bytes
+        // that leave the window before then are counted, not hashed (kopia does the same), and
+        // the window restarts from zeros, whose hash is zero.
+        let skip_to = MIN_SIZE - WINDOW;
+        if self.count < skip_to {
+            let skip = (skip_to - self.count).min(data.len());
+            self.count += skip;
+            i = skip;
             if self.count < skip_to {
-                let skip = (skip_to - self.count).min(data.len() - i);
-                self.count += skip;
-                i += skip;
-                if self.count == skip_to {
-                    self.window = [0; WINDOW];
-                    self.oldest = 0;
-                    self.hash = 0;
-                }
-                continue;
+                return None;
             }
-            let byte = data[i];
-            let out = self.window[self.oldest];
-            self.window[self.oldest] = byte;
-            self.oldest = (self.oldest + 1) % WINDOW;
-            // A 64-byte window is a multiple of 32: the outgoing byte's term needs no rotation.
-            self.hash =
-                self.hash.rotate_left(1) ^ TABLE[usize::from(out)] ^ TABLE[usize::from(byte)];
-            self.count += 1;
+            self.window = [0; WINDOW];
+            self.oldest = 0;
+            self.hash = 0;
+        }
+        let start = i;
+        let (mut hash, mut count) = (self.hash, self.count);
+        let mut found = None;
+        // The outgoing byte is the one 64 back: from the window for the first 64 bytes of this
+        // call, then from `data` itself, so the hot loop touches no ring.
+        let from_window = data.len().min(start + WINDOW);
+        while i < from_window {
+            let out = self.window[(self.oldest + (i - start)) % WINDOW];
+            hash = hash.rotate_left(1) ^ TABLE[usize::from(out)] ^ TABLE[usize::from(data[i])];
+            count += 1;
             i += 1;
-            if (self.count >= MIN_SIZE && self.hash & MASK == 0) || self.count >= MAX_SIZE {
-                self.count = 0;
-                return Some(i);
+            if (count >= MIN_SIZE && hash & MASK == 0) || count >= MAX_SIZE {
+                found = Some(i);
+                break;
             }
         }
-        None
+        if found.is_none() && i < data.len() {
+            // Past the window's first turn `count` is at least MIN_SIZE: only the mask and the
+            // maximum end a chunk.
+            let end = data.len().min(i + (MAX_SIZE - count));
+            while i < end {
+                // A 64-byte window is a multiple of 32: the outgoing byte's term needs no rotation.
+                hash = hash.rotate_left(1)
+                    ^ TABLE[usize::from(data[i - WINDOW])]
+                    ^ TABLE[usize::from(data[i])];
+                i += 1;
+                if hash & MASK == 0 {
+                    found = Some(i);
+                    break;
+                }
+            }
+            count += i - from_window;
+            if found.is_none() && count >= MAX_SIZE {
+                found = Some(i);
+            }
+        }
+        let hashed = &data[start..i];
+        if hashed.len() >= WINDOW {
+            self.window
+                .copy_from_slice(&hashed[hashed.len() - WINDOW..]);
+            self.oldest = 0;
+        } else {
+            for &byte in hashed {
+                self.window[self.oldest] = byte;
+                self.oldest = (self.oldest + 1) % WINDOW;
+            }
+        }
+        self.hash = hash;
+        self.count = if found.is_some() { 0 } else { count };
+        found
     }
 
     /// The largest chunk it makes.
@@ -183,5 +217,24 @@ mod tests {
         }
         assert_eq!(pieces, whole);
         assert!(whole.iter().all(|&n| n <= MAX_SIZE));
+
+        // Fed a few bytes at a time, the window comes from the state between calls.
+        let mut splitter = Splitter::default();
+        let (mut tiny, mut current) = (Vec::new(), 0);
+        for block in data[..5 << 20].chunks(13) {
+            let mut rest = block;
+            while let Some(n) = splitter.next_boundary(rest) {
+                tiny.push(current + n);
+                current = 0;
+                rest = &rest[n..];
+            }
+            current += rest.len();
+        }
+        tiny.push(current);
+        assert_eq!(tiny, chunk_lengths(&data[..5 << 20]));
+        assert!(
+            tiny.len() > 1,
+            "a cut inside the first five megabytes: {tiny:?}"
+        );
     }
 }

@@ -270,9 +270,7 @@ impl Upload<'_, '_> {
             .map_err(|e| KopiaError::Unsupported(format!("encoding a directory: {e}")))?;
         json.push(b'\n');
         // Directory objects uncompressed, as Velero's kopia writes them.
-        let (obj, _) = self
-            .writer
-            .write_object(&mut json.as_slice(), Some(b'k'), false)?;
+        let (obj, _) = self.writer.write_bytes(&json, Some(b'k'), false)?;
         Ok((obj, summary))
     }
 
@@ -315,9 +313,7 @@ impl Upload<'_, '_> {
                             std::fs::read_link(&child.path).map_err(KopiaError::io(&child.path))?;
                         let bytes = target.as_os_str().as_encoded_bytes().to_vec();
                         child.entry.size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
-                        let (obj, _) =
-                            self.writer
-                                .write_object(&mut bytes.as_slice(), None, false)?;
+                        let (obj, _) = self.writer.write_bytes(&bytes, None, false)?;
                         child.entry.obj = obj;
                         summary.symlinks += 1;
                     }
@@ -360,7 +356,7 @@ impl Upload<'_, '_> {
             Some(bytes) => {
                 let stored = self
                     .writer
-                    .write_object(&mut bytes.as_slice(), None, false)
+                    .write_bytes(&bytes, None, false)
                     .map_err(|e| with_path(e, &child.path))?;
                 (self.progress)(before + stored.1);
                 stored

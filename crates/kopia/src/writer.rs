@@ -106,7 +106,14 @@ impl<'r> Writer<'r> {
         };
         let pack = match slot {
             Some(p) => p,
-            None => slot.insert(PackWriter::new(metadata, &self.session)?),
+            None => {
+                let mut pack = PackWriter::new(metadata, &self.session)?;
+                if !metadata {
+                    // Untouched capacity costs no memory until written.
+                    pack.reserve(self.repo.max_pack_size() + (1 << 20));
+                }
+                slot.insert(pack)
+            }
         };
         pack.add(self.repo.cipher(), id, data, compress, self.now)?;
         self.written.insert(id);
@@ -155,53 +162,80 @@ impl<'r> Writer<'r> {
         prefix: Option<u8>,
         compress: bool,
     ) -> Result<(ObjectId, u64), KopiaError> {
-        let mut splitter = Splitter::default();
         let block = read_first_block(reader)?;
         let first = block.len();
-        let mut parts: Vec<IndirectEntry> = Vec::new();
-        let mut total = 0u64;
         if first < READ_BLOCK {
             // All of it in one block (most files): no thread.
-            let mut rest = &block[..first];
-            let mut chunk = Vec::with_capacity(first);
-            while let Some(cut) = splitter.next_boundary(rest) {
-                chunk.extend_from_slice(&rest[..cut]);
-                rest = &rest[cut..];
-                self.part(&mut chunk, &mut parts, &mut total, prefix, compress)?;
-            }
-            chunk.extend_from_slice(rest);
-            if !chunk.is_empty() || parts.is_empty() {
-                self.part(&mut chunk, &mut parts, &mut total, prefix, compress)?;
-            }
-        } else {
-            let (chunks, sealed) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
-            let writer = &mut *self;
-            let (parts_out, total_out) = std::thread::scope(|scope| {
-                let sealing = scope.spawn(move || -> Result<_, KopiaError> {
-                    let (mut parts, mut total) = (Vec::new(), 0u64);
-                    for mut chunk in sealed {
-                        writer.part(&mut chunk, &mut parts, &mut total, prefix, compress)?;
-                    }
-                    Ok((parts, total))
-                });
-                let split = split_into(reader, &mut splitter, block, first, &chunks);
-                drop(chunks);
-                let sealed = sealing
-                    .join()
-                    .map_err(|_| KopiaError::Unsupported("the sealing thread panicked".into()))?;
-                // When sealing failed, splitting stopped because of it: its error is the cause.
-                // Otherwise a reading error is.
-                match (split, sealed) {
-                    (_, Err(e)) | (Err(e), Ok(_)) => Err(e),
-                    (Ok(()), Ok(done)) => Ok(done),
-                }
-            })?;
-            parts = parts_out;
-            total = total_out;
-            if parts.is_empty() {
-                self.part(&mut Vec::new(), &mut parts, &mut total, prefix, compress)?;
-            }
+            return self.write_bytes(&block, prefix, compress);
         }
+        let mut splitter = Splitter::default();
+        let (chunks, sealed) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        let writer = &mut *self;
+        let (mut parts, mut total) = std::thread::scope(|scope| {
+            let sealing = scope.spawn(move || -> Result<_, KopiaError> {
+                let (mut parts, mut total) = (Vec::new(), 0u64);
+                for chunk in sealed {
+                    writer.part(&chunk, &mut parts, &mut total, prefix, compress)?;
+                }
+                Ok((parts, total))
+            });
+            let split = split_into(reader, &mut splitter, block, first, &chunks);
+            drop(chunks);
+            let sealed = sealing
+                .join()
+                .map_err(|_| KopiaError::Unsupported("the sealing thread panicked".into()))?;
+            // When sealing failed, splitting stopped because of it: its error is the cause.
+            // Otherwise a reading error is.
+            match (split, sealed) {
+                (_, Err(e)) | (Err(e), Ok(_)) => Err(e),
+                (Ok(()), Ok(done)) => Ok(done),
+            }
+        })?;
+        if parts.is_empty() {
+            self.part(&[], &mut parts, &mut total, prefix, compress)?;
+        }
+        self.finish_object(parts, total, prefix)
+    }
+
+    /// Stores bytes already in memory (a file read ahead, a directory listing) as one object, as
+    /// [`write_object`](Self::write_object) does; a short one is split where it lies, so its
+    /// chunks reach the pack without another copy.
+    pub fn write_bytes(
+        &mut self,
+        data: &[u8],
+        prefix: Option<u8>,
+        compress: bool,
+    ) -> Result<(ObjectId, u64), KopiaError> {
+        if data.len() >= READ_BLOCK {
+            return self.write_object(&mut &data[..], prefix, compress);
+        }
+        let mut splitter = Splitter::default();
+        let (mut parts, mut total) = (Vec::new(), 0u64);
+        let mut start = 0;
+        while let Some(cut) = splitter.next_boundary(&data[start..]) {
+            self.part(
+                &data[start..start + cut],
+                &mut parts,
+                &mut total,
+                prefix,
+                compress,
+            )?;
+            start += cut;
+        }
+        if start < data.len() || parts.is_empty() {
+            self.part(&data[start..], &mut parts, &mut total, prefix, compress)?;
+        }
+        self.finish_object(parts, total, prefix)
+    }
+
+    /// The object made of `parts`: the one content itself, or a table of them (stored as an
+    /// object in turn).
+    fn finish_object(
+        &mut self,
+        parts: Vec<IndirectEntry>,
+        total: u64,
+        prefix: Option<u8>,
+    ) -> Result<(ObjectId, u64), KopiaError> {
         if let [only] = parts.as_slice() {
             return Ok((only.object, total));
         }
@@ -211,11 +245,7 @@ impl<'r> Writer<'r> {
         })
         .map_err(|e| KopiaError::Unsupported(format!("encoding an object table: {e}")))?;
         table.push(b'\n');
-        let (table_id, _) = self.write_object(
-            &mut table.as_slice(),
-            Some(prefix.unwrap_or(TABLE_PREFIX)),
-            true,
-        )?;
+        let (table_id, _) = self.write_bytes(&table, Some(prefix.unwrap_or(TABLE_PREFIX)), true)?;
         let indirection = table_id
             .indirection
             .checked_add(1)
@@ -231,7 +261,7 @@ impl<'r> Writer<'r> {
 
     fn part(
         &mut self,
-        chunk: &mut Vec<u8>,
+        chunk: &[u8],
         parts: &mut Vec<IndirectEntry>,
         total: &mut u64,
         prefix: Option<u8>,
@@ -245,7 +275,6 @@ impl<'r> Writer<'r> {
             object: ObjectId::direct(id),
         });
         *total += length;
-        chunk.clear();
         Ok(())
     }
 

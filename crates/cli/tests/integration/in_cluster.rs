@@ -201,7 +201,8 @@ async fn kopia_restores_the_same(
     bucket: &Path,
     before: &str,
 ) -> anyhow::Result<()> {
-    let Some(kopia) = velero_test_harness::tools::kopia_or_skip("kopia on the installed agent's repository")
+    let Some(kopia) =
+        velero_test_harness::tools::kopia_or_skip("kopia on the installed agent's repository")
     else {
         return Ok(());
     };

@@ -135,7 +135,13 @@ async fn app_data(client: &kube::Client) -> anyhow::Result<String> {
         ensure!(Instant::now() < deadline, "the app's data is not there");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let out = exec_sh(client, "files", "keeper", &common::fingerprint_script("/", "data")).await?;
+    let out = exec_sh(
+        client,
+        "files",
+        "keeper",
+        &common::fingerprint_script("/", "data"),
+    )
+    .await?;
     ensure!(out.exit_code == 0, "fingerprint: {}", out.stderr);
     Ok(out.stdout)
 }

@@ -266,12 +266,14 @@ pub enum DirectoryTimes {
 fn fingerprint_lines(fingerprint: &str, times: DirectoryTimes) -> Vec<String> {
     fingerprint
         .lines()
-        .map(|line| match line.split(' ').collect::<Vec<_>>().as_slice() {
-            [name, mode, _mtime, "directory"] if times == DirectoryTimes::NotKept => {
-                format!("{name} {mode} directory")
-            }
-            _ => line.to_string(),
-        })
+        .map(
+            |line| match line.split(' ').collect::<Vec<_>>().as_slice() {
+                [name, mode, _mtime, "directory"] if times == DirectoryTimes::NotKept => {
+                    format!("{name} {mode} directory")
+                }
+                _ => line.to_string(),
+            },
+        )
         .collect()
 }
 
