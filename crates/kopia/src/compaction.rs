@@ -194,8 +194,10 @@ fn store_time(layout: &Layout) -> Option<i64> {
         .max()
 }
 
-fn margin_seconds(params: &EpochParameters) -> i64 {
-    params.cleanup_safety_margin / NANOS
+/// What was replaced before this time may go: the store's clock less the safety margin, so
+/// every client has had time to see the replacement. Nothing goes without a clock.
+fn replaced_before(layout: &Layout, params: &EpochParameters) -> Option<i64> {
+    Some(store_time(layout)? - params.cleanup_safety_margin / NANOS)
 }
 
 /// Deletes epoch markers older than the previous epoch's, and watermarks a newer one replaced
@@ -205,10 +207,9 @@ fn cleanup_markers(
     layout: &Layout,
     params: &EpochParameters,
 ) -> Result<usize, KopiaError> {
-    let Some(now) = store_time(layout) else {
+    let Some(replaced_before) = replaced_before(layout, params) else {
         return Ok(0);
     };
-    let replaced_before = now - margin_seconds(params);
     let mut doomed: Vec<&str> = layout
         .markers
         .iter()
@@ -239,10 +240,9 @@ fn cleanup_superseded(
     layout: &Layout,
     params: &EpochParameters,
 ) -> Result<usize, KopiaError> {
-    let Some(now) = store_time(layout) else {
+    let Some(replaced_before) = replaced_before(layout, params) else {
         return Ok(0);
     };
-    let replaced_before = now - margin_seconds(params);
     let mut deleted = 0;
     for blob in repo.store.list(UNCOMPACTED)? {
         let Some(epoch) = epoch_of(&blob.id) else {

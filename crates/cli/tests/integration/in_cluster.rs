@@ -87,15 +87,7 @@ async fn volume_data_round_trip(
     velero_test_harness::create_object(client, pod).await?;
     let files: Api<Pod> = Api::namespaced(client.clone(), "files");
     running_pods(&files, "app=keeper").await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while exec_sh(client, "files", "keeper", "test -e /claim/origin")
-        .await?
-        .exit_code
-        != 0
-    {
-        ensure!(Instant::now() < deadline, "the app never wrote its data");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    common::wait_for_file(client, "files", "keeper", "/claim/origin").await?;
     let fingerprint = common::fingerprint_script("/", "data claim");
     let before = exec_sh(client, "files", "keeper", &fingerprint)
         .await?

@@ -126,15 +126,7 @@ async fn run_node_agent(
 async fn app_data(client: &kube::Client) -> anyhow::Result<String> {
     let files: Api<Pod> = Api::namespaced(client.clone(), "files");
     running_pods(&files, "app=keeper").await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while exec_sh(client, "files", "keeper", "test -e /data/origin")
-        .await?
-        .exit_code
-        != 0
-    {
-        ensure!(Instant::now() < deadline, "the app's data is not there");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    common::wait_for_file(client, "files", "keeper", "/data/origin").await?;
     let out = exec_sh(
         client,
         "files",

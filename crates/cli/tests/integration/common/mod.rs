@@ -299,3 +299,27 @@ pub fn same_fingerprint(
     );
     Ok(())
 }
+
+/// Waits (at most a minute) until `path` exists in the Running pod `ns/pod` (an app's data is in
+/// place).
+#[allow(dead_code)]
+pub async fn wait_for_file(
+    client: &kube::Client,
+    ns: &str,
+    pod: &str,
+    path: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while exec_sh(client, ns, pod, &format!("test -e {path}"))
+        .await?
+        .exit_code
+        != 0
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "{path} never appeared in {ns}/{pod}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
