@@ -143,8 +143,11 @@ fn same_metadata(previous: &DirEntry, entry: &DirEntry) -> bool {
 /// seals the ones before them (kopia reads several files at once too). Larger ones go through
 /// the writer's split/seal pipeline as they are read.
 const READ_AHEAD_MAX: u64 = 1 << 20;
-/// How many read-ahead files may wait: at most this many megabytes held, usually far less.
-const READ_AHEAD_DEPTH: usize = 32;
+/// How many read-ahead files may wait per reader: at most this many megabytes held each, usually
+/// far less.
+const READ_AHEAD_DEPTH: usize = 16;
+/// Threads reading ahead.
+const READERS: usize = 2;
 
 /// A file read ahead: its bytes, or the news that it grew past [`READ_AHEAD_MAX`] since it was
 /// listed (it is then read as it is read without read-ahead).
@@ -287,22 +290,34 @@ impl Upload<'_, '_> {
             .map(|c| c.path.clone())
             .collect();
         std::thread::scope(|scope| {
-            let (sender, read) = std::sync::mpsc::sync_channel(READ_AHEAD_DEPTH);
-            if !ahead.is_empty() {
+            // Two readers, taking turns file by file, so the disk has two reads to work on as
+            // kopia's parallel reads give it; each file is taken from its reader in order.
+            let mut readers = Vec::with_capacity(READERS);
+            for first in 0..READERS.min(ahead.len()) {
+                let (sender, read) = std::sync::mpsc::sync_channel(READ_AHEAD_DEPTH);
+                let mine: Vec<std::path::PathBuf> =
+                    ahead.iter().skip(first).step_by(READERS).cloned().collect();
                 scope.spawn(move || {
-                    for path in ahead {
+                    for path in mine {
                         // The receiver gone means the snapshot stopped: so does reading.
                         if sender.send(read_ahead(&path)).is_err() {
                             break;
                         }
                     }
                 });
+                readers.push(read);
             }
+            let mut turn = 0;
             for child in children.iter_mut() {
                 match child.entry.kind {
                     EntryType::File => {
-                        let wanted = read_ahead_wanted(child);
-                        self.file(child, wanted.then_some(&read))?;
+                        let reader = if read_ahead_wanted(child) {
+                            turn += 1;
+                            readers.get((turn - 1) % READERS)
+                        } else {
+                            None
+                        };
+                        self.file(child, reader)?;
                         summary.files += 1;
                         summary.size += child.entry.size;
                         self.stats.file_count += 1;
