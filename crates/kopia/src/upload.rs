@@ -139,7 +139,7 @@ fn same_metadata(previous: &DirEntry, entry: &DirEntry) -> bool {
         && previous.size == entry.size
 }
 
-/// Files up to this size are read ahead, on a thread of their own, while this one hashes and
+/// Files up to this size are read ahead, by threads of their own, while this one hashes and
 /// seals the ones before them (kopia reads several files at once too). Larger ones go through
 /// the writer's split/seal pipeline as they are read.
 const READ_AHEAD_MAX: u64 = 1 << 20;
@@ -278,7 +278,7 @@ impl Upload<'_, '_> {
     }
 
     /// Stores a directory's files and symlinks, in name order; files that must be read and are
-    /// small are read ahead on another thread.
+    /// small are read ahead on other threads.
     fn files(
         &mut self,
         children: &mut [Child],
@@ -339,7 +339,7 @@ impl Upload<'_, '_> {
         })
     }
 
-    /// Stores one file: reused from the parent, taken from the read-ahead thread (`ahead`), or
+    /// Stores one file: reused from the parent, taken from its read-ahead thread (`ahead`), or
     /// read here.
     fn file(
         &mut self,
