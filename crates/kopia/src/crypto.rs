@@ -69,17 +69,21 @@ fn seal_into(
     out: &mut Vec<u8>,
 ) -> Result<usize, KopiaError> {
     let nonce: [u8; NONCE_BYTES] = random()?;
+    let key = gcm_key(key)?;
     let start = out.len();
     out.reserve(NONCE_BYTES + plain.len() + TAG_BYTES);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plain);
-    let tag = gcm_key(key)?
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad),
-            &mut out[start + NONCE_BYTES..],
-        )
-        .map_err(|_| KopiaError::Unsupported("AES-GCM refused to encrypt".into()))?;
+    let sealed = key.seal_in_place_separate_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut out[start + NONCE_BYTES..],
+    );
+    let Ok(tag) = sealed else {
+        // A pack keeps nothing of a content that could not be sealed.
+        out.truncate(start);
+        return Err(KopiaError::Unsupported("AES-GCM refused to encrypt".into()));
+    };
     out.extend_from_slice(tag.as_ref());
     Ok(out.len() - start)
 }

@@ -123,9 +123,10 @@ pub fn velero_cli(tool: &Path, kubeconfig: &Path, home: &Path) -> std::process::
 }
 
 /// Velero's `velero server` beside a test cluster (outside it, as its README says it runs), with
-/// the AWS plugin as its only plugin, its log appended to `work/velero-server.log`, and its
-/// listeners on free loopback ports. It runs in a process group of its own, so that stopping it
-/// stops the plugin processes it started too. Dropping it stops it.
+/// the AWS plugin as its only plugin, its log appended to `work/velero-server.log`, its
+/// temporary files in `work/tmp`, and its listeners on free loopback ports. It runs in a process
+/// group of its own, so that stopping it stops the plugin processes it started too. Dropping it
+/// stops it.
 pub struct VeleroServer {
     child: std::process::Child,
 }
@@ -146,9 +147,15 @@ impl VeleroServer {
             .create(true)
             .append(true)
             .open(work.join("velero-server.log"))?;
+        // Velero keeps the location's credentials in files under the temporary directory
+        // (internal/credentials: os.TempDir()/credentials/<namespace>/…): two servers on this
+        // machine (tests run two at a time) would overwrite each other's keys in /tmp.
+        let tmp = work.join("tmp");
+        std::fs::create_dir_all(&tmp)?;
         let child = std::process::Command::new(tool)
             .env_clear()
             .env("HOME", work)
+            .env("TMPDIR", &tmp)
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .args(["server", "--kubeconfig"])
             .arg(kubeconfig)

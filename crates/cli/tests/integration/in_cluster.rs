@@ -324,8 +324,13 @@ async fn agent_killed_during_a_volume_backup(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let pid =
-        find_process(&["/velero", "node-agent", "server"]).context("the node agent's process")?;
+    let velero_pods: Api<Pod> = Api::namespaced(client.clone(), "velero");
+    let agent = running_pods(&velero_pods, "name=node-agent")
+        .await?
+        .remove(0);
+    let agent_uid = agent.metadata.uid.context("the node agent's pod UID")?;
+    let pid = find_process(&agent_uid, &["/velero", "node-agent", "server"])
+        .context("the node agent's process")?;
     let killed = Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()?;
@@ -401,19 +406,24 @@ async fn agent_killed_during_a_volume_backup(
     Ok(())
 }
 
-/// A process on this machine whose command line holds every one of `words`, in order.
-fn find_process(words: &[&str]) -> Option<u32> {
+/// The process of pod `pod_uid` whose command line holds every one of `words`, in order. Other
+/// clusters on this machine (tests run two at a time) run node agents too: the kubelet's cgroup
+/// path, which names the pod, tells this one's apart.
+fn find_process(pod_uid: &str, words: &[&str]) -> Option<u32> {
     let needle: Vec<u8> = words.join("\0").into_bytes();
+    let pod = format!("pod{pod_uid}");
     std::fs::read_dir("/proc")
         .ok()?
         .flatten()
         .find_map(|entry| {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            cmdline
-                .windows(needle.len())
-                .any(|w| w == needle.as_slice())
-                .then_some(pid)
+            let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+            (cgroups.contains(&pod)
+                && cmdline
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_slice()))
+            .then_some(pid)
         })
 }
 
@@ -635,8 +645,8 @@ async fn velero_runs_in_the_cluster_from_its_image() -> anyhow::Result<()> {
         ],
     )?;
     assert!(agent_log.contains("node agent ready"), "{agent_log}");
-    let pid =
-        find_process(&["/velero", "node-agent", "server"]).context("the node agent's process")?;
+    let pid = find_process(&agent_uid, &["/velero", "node-agent", "server"])
+        .context("the node agent's process")?;
     let seen: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/root/host_pods"))?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())

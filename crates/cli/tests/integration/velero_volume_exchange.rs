@@ -190,6 +190,23 @@ fn kopia_snapshot_of(cp: &ControlPlane, backup: &str) -> anyhow::Result<String> 
         .to_string())
 }
 
+/// The location Available to Velero's server; else what its log says last.
+async fn velero_location_available(
+    cp: &ControlPlane,
+    work: &std::path::Path,
+) -> anyhow::Result<()> {
+    velero_test_harness::install::location_available(cp)
+        .await
+        .with_context(|| {
+            let log = std::fs::read_to_string(work.join("velero-server.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            format!(
+                "Velero's server log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        })
+}
+
 fn delete_app_namespace(cp: &ControlPlane) {
     kubectl(cp, &["delete", "namespace", "files", "--wait=true"]);
 }
@@ -296,7 +313,8 @@ async fn volume_data_crosses_both_ways_with_velero_on_a_real_node() -> anyhow::R
     // 1. Velero backs up the volume; velero-rs restores it into a new pod.
     run_node_agent(&cp, &velero_pods, &velero_agent, VELERO).await?;
     let velero_server = tools::VeleroServer::start(&velero_tool, &kubeconfig, work.path())?;
-    velero_test_harness::install::location_available(&cp).await?;
+    velero_location_available(&cp, work.path()).await?;
+    let log = || std::fs::read_to_string(work.path().join("velero-server.log")).unwrap_or_default();
     let out = velero_cli(&[
         "backup",
         "create",
@@ -305,7 +323,6 @@ async fn volume_data_crosses_both_ways_with_velero_on_a_real_node() -> anyhow::R
         "files",
         "--wait",
     ]);
-    let log = || std::fs::read_to_string(work.path().join("velero-server.log")).unwrap_or_default();
     ensure!(
         out.contains("Backup completed with status: Completed"),
         "{out}\nVelero's server:\n{}",
@@ -360,7 +377,7 @@ async fn volume_data_crosses_both_ways_with_velero_on_a_real_node() -> anyhow::R
 
     run_node_agent(&cp, &velero_pods, &velero_agent, VELERO).await?;
     let velero_server = tools::VeleroServer::start(&velero_tool, &kubeconfig, work.path())?;
-    velero_test_harness::install::location_available(&cp).await?;
+    velero_location_available(&cp, work.path()).await?;
     let out = velero_cli(&[
         "restore",
         "create",
