@@ -259,6 +259,7 @@ async fn backups_cross_both_ways_with_velero_and_its_cli_drives_our_server() -> 
     if tools::require_or_skip(tools::VELERO_AWS_PLUGIN, "velero_exchange").is_none() {
         return Ok(());
     }
+    let _turn = common::VELERO_SERVER_TURN.lock().await;
     let cp = ControlPlane::start().await?;
     let kubeconfig = cp.kubeconfig_path().to_path_buf();
     let s3 = S3Server::start().await?;

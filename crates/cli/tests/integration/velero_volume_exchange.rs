@@ -219,6 +219,7 @@ async fn volume_data_crosses_both_ways_with_velero_on_a_real_node() -> anyhow::R
     if tools::require_or_skip(tools::VELERO_AWS_PLUGIN, "velero_volume_exchange").is_none() {
         return Ok(());
     }
+    let _turn = common::VELERO_SERVER_TURN.lock().await;
     let cp = ControlPlane::start_with_node().await?;
     let kubeconfig = cp.kubeconfig_path().to_path_buf();
     let client = cp.client().await?;
