@@ -171,7 +171,8 @@ impl VeleroServer {
                 "--log-level",
                 "debug",
             ])
-            .stdout(std::process::Stdio::null())
+            // Velero logs to stdout; errors before its logger starts go to stderr.
+            .stdout(log.try_clone()?)
             .stderr(log)
             .process_group(0)
             .spawn()
