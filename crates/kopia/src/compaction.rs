@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use crate::blob::BlobMeta;
-use crate::epoch::{Layout, MARKER, RANGE, SINGLE, UNCOMPACTED, epoch_of};
+use crate::epoch::{Layout, MARKER, RANGE, SINGLE, epoch_of};
 use crate::error::KopiaError;
 use crate::format::EpochParameters;
 use crate::id::{ContentId, encode_hex};
@@ -243,19 +243,19 @@ fn cleanup_superseded(
     let Some(replaced_before) = replaced_before(layout, params) else {
         return Ok(0);
     };
+    // The layout already lists every uncompacted blob by epoch: no second listing.
     let mut deleted = 0;
-    for blob in repo.store.list(UNCOMPACTED)? {
-        let Some(epoch) = epoch_of(&blob.id) else {
-            continue;
-        };
+    for (epoch, blobs) in &layout.uncompacted {
         let replaced = layout
             .singles
-            .get(&epoch)
+            .get(epoch)
             .and_then(|set| set.iter().map(|b| b.timestamp).max())
             .is_some_and(|written| written < replaced_before);
         if replaced {
-            repo.store.delete(&blob.id)?;
-            deleted += 1;
+            for blob in blobs {
+                repo.store.delete(&blob.id)?;
+                deleted += 1;
+            }
         }
     }
     Ok(deleted)
