@@ -139,12 +139,7 @@ async fn volume_data_round_trip(
     let restored = velero_ok(kubeconfig, &["restore", "describe", "files-back"])?;
     assert!(restored.contains("Completed"), "{restored}");
     let pod = running_pods(&files, "app=keeper").await?.remove(0);
-    let init: Vec<String> = pod
-        .spec
-        .iter()
-        .flat_map(|s| s.init_containers.iter().flatten())
-        .map(|c| format!("{} {}", c.name, c.image.clone().unwrap_or_default()))
-        .collect();
+    let init = common::init_containers(&pod);
     assert_eq!(
         init,
         [format!("restore-wait {IMAGE}")],

@@ -142,12 +142,7 @@ async fn app_data(client: &kube::Client) -> anyhow::Result<String> {
 async fn restored_with_helper(client: &kube::Client, image: &str) -> anyhow::Result<()> {
     let files: Api<Pod> = Api::namespaced(client.clone(), "files");
     let pod = running_pods(&files, "app=keeper").await?.remove(0);
-    let init: Vec<String> = pod
-        .spec
-        .iter()
-        .flat_map(|s| s.init_containers.iter().flatten())
-        .map(|c| format!("{} {}", c.name, c.image.clone().unwrap_or_default()))
-        .collect();
+    let init = common::init_containers(&pod);
     ensure!(
         init == [format!("restore-wait {image}")],
         "init containers {init:?}"

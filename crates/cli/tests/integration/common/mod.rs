@@ -329,3 +329,14 @@ pub async fn wait_for_file(
 /// with each server's temporary directory already its own).
 #[allow(dead_code)]
 pub static VELERO_SERVER_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A pod's init containers, as `<name> <image>` each (the restore helper's, after a file-system
+/// restore).
+#[allow(dead_code)]
+pub fn init_containers(pod: &Pod) -> Vec<String> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+        .map(|c| format!("{} {}", c.name, c.image.clone().unwrap_or_default()))
+        .collect()
+}
